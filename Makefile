@@ -1,0 +1,35 @@
+# `make train` and `make test` each create .venv if missing and install toolkit and every
+# bundled plugin (plugins/*/) into it, editable, then run.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP   := $(VENV)/.installed
+# The CPU build of torch lies on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
+TORCH   ?= torch==2.13.0
+
+.PHONY: install train test bench clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools
+
+$(STAMP): $(PY) pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PY) -m pip install -q "$(TORCH)" || $(PY) -m pip install -q "torch>=2.3"
+	$(PY) -m pip install -q -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(VENV)/bin/toolkit train random --env Pong
+
+test: $(STAMP)
+	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/replay_memory.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

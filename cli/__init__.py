@@ -1,0 +1,211 @@
+"""The ``toolkit`` command line (Typer).
+
+Train options are generated from the config dataclasses at run time (field docstrings become
+the help text), so ``toolkit train ALGO --help`` shows exactly the options of that algorithm.
+torch, gymnasium, ale_py and wandb are imported only by the commands that need them, so
+``toolkit --help`` and ``toolkit list`` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import click
+import typer
+
+from toolkit.errors import ToolkitError
+
+app = typer.Typer(
+    name="toolkit",
+    help="Reinforcement-learning and generative-model training with plugins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _registry():
+    from toolkit.plugins import get_registry
+
+    return get_registry()
+
+
+def _split_special(argv: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """Pull options that are not config fields (--config, --preset) out of the argument list."""
+    special: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        name, has_value, value = argv[i].partition("=")
+        if name in names:
+            if not has_value:
+                if i + 1 >= len(argv):
+                    raise ToolkitError(f"option {name} needs a value")
+                value = argv[i + 1]
+                i += 1
+            special[name[2:]] = value
+        else:
+            rest.append(argv[i])
+        i += 1
+    return special, rest
+
+
+def _plan_from_argv(algo: str, argv: list[str]):
+    from toolkit.config import RunConfig, parse_options
+    from toolkit.run import load_algorithm, plan
+
+    registry = _registry()
+    _, cls = load_algorithm(algo, registry)
+    special, rest = _split_special(argv, ("--config", "--preset"))
+    flags = parse_options(rest, [RunConfig, cls.Config])
+    return plan(algo, flags, config_file=special.get("config"), preset=special.get("preset"), registry=registry)
+
+
+def _train_help(algo: str | None) -> None:
+    from toolkit.config import RunConfig, describe_type, field_docs, field_types, fields_of, option_name
+
+    registry = _registry()
+    if not algo:
+        typer.echo("Usage: toolkit train ALGO [OPTIONS]\n\nAlgorithms:")
+        for name in registry.names("algorithm"):
+            typer.echo(f"  {name:<14} {registry.get('algorithm', name).description}")
+        typer.echo("\nSee the options of one: toolkit train ALGO --help")
+        return
+    from toolkit.run import load_algorithm
+
+    entry, cls = load_algorithm(algo, registry)
+    typer.echo(f"Usage: toolkit train {algo} [OPTIONS]\n\n{entry.description}\n")
+    typer.echo("  --config FILE.toml   read options from a TOML file (explicit flags win)")
+    presets = getattr(cls, "presets", {}) or {}
+    if presets:
+        typer.echo(f"  --preset NAME        one of: {', '.join(presets)} (applied automatically to the envs they name)")
+    for title, config_class in (("Run options", RunConfig), (f"{algo} options", cls.Config)):
+        typer.echo(f"\n{title}:")
+        docs, types = field_docs(config_class), field_types(config_class)
+        for f in fields_of(config_class):
+            flag = option_name(f.name)
+            if types[f.name] is bool:
+                flag += "/--no-" + f.name.replace("_", "-")
+            typer.echo(f"  {flag} {describe_type(types[f.name]).upper()}  [default: {f.default!r}]")
+            if docs.get(f.name):
+                typer.echo(f"      {docs[f.name]}")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def train(ctx: typer.Context, algo: Optional[str] = typer.Argument(None, help="Algorithm name (see `toolkit list`)")) -> None:
+    """Train ALGO; `toolkit train ALGO --help` lists its options."""
+    argv = list(ctx.args)
+    if algo is None or algo in ("--help", "-h") or "--help" in argv or "-h" in argv:
+        _train_help(None if algo in (None, "--help", "-h") else algo)
+        return
+    from toolkit.run import train as run_train
+
+    run_train(_plan_from_argv(algo, argv))
+
+
+@app.command()
+def resume(
+    run_dir: str = typer.Argument(..., help="The run directory to continue"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="New total env steps (default: the run's own)"),
+) -> None:
+    """Continue a run from its latest checkpoint, appending to the same metrics (and W&B run)."""
+    from toolkit.run import resume as run_resume
+
+    run_resume(run_dir, steps=steps)
+
+
+@app.command("eval")
+def eval_command(
+    target: str = typer.Argument(..., help="A run directory (uses best.pt, else the latest checkpoint) or a .pt file"),
+    episodes: Optional[int] = typer.Option(None, "--episodes", help="Episodes to run (default: the run's --eval-episodes)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the evaluation envs"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Evaluate a checkpoint with the deterministic policy on evaluation envs."""
+    from toolkit.run import evaluate_checkpoint
+
+    if episodes is not None and episodes < 1:
+        raise ToolkitError(f"--episodes must be at least 1, got {episodes}")
+    result = evaluate_checkpoint(target, episodes=episodes, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"{result['algorithm']} on {result['env']} (step {result['step']:,}, {result['checkpoint']}): "
+                   f"mean return {result['mean_return']:.2f} +/- {result['std_return']:.2f} over "
+                   f"{result['episodes']} episodes")
+
+
+@app.command("list")
+def list_command() -> None:
+    """Algorithms, samplers, env families and datasets, one line each."""
+    registry = _registry()
+    for kind, title in (("algorithm", "Algorithms"), ("sampler", "Replay samplers"), ("env", "Env families"),
+                        ("dataset", "Datasets"), ("logger", "Loggers")):
+        typer.echo(f"{title}:")
+        names = registry.names(kind)
+        for name in names:
+            entry = registry.get(kind, name)
+            typer.echo(f"  {name:<14} {entry.description}  [{entry.plugin}]")
+        if not names:
+            typer.echo("  (none installed)")
+    typer.echo("\nAny registered gymnasium id also works as --env.")
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print a JSON list")) -> None:
+    """Installed plugins: name, version, hooks, what they provide, and load errors."""
+    from dataclasses import asdict
+
+    infos = _registry().plugins
+    if as_json:
+        typer.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    for info in infos:
+        status = f"ERROR: {info.error}" if info.error else ", ".join(info.provides) or "-"
+        kind = " (built-in)" if info.builtin else ""
+        typer.echo(f"{info.name} {info.version or ''}{kind}: {status}")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm name")) -> None:
+    """Print the resolved config of ALGO (with --env ENV and any other options) as TOML."""
+    from toolkit.config import to_toml
+
+    p = _plan_from_argv(algo, list(ctx.args))
+    typer.echo(to_toml(p.algo, p.run, p.algo_config, p.preset), nl=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        _registry().call_commands(app)
+        app(args=argv, prog_name="toolkit", standalone_mode=False)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (typer.Exit, click.exceptions.Exit) as exc:
+        return exc.exit_code
+    except (typer.Abort, click.exceptions.Abort):
+        print("aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Usage errors from the (possibly vendored) click inside typer: one line, exit 2.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

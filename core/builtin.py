@@ -1,0 +1,21 @@
+"""Core's own defaults, registered through the same hooks as any plugin's."""
+
+from __future__ import annotations
+
+from toolkit import hookimpl
+
+
+@hookimpl
+def register_algorithms(register):
+    register("random", "toolkit.random_agent:RandomAgent", "Uniform random actions: the baseline")
+
+
+@hookimpl
+def register_samplers(register):
+    register("uniform", "toolkit.replay:UniformSampler", "Every stored transition equally likely")
+
+
+@hookimpl
+def register_loggers(register):
+    register("jsonl", "toolkit.loggers:JsonlLogger", "metrics.jsonl in the run directory (always on)")
+    register("wandb", "toolkit.loggers:WandbLogger", "Weights & Biases, online or offline (--track)")

@@ -1,0 +1,114 @@
+"""Checkpoints: written atomically, loaded without executing code.
+
+A checkpoint is a ``torch.save`` file of plain containers, numbers, strings and tensors, so
+``torch.load(weights_only=True)`` can read it (no pickled classes). numpy arrays are stored
+as tensors tagged ``{"__ndarray__": tensor}`` and come back as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ToolkitError
+
+FORMAT_VERSION = 1
+_NDARRAY = "__ndarray__"
+
+
+def to_storable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars turned into what the safe loader accepts."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {_NDARRAY: torch.from_numpy(array.copy() if not array.flags.writeable else array)}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: to_storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_storable(v) for v in value)
+    return value
+
+
+def from_storable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_NDARRAY}:
+            return value[_NDARRAY].numpy()
+        return {k: from_storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(from_storable(v) for v in value)
+    return value
+
+
+def save(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same directory,
+    flushed and fsync'ed, then renamed over the target, so a crash never leaves a
+    half-written checkpoint under the real name."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(to_storable(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint without executing code; a corrupt or truncated file is a one-line error."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            AttributeError, KeyError, IndexError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ToolkitError(f"checkpoint {path} is corrupt or truncated ({reason[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise ToolkitError(f"{path} is not a toolkit checkpoint (format {FORMAT_VERSION})")
+    return from_storable(state)
+
+
+def step_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{step:012d}.pt"
+
+
+def list_step_checkpoints(run_dir: Path) -> list[Path]:
+    """Step checkpoints of a run, oldest first."""
+    return sorted((run_dir / "checkpoints").glob("step_*.pt"))
+
+
+def latest(run_dir: Path) -> Path | None:
+    checkpoints = list_step_checkpoints(run_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def prune(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints."""
+    if keep <= 0:
+        return
+    for old in list_step_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)

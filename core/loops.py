@@ -1,0 +1,155 @@
+"""The training loops: the only code that steps envs or iterates data.
+
+``env_loop`` is also the only place that knows gymnasium's autoreset and the
+terminated/truncated distinction: it hands algorithms a ``Transition`` whose ``next_obs`` is
+the true successor (the final observation where an episode ended), so an algorithm
+bootstraps on truncation and not on termination without looking at ``infos``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from toolkit.interfaces import Transition
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Call ``fn(step)`` each time the step count crosses a multiple of ``every``."""
+
+    every: int
+    fn: Callable[[int], None]
+
+
+class Reporter(Protocol):
+    """Where a loop sends what happened (the runtime's ``RunLogger`` implements it)."""
+
+    def episode(self, step: int, episode_return: float, length: int) -> None: ...
+
+    def metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def progress(self, step: int) -> None: ...
+
+
+PROGRESS_SECONDS = 0.25  # how often the progress display is refreshed
+CHECK_SECONDS = 0.05  # how often stop() and the clock are consulted
+
+
+class _Schedule:
+    """Periodic callbacks, the progress display and ``stop()``, behind a single integer
+    comparison per step on the hot path (``step >= schedule.next_check``).
+
+    Callbacks fire exactly when the step count crosses a multiple of their interval; the
+    clock and ``stop()`` are consulted about every CHECK_SECONDS, with the number of steps
+    between checks adapted to the measured speed.
+    """
+
+    def __init__(self, periodic: Sequence[Periodic], step: int, stride: int, report: Reporter,
+                 stop: Callable[[], bool]) -> None:
+        self.periodic = [p for p in periodic if p.every > 0]
+        self.next_at = [(step // p.every + 1) * p.every for p in self.periodic]
+        self.stride = self.interval = stride
+        self.report, self.stop = report, stop
+        self.last_step, self.last_time = step, time.monotonic()
+        self.next_refresh = self.last_time + PROGRESS_SECONDS
+        self.stopped = stop()
+        self._plan(step)
+
+    def _plan(self, step: int) -> None:
+        self.next_check = min([step + self.interval, *self.next_at])
+
+    def check(self, step: int) -> None:
+        for i, p in enumerate(self.periodic):
+            if step >= self.next_at[i]:
+                self.next_at[i] = (step // p.every + 1) * p.every
+                p.fn(step)
+        now = time.monotonic()
+        if now >= self.next_refresh:
+            self.report.progress(step)
+            self.next_refresh = now + PROGRESS_SECONDS
+        self.stopped = self.stop()
+        if now > self.last_time:
+            rate = (step - self.last_step) / (now - self.last_time)
+            self.interval = max(self.stride, int(rate * CHECK_SECONDS) // self.stride * self.stride)
+        self.last_step, self.last_time = step, now
+        self._plan(step)
+
+
+def env_loop(
+    algorithm: Any,
+    envs: Any,
+    obs: np.ndarray,
+    *,
+    step: int,
+    total_steps: int,
+    report: Reporter,
+    periodic: Sequence[Periodic] = (),
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[int, np.ndarray]:
+    """Act, step the vector env, observe, update, until ``total_steps`` env steps (summed
+    over envs) or ``stop()``. Returns the step count and the current observations."""
+    n_envs = envs.num_envs
+    schedule = _Schedule(periodic, step, n_envs, report, stop)
+    while step < total_steps and not schedule.stopped:
+        action = algorithm.act(obs, step)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        true_next_obs = next_obs
+        if "final_obs" in infos:  # at least one env finished an episode and was reset
+            true_next_obs = next_obs.copy()
+            for i in np.flatnonzero(infos["_final_obs"]):
+                true_next_obs[i] = infos["final_obs"][i]
+            final_info = infos["final_info"]
+            if "episode" in final_info:  # absent when a life was lost but the game goes on
+                for i in np.flatnonzero(final_info["_episode"]):
+                    report.episode(step + n_envs, float(final_info["episode"]["r"][i]),
+                                   int(final_info["episode"]["l"][i]))
+        algorithm.observe(Transition(obs, action, reward, true_next_obs, terminated, truncated))
+        obs = next_obs
+        step += n_envs
+        metrics = algorithm.update(step)
+        if metrics:
+            report.metrics(step, metrics)
+        if step >= schedule.next_check:
+            schedule.check(step)
+    report.progress(step)
+    return step, obs
+
+
+def iterate_batches(data: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless shuffled mini-batches: each epoch is a fresh permutation; the last partial
+    batch of an epoch is dropped so every batch has ``batch_size`` samples."""
+    if len(data) < batch_size:
+        raise ValueError(f"dataset has {len(data)} samples, fewer than the batch size {batch_size}")
+    while True:
+        order = rng.permutation(len(data))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            yield data[order[start : start + batch_size]]
+
+
+def data_loop(
+    algorithm: Any,
+    batches: Iterator[np.ndarray],
+    *,
+    step: int,
+    total_steps: int,
+    report: Reporter,
+    periodic: Sequence[Periodic] = (),
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """``algorithm.update(batch)`` until ``total_steps`` updates or ``stop()``; periodic
+    callbacks (samples, evaluation, checkpoints) fire on the update count."""
+    schedule = _Schedule(periodic, step, 1, report, stop)
+    while step < total_steps and not schedule.stopped:
+        metrics = algorithm.update(next(batches))
+        step += 1
+        if metrics:
+            report.metrics(step, metrics)
+        if step >= schedule.next_check:
+            schedule.check(step)
+    report.progress(step)
+    return step

@@ -1,0 +1,223 @@
+"""Replay storage (a ring buffer over numpy arrays) and the uniform sampler.
+
+Storage and sampling are separate: the buffer stores observations and knows episode
+boundaries; a ``Sampler`` (registered by name, ``--replay NAME``) decides which slots to draw
+and with what importance weights. Prioritized samplers plug in without any change here or in
+the algorithm.
+
+Layout. Each env has its own ring of ``capacity // n_envs`` slots. A slot holds one
+observation and, when an action was taken from it, that transition's action, reward and
+flags; the successor observation is the next slot of the same ring. Where an episode ends,
+the true final observation gets a slot of its own (with no transition), so truncated
+episodes can be bootstrapped from it and nothing is stored twice.
+
+Frame stacks. When observations are stacks of the last k frames (Atari), a slot stores only
+the newest frame; a stack is rebuilt on sampling from the k-1 slots before it, clamped at the
+episode's first frame. That matches gymnasium's ``FrameStackObservation(padding_type="reset")``,
+which pads a new episode with copies of its first frame. 1M Atari transitions then take
+about 7 GB (84*84 bytes each) instead of about 56 GB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from toolkit.interfaces import Batch, Sampler
+
+
+class UniformSampler:
+    """Every stored transition equally likely; importance weights are all one."""
+
+    def __init__(self, capacity: int) -> None:
+        self.valid = np.zeros(capacity, dtype=bool)
+        self.count = 0
+        self.high = 0  # one past the largest slot ever added: draws come from [0, high)
+
+    def add(self, indices: np.ndarray) -> None:
+        new = indices[~self.valid[indices]]
+        self.valid[new] = True
+        self.count += len(np.unique(new))
+        self.high = max(self.high, int(indices.max()) + 1)
+
+    def remove(self, indices: np.ndarray) -> None:
+        gone = np.unique(indices[self.valid[indices]])
+        self.valid[gone] = False
+        self.count -= len(gone)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, progress: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        if self.count == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        if self.count * 4 < self.high:  # mostly empty: rejection would loop too often
+            indices = rng.choice(np.flatnonzero(self.valid[: self.high]), size=batch_size)
+        else:
+            indices = rng.integers(0, self.high, size=batch_size)
+            rejected = ~self.valid[indices]
+            while rejected.any():  # a few slots per episode are not transitions; redraw those
+                indices[rejected] = rng.integers(0, self.high, size=int(rejected.sum()))
+                rejected = ~self.valid[indices]
+        return indices, np.ones(batch_size, dtype=np.float32)
+
+    def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        """Uniform sampling ignores priorities."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid.copy(), "count": self.count, "high": self.high}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.valid[:] = state["valid"]
+        self.count = int(state["count"])
+        self.high = int(state["high"])
+
+
+class ReplayBuffer:
+    """Transitions from n_envs envs in per-env rings, sampled through a pluggable Sampler."""
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_space: Any,
+        action_space: Any,
+        *,
+        n_envs: int = 1,
+        frame_stack: int = 0,
+        sampler: str | Sampler = "uniform",
+        seed: int = 0,
+    ) -> None:
+        self.n_envs = n_envs
+        self.slots = capacity // n_envs
+        self.frame_stack = frame_stack
+        if self.slots < max(frame_stack, 1) + 2:
+            raise ValueError(f"replay capacity {capacity} is too small for {n_envs} envs")
+        obs_shape = tuple(observation_space.shape)
+        frame_shape = obs_shape[1:] if frame_stack else obs_shape
+        action_shape = tuple(action_space.shape or ())
+        action_dtype = np.int64 if action_shape == () and np.issubdtype(action_space.dtype, np.integer) else action_space.dtype
+        shape = (self.slots, n_envs)
+        self.frames = np.zeros(shape + frame_shape, dtype=observation_space.dtype)
+        self.actions = np.zeros(shape + action_shape, dtype=action_dtype)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminated = np.zeros(shape, dtype=bool)
+        self.episode_end = np.zeros(shape, dtype=bool)  # the next slot holds the final observation
+        self.has_transition = np.zeros(shape, dtype=bool)
+        # Frames of the same episode before this slot, capped at frame_stack - 1.
+        self.frames_before = np.zeros(shape, dtype=np.uint8)
+        self.pos = np.zeros(n_envs, dtype=np.int64)
+        self.next_frames_before = np.zeros(n_envs, dtype=np.uint8)
+        self.added = 0
+        self.rng = np.random.default_rng(seed)
+        if isinstance(sampler, str):
+            from toolkit.plugins import get_registry
+
+            sampler = get_registry().load("sampler", sampler)(self.slots * n_envs)
+        self.sampler: Sampler = sampler
+        self._envs = np.arange(n_envs)
+
+    def __len__(self) -> int:
+        """Number of transitions that can be sampled."""
+        return int(self.has_transition.sum())
+
+    def _flat(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        return t * self.n_envs + e
+
+    def _newest_frame(self, obs: np.ndarray) -> np.ndarray:
+        return obs[:, -1] if self.frame_stack else obs
+
+    def _overwrite(self, t: np.ndarray) -> None:
+        """Forget slot t of every env, and the transitions whose frame stacks reach back to it."""
+        e = self._envs
+        lost = [self._flat(t, e)[self.has_transition[t, e]]]
+        for back in range(1, self.frame_stack):
+            ahead = (t + back) % self.slots
+            uses_t = self.has_transition[ahead, e] & (self.frames_before[ahead, e] >= back)
+            self.has_transition[ahead[uses_t], e[uses_t]] = False
+            lost.append(self._flat(ahead, e)[uses_t])
+        self.has_transition[t, e] = False
+        lost_indices = np.concatenate(lost)
+        if len(lost_indices):
+            self.sampler.remove(lost_indices)
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> np.ndarray:
+        """Store one vector-env step (arrays with a leading n_envs axis); ``next_obs`` is the
+        true successor (the final observation where an episode ended). Returns the flat slot
+        indices written, one per env."""
+        e, t = self._envs, self.pos
+        self._overwrite(t)
+        self.frames[t, e] = self._newest_frame(obs)
+        self.frames_before[t, e] = self.next_frames_before
+        self.actions[t, e] = action
+        self.rewards[t, e] = reward
+        self.terminated[t, e] = terminated
+        done = np.logical_or(terminated, truncated)
+        self.episode_end[t, e] = done
+        self.has_transition[t, e] = True
+        # The successor goes in the next slot; if the episode continues the next add rewrites
+        # that slot with the same frame and its transition.
+        after = (t + 1) % self.slots
+        self._overwrite(after)
+        self.frames[after, e] = self._newest_frame(next_obs)
+        cap = max(self.frame_stack - 1, 0)
+        self.frames_before[after, e] = np.minimum(self.next_frames_before + 1, cap)
+        written = self._flat(t, e)
+        self.sampler.add(written)
+        self.pos = np.where(done, (t + 2) % self.slots, after)
+        self.next_frames_before = np.where(done, 0, np.minimum(self.next_frames_before + 1, cap)).astype(np.uint8)
+        self.added += self.n_envs
+        return written
+
+    def _observations(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
+        if not self.frame_stack:
+            return self.frames[t, e]
+        back = np.arange(self.frame_stack - 1, -1, -1)
+        back = np.minimum(back[None, :], self.frames_before[t, e][:, None])
+        return self.frames[(t[:, None] - back) % self.slots, e[:, None]]
+
+    def sample(self, batch_size: int, *, gamma: float = 0.99, n_step: int = 1, progress: float = 0.0) -> Batch:
+        """A batch of transitions; with ``n_step`` > 1 the reward is the discounted n-step
+        return, cut at episode ends and at the newest transition, and ``discount`` is gamma^m
+        for the m steps taken (0 where the episode terminated)."""
+        indices, weights = self.sampler.sample(batch_size, self.rng, progress)
+        t, e = np.divmod(indices, self.n_envs)
+        reward = self.rewards[t, e].copy()
+        discount = np.full(batch_size, gamma, dtype=np.float32)
+        last = t.copy()
+        running = ~self.episode_end[t, e]
+        for k in range(1, n_step):
+            nxt = (last + 1) % self.slots
+            running &= self.has_transition[nxt, e]
+            last = np.where(running, nxt, last)
+            reward += np.where(running, discount * self.rewards[nxt, e], 0.0).astype(np.float32)
+            discount = np.where(running, discount * gamma, discount).astype(np.float32)
+            running &= ~self.episode_end[nxt, e]
+        discount = np.where(self.terminated[last, e], 0.0, discount).astype(np.float32)
+        return Batch(
+            obs=self._observations(t, e),
+            action=self.actions[t, e],
+            reward=reward,
+            next_obs=self._observations((last + 1) % self.slots, e),
+            discount=discount,
+            indices=indices,
+            weights=weights.astype(np.float32, copy=False),
+        )
+
+    def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
+        """Hand new priorities (e.g. |TD error|) to the sampler; a no-op for uniform sampling."""
+        self.sampler.update_priorities(indices, priorities)
+
+    _ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_end", "has_transition", "frames_before")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self._ARRAYS}
+        state.update(pos=self.pos.copy(), next_frames_before=self.next_frames_before.copy(), added=self.added,
+                     rng=self.rng.bit_generator.state, sampler=self.sampler.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._ARRAYS:
+            getattr(self, name)[...] = state[name]
+        self.pos[:] = state["pos"]
+        self.next_frames_before[:] = state["next_frames_before"]
+        self.added = int(state["added"])
+        self.rng.bit_generator.state = state["rng"]
+        self.sampler.load_state_dict(state["sampler"])

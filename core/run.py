@@ -1,0 +1,442 @@
+"""``train()`` and ``resume()``: build the envs or data, the algorithm and the loggers, pick
+the loop, and own the run directory. This is also the Python API the CLI and tests call.
+
+Everything that can be wrong with the user's input is checked in ``plan()``, before the run
+directory is created, so a bad command never writes into an existing run.
+
+Run directory::
+
+    config.toml  metrics.jsonl  checkpoints/step_<N>.pt  best.pt  samples/  wandb/
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit import checkpoint
+from toolkit.config import (
+    Preset,
+    RunConfig,
+    build,
+    coerce,
+    field_types,
+    fields_of,
+    read_toml,
+    to_dict,
+    to_toml,
+    validate_names,
+    values_from_toml,
+)
+from toolkit.errors import ToolkitError, unknown_name
+from toolkit.interfaces import ResolvedEnv
+from toolkit.plugins import Entry, Registry, get_registry
+
+
+@dataclass
+class Plan:
+    """A fully validated run: which algorithm, its configs, and what it trains on."""
+
+    algo: str
+    entry: Entry
+    algo_class: type
+    run: RunConfig
+    algo_config: Any
+    preset: str | None
+    env: ResolvedEnv | None
+
+    @property
+    def config_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algo, "preset": self.preset, "run": to_dict(self.run), "algo": to_dict(self.algo_config)}
+
+
+def load_algorithm(name: str, registry: Registry | None = None) -> tuple[Entry, type]:
+    registry = registry or get_registry()
+    entry = registry.get("algorithm", name)
+    cls = entry.load()
+    if getattr(cls, "loop", None) not in ("env", "data") or not hasattr(cls, "Config"):
+        raise ToolkitError(f"plugin '{entry.plugin}': algorithm '{name}' must define Config and loop = 'env' or 'data'")
+    clash = {f.name for f in fields_of(cls.Config)} & {f.name for f in fields_of(RunConfig)}
+    if clash:
+        raise ToolkitError(f"plugin '{entry.plugin}': algorithm '{name}' redefines run options {sorted(clash)}")
+    return entry, cls
+
+
+def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name: str) -> tuple[str | None, Preset | None]:
+    """The preset named explicitly, else the first one that lists the env (or its family)."""
+    presets: dict[str, Preset] = getattr(cls, "presets", {}) or {}
+    if name:
+        if name not in presets:
+            raise unknown_name("preset", name, presets)
+        return name, presets[name]
+    keys = {env_name} | ({env.id, env.family} if env else set())
+    for preset_name, preset in presets.items():
+        if keys & set(preset.envs):
+            return preset_name, preset
+    return None, None
+
+
+def plan(
+    algo: str,
+    flags: dict[str, Any] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    config_values: dict[str, Any] | None = None,
+    preset: str | None = None,
+    registry: Registry | None = None,
+) -> Plan:
+    """Resolve and validate a run: defaults < the env's preset < config file < ``flags``.
+
+    ``flags`` maps field names (run-level or the algorithm's) to already-coerced values.
+    """
+    registry = registry or get_registry()
+    entry, cls = load_algorithm(algo, registry)
+    sections = {"run": RunConfig, "algo": cls.Config}
+    owner = {f.name: s for s, c in sections.items() for f in fields_of(c)}
+    layers: dict[str, dict[str, dict[str, Any]]] = {}
+    if config_file is not None:
+        document = read_toml(config_file)
+        if document.get("algorithm", algo) != algo:
+            raise ToolkitError(f"{config_file} is a config for '{document['algorithm']}', not '{algo}'")
+        preset = preset or document.get("preset")
+        layers["file"] = values_from_toml(document, sections, str(config_file))
+    if config_values is not None:
+        layers["file"] = values_from_toml(config_values, sections, "checkpoint config")
+    flag_layer: dict[str, dict[str, Any]] = {"run": {}, "algo": {}}
+    for key, value in (flags or {}).items():
+        if key not in owner:
+            raise unknown_name("option", "--" + key.replace("_", "-"), ["--" + k.replace("_", "-") for k in owner])
+        flag_layer[owner[key]][key] = value
+    layers["flags"] = flag_layer
+
+    def chosen(section: str, key: str, default: Any) -> Any:
+        for layer in ("flags", "file"):
+            if key in layers.get(layer, {}).get(section, {}):
+                return layers[layer][section][key]
+        return default
+
+    resolved = None
+    env_name = chosen("run", "env", RunConfig.env)
+    if cls.loop == "env":
+        from toolkit.vec_env import resolve_env
+
+        resolved = resolve_env(env_name, registry)
+    else:
+        registry.get("dataset", chosen("run", "data", RunConfig.data))
+    preset_name, preset_obj = select_preset(cls, preset, resolved, env_name)
+    values: dict[str, dict[str, Any]] = {"run": {}, "algo": {}}
+    for key, value in (preset_obj.values if preset_obj else {}).items():
+        if key not in owner:
+            raise ToolkitError(f"preset '{preset_name}' of '{algo}' sets unknown option '{key}'")
+        values[owner[key]][key] = coerce(value, field_types(sections[owner[key]])[key], f"preset {preset_name}")
+    for layer in ("file", "flags"):
+        for section in values:
+            values[section].update(layers.get(layer, {}).get(section, {}))
+    run = build(RunConfig, values["run"])
+    algo_config = build(cls.Config, values["algo"])
+    _check_run(run)
+    validate_names(algo_config, registry)
+    return Plan(algo, entry, cls, run, algo_config, preset_name, resolved)
+
+
+def _check_run(run: RunConfig) -> None:
+    for name in ("steps", "n_envs", "eval_episodes"):
+        if getattr(run, name) < 1:
+            raise ToolkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(run, name)}")
+    for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "max_episode_steps"):
+        if getattr(run, name) < 0:
+            raise ToolkitError(f"--{name.replace('_', '-')} must not be negative, got {getattr(run, name)}")
+
+
+def new_run_dir(p: Plan) -> Path:
+    """The run directory for a new run; an existing run there is an error, not overwritten."""
+    if p.run.run_dir:
+        run_dir = Path(p.run.run_dir)
+        if (run_dir / "config.toml").exists() or (run_dir / "checkpoints").exists():
+            raise ToolkitError(f"{run_dir} already holds a run; continue it with `toolkit resume {run_dir}` "
+                               "or choose another --run-dir")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ToolkitError(f"--run-dir {run_dir} exists and is not a directory")
+        return run_dir
+    subject = (p.env.id if p.env else p.run.data).replace("/", "-")
+    base = Path("runs") / f"{subject}__{p.algo}__{p.run.seed}__{int(time.time())}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}_{n}"), n + 1
+    return run_dir
+
+
+def train(p: Plan) -> Path:
+    """Start a new run; returns its directory."""
+    run_dir = new_run_dir(p)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(to_toml(p.algo, p.run, p.algo_config, p.preset))
+    return execute(p, run_dir, resume_state=None)
+
+
+def train_from_options(algo: str, options: dict[str, Any]) -> Path:
+    """The Python API: ``toolkit.train("random", env="CartPole-v1", steps=1000)``."""
+    options = dict(options)
+    config_file, preset = options.pop("config", None), options.pop("preset", None)
+    registry = get_registry()
+    _, cls = load_algorithm(algo, registry)
+    types = {**field_types(RunConfig), **field_types(cls.Config)}
+    flags = {}
+    for key, value in options.items():
+        if key not in types:
+            raise unknown_name("option", key, types)
+        flags[key] = coerce(value, types[key], key)
+    return train(plan(algo, flags, config_file=config_file, preset=preset, registry=registry))
+
+
+def resume(run_dir: str | Path, steps: int | None = None) -> Path:
+    """Continue a run from its latest checkpoint, appending to the same metrics file (and
+    W&B run). ``steps`` sets a new total step budget."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ToolkitError(f"run directory {run_dir} does not exist")
+    config_path = run_dir / "config.toml"
+    if not config_path.is_file():
+        raise ToolkitError(f"{run_dir} is not a toolkit run directory (no config.toml)")
+    document = read_toml(config_path)
+    algo = document.get("algorithm")
+    if not isinstance(algo, str):
+        raise ToolkitError(f"{config_path} does not name its algorithm")
+    latest = checkpoint.latest(run_dir)
+    if latest is None:
+        raise ToolkitError(f"no checkpoint in {run_dir / 'checkpoints'} to resume from")
+    state = checkpoint.load(latest)
+    if state.get("algorithm") != algo:
+        raise ToolkitError(f"{latest} was written by algorithm '{state.get('algorithm')}', but {config_path} "
+                           f"configures '{algo}'")
+    flags: dict[str, Any] = {"run_dir": str(run_dir)}
+    if steps is not None:
+        flags["steps"] = steps
+    p = plan(algo, flags, config_file=config_path)
+    if p.run.steps <= state["step"]:
+        raise ToolkitError(f"the run is already at step {state['step']} of {p.run.steps}; pass --steps N "
+                           "with a larger total to continue")
+    if steps is not None:
+        (run_dir / "config.toml").write_text(to_toml(p.algo, p.run, p.algo_config, p.preset))
+    return execute(p, run_dir, resume_state=state)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ToolkitError("--device cuda requested but torch sees no CUDA device; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ToolkitError("--device mps requested but MPS is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state()[1:], "torch": torch.get_rng_state()}
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    import torch
+
+    python_state = states["python"]
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    np.random.set_state(("MT19937", *states["numpy"]))
+    torch.set_rng_state(states["torch"])
+
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM: the loop finishes its step, the run checkpoints and exits 0.
+    A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+    def _handle(self, signum, frame) -> None:
+        if self.stopped:
+            raise KeyboardInterrupt
+        self.stopped = True
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def execute(p: Plan, run_dir: Path, resume_state: dict[str, Any] | None) -> Path:
+    """Run the loop for a planned run in ``run_dir``, from scratch or from a checkpoint."""
+    from toolkit.interfaces import DataContext, EnvContext
+    from toolkit.loggers import ConsoleLogger, RunLogger
+    from toolkit.loops import Periodic, data_loop, env_loop, iterate_batches
+    from toolkit.vec_env import make_vec_env
+
+    run = p.run
+    registry = get_registry()
+    device = resolve_device(run.device)
+    start = int(resume_state["step"]) if resume_state else 0
+    seed_everything(run.seed)
+    # A resumed run reseeds its envs differently from the original start (env internals
+    # are not checkpointed), keeping resumes reproducible for the same checkpoint.
+    env_seed = run.seed + start
+    if p.algo_class.loop == "env":
+        envs = make_vec_env(p.env, run.n_envs, env_seed, vec_env=run.vec_env,
+                            max_episode_steps=run.max_episode_steps)
+        context: Any = EnvContext(envs.single_observation_space, envs.single_action_space, run.n_envs,
+                                  p.env.frame_stack, run.steps, run.seed, device, p.env.id)
+    else:
+        data = registry.load("dataset", run.data)(split="train", seed=run.seed, data_dir=run.data_dir or None)
+        context = DataContext(tuple(data.shape[1:]), len(data), run.steps, run.seed, device, run.data)
+    algorithm = p.algo_class(p.algo_config, context)
+    best_return = -np.inf
+    if resume_state:
+        algorithm.load_state_dict(resume_state["state"])
+        restore_rng_states(resume_state["rng"])
+        best_return = float(resume_state.get("best_return", -np.inf))
+
+    console = ConsoleLogger(run_dir, total=run.steps, start=start, enabled=run.progress)
+    loggers = [registry.load("logger", "jsonl")(run_dir, p.config_dict)]
+    if run.track:
+        loggers.append(registry.load("logger", "wandb")(run_dir, p.config_dict))
+    for name in filter(None, (n.strip() for n in run.loggers.split(","))):
+        loggers.append(registry.load("logger", name)(run_dir, p.config_dict))
+    report = RunLogger(loggers, console, log_every=run.log_every, start=start)
+    if p.env:
+        console.print(f"env: {run.env} -> {p.env.id} [{p.env.protocol}]")
+    if p.preset:
+        console.print(f"preset: {p.preset} (override any field with its flag)")
+    console.print(("resuming" if resume_state else "training") + f" {p.algo} in {run_dir} on {device}")
+
+    eval_envs = None
+    state = {"best_return": best_return, "last_eval": -1}
+
+    def save_checkpoint(step: int, path: Path | None = None) -> None:
+        checkpoint.save({
+            "format": checkpoint.FORMAT_VERSION,
+            "algorithm": p.algo,
+            "plugin": p.entry.plugin,
+            "plugin_version": (registry.plugin(p.entry.plugin) or None) and registry.plugin(p.entry.plugin).version,
+            "step": step,
+            "best_return": state["best_return"],
+            "config": {"run": to_dict(run), "algo": to_dict(p.algo_config)},
+            "state": algorithm.state_dict(),
+            "rng": rng_states(),
+        }, path or checkpoint.step_path(run_dir, step))
+        if path is None:
+            checkpoint.prune(run_dir, run.keep_checkpoints)
+
+    def run_evaluation(step: int) -> None:
+        nonlocal eval_envs
+        from toolkit.evaluation import evaluate
+
+        state["last_eval"] = step
+
+        if p.algo_class.loop == "data":
+            from toolkit.images import make_grid, save_png
+
+            path = save_png(make_grid(algorithm.sample(64)), run_dir / "samples" / f"step_{step:09d}.png")
+            report.images(step, {"samples": str(path)})
+            return
+        if eval_envs is None:
+            eval_envs = make_vec_env(p.env, min(run.eval_episodes, 4), run.seed + 1_000_003, training=False,
+                                     max_episode_steps=run.max_episode_steps)
+        result = evaluate(algorithm.policy(), eval_envs, run.eval_episodes)
+        report.write(step, {f"eval/{k}": v for k, v in result.items() if k != "returns"})
+        console.print(f"eval at step {step:,}: mean return {result['mean_return']:.2f} "
+                      f"+/- {result['std_return']:.2f} over {result['episodes']} episodes")
+        if result["mean_return"] > state["best_return"]:
+            state["best_return"] = result["mean_return"]
+            save_checkpoint(step, run_dir / "best.pt")
+
+    periodic = [Periodic(run.checkpoint_every, save_checkpoint), Periodic(run.eval_every, run_evaluation)]
+    try:
+        with StopFlag() as stop:
+            if p.algo_class.loop == "env":
+                obs, _ = envs.reset(seed=env_seed)
+                step, _ = env_loop(algorithm, envs, obs, step=start, total_steps=run.steps, report=report,
+                                   periodic=periodic, stop=stop)
+            else:
+                batches = iterate_batches(data, getattr(p.algo_config, "batch_size", 64),
+                                          np.random.default_rng(run.seed + start))
+                step = data_loop(algorithm, batches, step=start, total_steps=run.steps, report=report,
+                                 periodic=periodic, stop=stop)
+            report.flush_metrics(step)
+            if not stop() and state["last_eval"] != step:
+                run_evaluation(step)
+            save_checkpoint(step)
+        if stop():
+            console.print(f"stopped at step {step:,}; checkpoint saved. Continue with: toolkit resume {run_dir}")
+        else:
+            console.print(f"done: {step:,} steps; results in {run_dir}")
+    finally:
+        report.close()
+        if p.algo_class.loop == "env":
+            envs.close()
+        if eval_envs is not None:
+            eval_envs.close()
+    return run_dir
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the best (else latest) checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "best.pt", checkpoint.latest(path)):
+            if candidate is not None and candidate.is_file():
+                return candidate
+        raise ToolkitError(f"no checkpoint in {path} (looked for best.pt and checkpoints/step_*.pt)")
+    if not path.exists():
+        raise ToolkitError(f"{path} does not exist (expected a run directory or a .pt checkpoint)")
+    return path
+
+
+def evaluate_checkpoint(path: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint."""
+    from toolkit.evaluation import evaluate
+    from toolkit.interfaces import EnvContext
+    from toolkit.vec_env import make_vec_env
+
+    ckpt_path = find_checkpoint(path)
+    state = checkpoint.load(ckpt_path)
+    p = plan(state["algorithm"], config_values=state["config"])
+    if p.algo_class.loop != "env":
+        raise ToolkitError(f"'{p.algo}' is a generative trainer; evaluation needs an env-loop algorithm")
+    run = p.run
+    episodes = episodes or run.eval_episodes
+    seed = run.seed + 1_000_003 if seed is None else seed
+    envs = make_vec_env(p.env, min(episodes, 4), seed, training=False, max_episode_steps=run.max_episode_steps)
+    try:
+        context = EnvContext(envs.single_observation_space, envs.single_action_space, run.n_envs,
+                             p.env.frame_stack, run.steps, run.seed, resolve_device(run.device), p.env.id)
+        algorithm = p.algo_class(p.algo_config, context)
+        algorithm.load_state_dict(state["state"])
+        result = evaluate(algorithm.policy(), envs, episodes)
+    finally:
+        envs.close()
+    return {"checkpoint": str(ckpt_path), "algorithm": p.algo, "env": p.env.id, "step": state["step"], **result}

@@ -1,0 +1,25 @@
+"""The environment families bundled with toolkit, registered through the same hook as any
+plugin's: Atari games by name, and toy envs with known optimal policies."""
+
+from __future__ import annotations
+
+from toolkit import hookimpl
+
+
+@hookimpl
+def register_envs(register):
+    register("atari", "toolkit.envs.atari:resolve",
+             "Any ALE game by name (Pong, Breakout, ...) as <Game>NoFrameskip-v4 with DQN preprocessing",
+             names="toolkit.envs.atari:game_names")
+    register("toy", "toolkit.envs.toy:resolve",
+             "Toy envs with known optimal policies: toolkit/Identity-v0, toolkit/IdentityContinuous-v0, "
+             "toolkit/Corridor-v0, toolkit/Frames-v0",
+             names=["toolkit/Identity-v0", "toolkit/IdentityContinuous-v0", "toolkit/Corridor-v0",
+                    "toolkit/Frames-v0"])
+
+
+def make_vec_env(name, n_envs=1, seed=None, **options):
+    """See ``toolkit.vec_env.make_vec_env``."""
+    from toolkit.vec_env import make_vec_env as _make_vec_env
+
+    return _make_vec_env(name, n_envs, seed, **options)

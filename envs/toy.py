@@ -1,0 +1,149 @@
+"""Tiny environments whose optimal policy is known, so learning tests finish in seconds.
+
+| id                              | optimal return | what it tests                               |
+|---------------------------------|----------------|---------------------------------------------|
+| toolkit/Identity-v0             | 16             | discrete actions: repeat the shown symbol   |
+| toolkit/IdentityContinuous-v0   | 0              | Box actions: output the observation         |
+| toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
+| toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
+
+Identity and IdentityContinuous end by truncation (a 16-step time limit), never by
+termination, so they also exercise bootstrapping on truncation.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from toolkit.interfaces import ResolvedEnv
+
+HORIZON = 16
+
+
+class IdentityEnv(gym.Env):
+    """Observe a one-hot symbol out of ``n``; reward 1 for choosing that symbol's action."""
+
+    def __init__(self, n: int = 4) -> None:
+        self.n = n
+        self.observation_space = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+        self.action_space = spaces.Discrete(n)
+        self._symbol = 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.n, dtype=np.float32)
+        obs[self._symbol] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._symbol = int(self.np_random.integers(self.n))
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self._symbol)
+        self._symbol = int(self.np_random.integers(self.n))
+        return self._obs(), reward, False, False, {}
+
+
+class IdentityContinuousEnv(gym.Env):
+    """Observe a point in [-1, 1]^d; reward -||action - point||^2."""
+
+    def __init__(self, dim: int = 2) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, (dim,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (dim,), dtype=np.float32)
+        self._point = np.zeros(dim, dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._point = self.np_random.uniform(-1, 1, self._point.shape).astype(np.float32)
+        return self._point.copy(), {}
+
+    def step(self, action):
+        reward = -float(np.sum((np.asarray(action, dtype=np.float32) - self._point) ** 2))
+        self._point = self.np_random.uniform(-1, 1, self._point.shape).astype(np.float32)
+        return self._point.copy(), reward, False, False, {}
+
+
+class CorridorEnv(gym.Env):
+    """A corridor of ``length`` cells, starting at the left end; action 1 moves right, 0 left.
+    Reaching the right end pays 1 and terminates."""
+
+    def __init__(self, length: int = 5) -> None:
+        self.length = length
+        self.observation_space = spaces.Box(0.0, 1.0, (length,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+        self._cell = 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.length, dtype=np.float32)
+        obs[self._cell] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._cell = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self._cell = min(max(self._cell + (1 if int(action) == 1 else -1), 0), self.length - 1)
+        done = self._cell == self.length - 1
+        return self._obs(), float(done), done, False, {}
+
+
+class FramesEnv(gym.Env):
+    """8x8 uint8 frames whose pixels encode (episode, step), with random episode lengths of
+    2..9 steps that end by termination or truncation: checks frame-stacked replay quickly."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, (8, 8), dtype=np.uint8)
+        self.action_space = spaces.Discrete(3)
+        self._episode, self._t, self._length = 0, 0, 0
+
+    def _obs(self) -> np.ndarray:
+        frame = np.zeros((8, 8), dtype=np.uint8)
+        frame[0] = self._episode % 256
+        frame[1] = self._t
+        frame[2:] = self.np_random.integers(0, 256, (6, 8), dtype=np.uint8)
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._episode += 1
+        self._t, self._length = 0, int(self.np_random.integers(2, 10))
+        return self._obs(), {}
+
+    def step(self, action):
+        self._t += 1
+        end = self._t >= self._length
+        terminated = end and self._episode % 2 == 0
+        return self._obs(), float(action), terminated, end and not terminated, {}
+
+
+TOY_ENVS = {
+    "toolkit/Identity-v0": (IdentityEnv, HORIZON, 0),
+    "toolkit/IdentityContinuous-v0": (IdentityContinuousEnv, HORIZON, 0),
+    "toolkit/Corridor-v0": (CorridorEnv, 20, 0),
+    "toolkit/Frames-v0": (FramesEnv, None, 4),
+}
+
+
+def _make(env_id: str, training: bool = True, render_mode: str | None = None) -> gym.Env:
+    env_class, max_steps, frame_stack = TOY_ENVS[env_id]
+    env = env_class()
+    if max_steps:
+        env = gym.wrappers.TimeLimit(env, max_steps)
+    if frame_stack:
+        env = gym.wrappers.FrameStackObservation(env, frame_stack, padding_type="reset")
+    return env
+
+
+def resolve(name: str) -> ResolvedEnv | None:
+    if name not in TOY_ENVS:
+        return None
+    _, max_steps, frame_stack = TOY_ENVS[name]
+    protocol = f"toolkit toy env (time limit {max_steps})" if max_steps else "toolkit toy env"
+    return ResolvedEnv(name, "toy", functools.partial(_make, name), protocol, frame_stack)

@@ -1,0 +1,171 @@
+"""The CLI as users meet it: every command in a fresh process."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, snapshot
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    """A finished short run that bad commands must leave untouched."""
+    run_dir = tmp_path_factory.mktemp("runs") / "existing"
+    result = run_cli("train", "random", "--env", "CartPole-v1", "--steps", "600", "--eval-every", "0",
+                     "--eval-episodes", "2", "--checkpoint-every", "300", "--run-dir", str(run_dir), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_train_writes_config_metrics_and_checkpoints(existing_run):
+    config = tomllib.loads((existing_run / "config.toml").read_text())
+    assert config["algorithm"] == "random" and config["run"]["steps"] == 600 and config["algo"] == {}
+    records = [json.loads(line) for line in (existing_run / "metrics.jsonl").read_text().splitlines()]
+    assert all("step" in r for r in records)
+    assert any("train/episode_return" in r for r in records) and any("perf/sps" in r for r in records)
+    assert any("eval/mean_return" in r for r in records)
+    steps = sorted(p.name for p in (existing_run / "checkpoints").glob("step_*.pt"))
+    assert steps == ["step_000000000300.pt", "step_000000000600.pt"]
+    assert (existing_run / "best.pt").is_file()
+
+
+def test_checkpoints_load_without_executing_code(existing_run):
+    import torch
+
+    state = torch.load(existing_run / "checkpoints" / "step_000000000600.pt", weights_only=True)
+    assert state["algorithm"] == "random" and state["step"] == 600 and state["plugin"] == "toolkit"
+
+
+def test_eval_json(existing_run):
+    result = run_cli("eval", str(existing_run), "--episodes", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["episodes"] == 3 and len(report["returns"]) == 3
+    assert report["mean_return"] == pytest.approx(sum(report["returns"]) / 3)
+    assert {"std_return", "checkpoint", "env"} <= set(report)
+
+
+def test_resume_continues_and_appends(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_cli("train", "random", "--env", "toolkit/Identity-v0", "--steps", "200", "--eval-every", "0",
+                    "--eval-episodes", "1", "--run-dir", str(run_dir), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    before = (run_dir / "metrics.jsonl").read_text()
+    again = run_cli("resume", str(run_dir), "--steps", "400")
+    assert again.returncode == 0, again.stderr
+    after = (run_dir / "metrics.jsonl").read_text()
+    assert after.startswith(before) and len(after) > len(before)
+    records = [json.loads(line) for line in after.splitlines()]
+    assert max(r["step"] for r in records) == 400
+    assert (run_dir / "checkpoints" / "step_000000000400.pt").exists()
+    assert tomllib.loads((run_dir / "config.toml").read_text())["run"]["steps"] == 400
+    done = run_cli("resume", str(run_dir))
+    assert done.returncode == 2 and "already at step 400" in done.stderr
+
+
+def test_sigint_checkpoints_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli", "train", "random", "--env", "CartPole-v1", "--steps", "100000000",
+         "--run-dir", str(run_dir), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (run_dir / "metrics.jsonl").exists() or (run_dir / "metrics.jsonl").stat().st_size == 0:
+        assert time.time() < deadline, "training never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert f"toolkit resume {run_dir}" in stderr
+    assert list((run_dir / "checkpoints").glob("step_*.pt"))
+
+
+def test_config_prints_resolved_toml():
+    result = run_cli("config", "random", "--env", "Pong", "--steps", "5000")
+    assert result.returncode == 0, result.stderr
+    document = tomllib.loads(result.stdout)
+    assert document["algorithm"] == "random" and document["run"]["env"] == "Pong" and document["run"]["steps"] == 5000
+
+
+def test_train_help_lists_generated_options():
+    result = run_cli("train", "random", "--help")
+    assert result.returncode == 0
+    assert "--steps INT" in result.stdout and "Total env steps" in result.stdout and "--track/--no-track" in result.stdout
+
+
+def test_list_and_help_do_not_import_heavy_modules():
+    code = ("import sys; from toolkit.cli import main; main(['list']); main(['--help']);"
+            "heavy = {'torch', 'gymnasium', 'ale_py', 'wandb'} & set(sys.modules); print(sorted(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert "random" in result.stdout and "atari" in result.stdout
+
+
+def _corrupt(run_dir: Path, how: str) -> Path:
+    path = sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncated" else b"\x00garbage" * 100)
+    return path
+
+
+BAD_INPUTS = {
+    "unknown algorithm": (["train", "randon", "--env", "CartPole-v1"], "unknown algorithm 'randon'; did you mean: random"),
+    "unknown env": (["train", "random", "--env", "CartPol-v1"], "unknown env 'CartPol-v1'; did you mean: CartPole-v1"),
+    "unknown option": (["train", "random", "--stepz", "10"], "unknown option '--stepz'; did you mean: --steps"),
+    "wrong type": (["train", "random", "--steps", "ten"], "invalid value for --steps: 'ten' is not an integer"),
+    "wrong choice": (["train", "random", "--device", "gpu"], "invalid value for --device"),
+    "unknown config key": (["train", "random", "--config", "{unknown_key}"], "unknown config key in"),
+    "toml syntax": (["train", "random", "--config", "{syntax}"], "is not valid TOML"),
+    "toml wrong type": (["train", "random", "--config", "{wrong_type}"], "steps in"),
+    "missing config": (["train", "random", "--config", "{missing}"], "does not exist"),
+    "resume missing": (["resume", "{missing_dir}"], "does not exist"),
+    "eval missing": (["eval", "{missing_dir}"], "does not exist"),
+    "existing run dir": (["train", "random", "--steps", "100"], "already holds a run"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_leaves_the_run_dir_alone(case, existing_run, tmp_path):
+    (tmp_path / "unknown.toml").write_text("[run]\nstepz = 10\n")
+    (tmp_path / "syntax.toml").write_text("[run\nsteps = 10\n")
+    (tmp_path / "wrong.toml").write_text("[run]\nsteps = 'ten'\n")
+    names = {"unknown_key": tmp_path / "unknown.toml", "syntax": tmp_path / "syntax.toml",
+             "wrong_type": tmp_path / "wrong.toml", "missing": tmp_path / "nope.toml",
+             "missing_dir": tmp_path / "no_such_run"}
+    argv, expected = BAD_INPUTS[case]
+    argv = [a.format(**names) for a in argv]
+    if argv[0] == "train":
+        argv += ["--run-dir", str(existing_run)]
+    before = snapshot(existing_run)
+    result = run_cli(*argv)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(existing_run) == before
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_corrupt_checkpoint_is_one_line_error(how, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("train", "random", "--env", "toolkit/Identity-v0", "--steps", "64", "--eval-every", "0",
+                   "--eval-episodes", "1", "--run-dir", str(run_dir), "--no-progress").returncode == 0
+    path = _corrupt(run_dir, how)
+    before = snapshot(run_dir)
+    for argv in (["resume", str(run_dir), "--steps", "128"], ["eval", str(path)]):
+        result = run_cli(*argv)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is corrupt or truncated" in lines[0], result.stderr
+    assert snapshot(run_dir) == before
+
+
+def test_unknown_command_is_one_line_error():
+    result = run_cli("trian")
+    assert result.returncode == 2 and "No such command 'trian'" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.vec_env import make_vec_env, resolve_env
+
+
+@pytest.mark.parametrize("name", ["Pong", "pong", "PongNoFrameskip-v4"])
+def test_atari_names_resolve_to_noframeskip_v4(name):
+    resolved = resolve_env(name)
+    assert resolved.id == "PongNoFrameskip-v4" and resolved.family == "atari" and resolved.frame_stack == 4
+    assert "NoFrameskip-v4" in resolved.protocol
+
+
+def test_ale_v5_names_keep_sticky_actions():
+    resolved = resolve_env("ALE/Breakout-v5")
+    assert resolved.id == "ALE/Breakout-v5" and "sticky" in resolved.protocol
+    env = resolved.make(training=False)
+    assert env.unwrapped._frameskip == 1  # the preprocessing skips frames, not ALE
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == 0.25
+    env.close()
+
+
+def test_atari_preprocessing_training_vs_evaluation():
+    train_env = resolve_env("Breakout").make(training=True)
+    eval_env = resolve_env("Breakout").make(training=False)
+    obs, _ = train_env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    wrappers = lambda env: [type(w).__name__ for w in _chain(env)]
+    assert {"EpisodicLifeEnv", "ClipRewardEnv", "FireResetEnv"} <= set(wrappers(train_env))
+    assert "EpisodicLifeEnv" not in wrappers(eval_env) and "ClipRewardEnv" not in wrappers(eval_env)
+    assert "FireResetEnv" in wrappers(eval_env)
+    # the score is recorded below clipping and life loss
+    chain = wrappers(train_env)
+    assert chain.index("RecordEpisodeStatistics") > chain.index("ClipRewardEnv")
+    train_env.close(), eval_env.close()
+
+
+def _chain(env):
+    while env is not None:
+        yield env
+        env = getattr(env, "env", None)
+
+
+def test_pong_has_no_fire_reset_and_steps_in_a_vector_env():
+    envs = make_vec_env("Pong", 2, 0)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, 4, 84, 84)
+    obs, reward, *_ = envs.step(np.zeros(2, dtype=np.int64))
+    assert reward.shape == (2,)
+    envs.close()
+
+
+def test_gymnasium_ids_pass_through_unchanged():
+    resolved = resolve_env("CartPole-v1")
+    assert resolved.id == "CartPole-v1" and resolved.family == "gymnasium" and resolved.frame_stack == 0
+
+
+@pytest.mark.parametrize("name, hint", [("Pongg", "Pong"), ("CartPol-v1", "CartPole-v1"),
+                                         ("toolkit/Identty-v0", "toolkit/Identity-v0")])
+def test_unknown_env_suggests_the_closest(name, hint):
+    with pytest.raises(ToolkitError) as info:
+        resolve_env(name)
+    assert f"unknown env '{name}'" in str(info.value) and hint in str(info.value)
+
+
+def test_seeded_vector_envs_are_reproducible():
+    a, b = make_vec_env("CartPole-v1", 2, 7), make_vec_env("CartPole-v1", 2, 7)
+    oa, _ = a.reset(seed=7)
+    ob, _ = b.reset(seed=7)
+    np.testing.assert_array_equal(oa, ob)
+    a.close(), b.close()
+
+
+def test_toy_identity_optimal_policy_gets_the_known_return():
+    envs = make_vec_env("toolkit/Identity-v0", 1, 0)
+    obs, _ = envs.reset(seed=0)
+    total = 0.0
+    for _ in range(16):
+        obs, reward, terminated, truncated, _ = envs.step(obs.argmax(axis=1))
+        total += reward[0]
+    assert total == 16.0 and truncated[0]
+    envs.close()

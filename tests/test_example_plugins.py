@@ -1,0 +1,66 @@
+"""Third-party plugins as separate pip packages: installed into this venv, then removed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+def pip(*args):
+    result = subprocess.run([sys.executable, "-m", "pip", "-q", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def installed():
+    """Install example plugins for one test; always uninstall afterwards."""
+    names = []
+
+    def install(folder, dist):
+        pip("install", "--no-deps", "--no-build-isolation", "-e", str(ROOT / "examples" / folder))
+        names.append(dist)
+
+    yield install
+    for dist in names:
+        pip("uninstall", "-y", dist)
+
+
+def test_installed_plugin_registers_an_algorithm_and_a_sampler_then_uninstall_removes_them(installed, tmp_path):
+    assert "tabular-q" not in run_cli("list").stdout
+    installed("toolkit-tabular", "toolkit-tabular")
+    listing = run_cli("list").stdout
+    assert "tabular-q" in listing and "recent" in listing
+
+    run_dir = tmp_path / "tabular"
+    result = run_cli("train", "tabular-q", "--env", "toolkit/Corridor-v0", "--steps", "3000", "--replay", "recent",
+                     "--eval-every", "0", "--eval-episodes", "3", "--run-dir", str(run_dir), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(run_cli("eval", str(run_dir), "--json").stdout)
+    assert evaluation["mean_return"] == 1.0  # learned to walk to the goal
+
+    bad = run_cli("train", "tabular-q", "--env", "toolkit/Corridor-v0", "--replay", "unifrom")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: unknown sampler 'unifrom'; did you mean: uniform?"
+
+    pinned = run_cli("list", env={"TOOLKIT_PLUGINS": ""})
+    assert "tabular-q" not in pinned.stdout and "random" in pinned.stdout
+
+    pip("uninstall", "-y", "toolkit-tabular")
+    assert "tabular-q" not in run_cli("list").stdout
+    gone = run_cli("train", "tabular-q", "--env", "toolkit/Corridor-v0")
+    assert gone.returncode == 2 and "unknown algorithm 'tabular-q'" in gone.stderr
+
+
+def test_plugin_that_raises_on_import_is_reported_and_harmless(installed, tmp_path):
+    installed("toolkit-broken", "toolkit-broken")
+    report = run_cli("plugins", "--json")
+    assert report.returncode == 0, report.stderr
+    broken = next(p for p in json.loads(report.stdout) if p["name"] == "broken")
+    assert broken["error"].startswith("RuntimeError: toolkit-broken fails on purpose")
+    assert "broken 0.0.1: ERROR: RuntimeError" in run_cli("plugins").stdout
+    result = run_cli("train", "random", "--env", "CartPole-v1", "--steps", "300", "--eval-episodes", "1",
+                     "--run-dir", str(tmp_path / "ok"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ok" / "checkpoints").is_dir()

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from toolkit.replay import ReplayBuffer, UniformSampler
+from toolkit.vec_env import make_vec_env, resolve_env
+
+
+def fill_from_env(env_name, buffer, steps, seed=0, **env_options):
+    """Step a real vector env with random actions into ``buffer``; return what each slot
+    should hold: flat index -> (obs, action, reward, true next obs, terminated)."""
+    envs = make_vec_env(env_name, buffer.n_envs, seed, **env_options)
+    rng = np.random.default_rng(seed)
+    obs, _ = envs.reset(seed=seed)
+    expected = {}
+    boundaries = 0
+    for _ in range(steps):
+        action = rng.integers(envs.single_action_space.n, size=buffer.n_envs)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        true_next = next_obs.copy()
+        if "final_obs" in infos:
+            for i in np.flatnonzero(infos["_final_obs"]):
+                true_next[i] = infos["final_obs"][i]
+                boundaries += 1
+        written = buffer.add(obs, action, reward, true_next, terminated, truncated)
+        for i, index in enumerate(written):
+            expected[int(index)] = (obs[i].copy(), action[i], reward[i], true_next[i].copy(), terminated[i])
+        obs = next_obs
+    envs.close()
+    return expected, boundaries
+
+
+def check_samples(buffer, expected, n_batches=50, batch_size=64):
+    for _ in range(n_batches):
+        batch = buffer.sample(batch_size, gamma=0.5)
+        for j, index in enumerate(batch.indices):
+            obs, action, reward, next_obs, terminated = expected[int(index)]
+            np.testing.assert_array_equal(batch.obs[j], obs)
+            np.testing.assert_array_equal(batch.next_obs[j], next_obs)
+            assert batch.action[j] == action and batch.reward[j] == np.float32(reward)
+            assert batch.discount[j] == (0.0 if terminated else 0.5)
+        np.testing.assert_array_equal(batch.weights, np.ones(batch_size, np.float32))
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_frame_stacks_are_rebuilt_exactly_across_episode_boundaries_and_wraparound(n_envs):
+    resolved = resolve_env("toolkit/Frames-v0")
+    envs = make_vec_env(resolved, n_envs)
+    buffer = ReplayBuffer(150 * n_envs, envs.single_observation_space, envs.single_action_space,
+                          n_envs=n_envs, frame_stack=resolved.frame_stack, sampler=UniformSampler(150 * n_envs))
+    envs.close()
+    assert buffer.frames.shape == (150, n_envs, 8, 8)  # one frame per slot, not four
+    expected, boundaries = fill_from_env(resolved, buffer, 400)
+    assert boundaries > 50  # many terminations and truncations, and the ring wrapped
+    # only transitions still fully stored may be sampled
+    live = {i for i in expected if buffer.has_transition.reshape(-1)[i]}
+    assert 0.8 * buffer.slots * n_envs < len(buffer) == len(live)
+    check_samples(buffer, {i: expected[i] for i in live})
+
+
+def test_sampled_atari_stacks_equal_the_env_stacks():
+    resolved = resolve_env("Pong")
+    envs = make_vec_env(resolved, 2, max_episode_steps=40)
+    buffer = ReplayBuffer(400, envs.single_observation_space, envs.single_action_space, n_envs=2,
+                          frame_stack=resolved.frame_stack, sampler=UniformSampler(400))
+    envs.close()
+    expected, boundaries = fill_from_env(resolved, buffer, 300, max_episode_steps=40)
+    assert boundaries >= 10
+    live = {i for i in expected if buffer.has_transition.reshape(-1)[i]}
+    check_samples(buffer, {i: expected[i] for i in live}, n_batches=20)
+
+
+def test_n_step_returns_stop_at_episode_end_and_at_the_newest_transition():
+    obs_space, act_space = spaces.Box(-10, 10, (1,)), spaces.Discrete(2)
+    buffer = ReplayBuffer(32, obs_space, act_space, sampler=UniformSampler(32))
+    # episode A: s0 -r1-> s1 -r2-> s2 -r3-> s3 (terminated); episode B: t0 -r10-> t1 -r20-> t2 (truncated)
+    for k, (r, term, trunc) in enumerate([(1, 0, 0), (2, 0, 0), (3, 1, 0)]):
+        buffer.add(np.array([[k]]), np.array([0]), np.array([r]), np.array([[k + 1]]), np.array([term]), np.array([trunc]))
+    for k, (r, term, trunc) in enumerate([(10, 0, 0), (20, 0, 1)]):
+        buffer.add(np.array([[100 + k]]), np.array([1]), np.array([r]), np.array([[101 + k]]), np.array([term]), np.array([trunc]))
+    gamma = 0.5
+    batch = buffer.sample(200, gamma=gamma, n_step=3)
+    seen = {}
+    for obs, reward, next_obs, discount in zip(batch.obs[:, 0], batch.reward, batch.next_obs[:, 0], batch.discount):
+        seen[float(obs)] = (float(reward), float(next_obs), float(discount))
+    assert seen[0.0] == (1 + 0.5 * 2 + 0.25 * 3, 3.0, 0.0)      # 3 steps, ends terminated
+    assert seen[1.0] == (2 + 0.5 * 3, 3.0, 0.0)                 # cut at the terminal
+    assert seen[2.0] == (3.0, 3.0, 0.0)
+    assert seen[100.0] == (10 + 0.5 * 20, 102.0, 0.25)          # truncated: bootstrap with gamma^2
+    assert seen[101.0] == (20.0, 102.0, 0.5)
+
+
+def test_buffer_state_round_trip_continues_identically():
+    resolved = resolve_env("toolkit/Frames-v0")
+    envs = make_vec_env(resolved, 2)
+    make = lambda: ReplayBuffer(100, envs.single_observation_space, envs.single_action_space, n_envs=2,
+                                frame_stack=4, sampler=UniformSampler(100), seed=3)
+    first = make()
+    fill_from_env(resolved, first, 80)
+    second = make()
+    second.load_state_dict(first.state_dict())
+    a, b = first.sample(16), second.sample(16)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.obs, b.obs)
+    envs.close()
+
+
+def test_uniform_sampler_is_uniform_over_valid_slots():
+    sampler = UniformSampler(10)
+    sampler.add(np.arange(10))
+    sampler.remove(np.array([3, 7]))
+    indices, weights = sampler.sample(80_000, np.random.default_rng(0))
+    counts = np.bincount(indices, minlength=10)
+    assert counts[3] == counts[7] == 0
+    np.testing.assert_allclose(counts[counts > 0] / 80_000, 1 / 8, atol=0.006)
+    assert sampler.count == 8
+
+
+def test_update_priorities_reaches_the_sampler():
+    class Recording(UniformSampler):
+        def update_priorities(self, indices, priorities):
+            self.got = (indices, priorities)
+
+    sampler = Recording(8)
+    buffer = ReplayBuffer(8, spaces.Box(0, 1, (2,)), spaces.Discrete(2), sampler=sampler)
+    buffer.update_priorities(np.array([1, 2]), np.array([0.5, 0.25]))
+    np.testing.assert_array_equal(sampler.got[0], [1, 2])
