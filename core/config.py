@@ -272,11 +272,12 @@ def values_from_toml(data: dict[str, Any], classes: dict[str, type], path: str) 
 
     def put(section: str | None, key: str, value: Any) -> None:
         section = section or owner.get(key)
-        cls = classes.get(section) if section else None
-        if cls is None or key not in {f.name for f in fields_of(cls)}:
-            valid = owner if section is None else {f.name for f in fields_of(cls)} if cls else owner
-            raise unknown_name(f"config key in {path}", key if section is None else f"{section}.{key}",
-                               valid if section is None else [f"{section}.{k}" for k in valid])
+        if section is None:
+            raise unknown_name(f"config key in {path}", key, owner)
+        cls = classes[section]
+        names = [f.name for f in fields_of(cls)]
+        if key not in names:
+            raise unknown_name(f"config key in {path}", f"{section}.{key}", [f"{section}.{n}" for n in names])
         out[section][key] = coerce(value, field_types(cls)[key], f"{key} in {path}")
 
     for key, value in data.items():

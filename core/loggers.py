@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ class WandbLogger:
 
         run_dir = Path(run_dir)
         id_file = run_dir / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
         mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
         run_config = config.get("run", {})

@@ -336,12 +336,14 @@ def execute(p: Plan, run_dir: Path, resume_state: dict[str, Any] | None) -> Path
     eval_envs = None
     state = {"best_return": best_return, "last_eval": -1}
 
+    plugin_info = registry.plugin(p.entry.plugin)
+
     def save_checkpoint(step: int, path: Path | None = None) -> None:
         checkpoint.save({
             "format": checkpoint.FORMAT_VERSION,
             "algorithm": p.algo,
             "plugin": p.entry.plugin,
-            "plugin_version": (registry.plugin(p.entry.plugin) or None) and registry.plugin(p.entry.plugin).version,
+            "plugin_version": plugin_info.version if plugin_info else None,
             "step": step,
             "best_return": state["best_return"],
             "config": {"run": to_dict(run), "algo": to_dict(p.algo_config)},
