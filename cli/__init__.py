@@ -171,6 +171,20 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print a JSON lis
         typer.echo(f"{info.name} {info.version or ''}{kind}: {status}")
 
 
+@app.command()
+def plot(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories; runs sharing algorithm and env become mean + band"),
+    out: str = typer.Option("curve.png", "--out", help="PNG file to write"),
+    smoothing: int = typer.Option(20, "--smoothing", help="Episodes in the moving average of training returns"),
+) -> None:
+    """Plot evaluation and training return against env steps."""
+    from pathlib import Path
+
+    from toolkit.plot import plot_runs
+
+    typer.echo(f"wrote {plot_runs([Path(d) for d in run_dirs], Path(out), smoothing=smoothing)}")
+
+
 @app.command(context_settings=_PASS_THROUGH)
 def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm name")) -> None:
     """Print the resolved config of ALGO (with --env ENV and any other options) as TOML."""
@@ -194,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     except Exception as exc:
+        if type(exc).__name__ == "DependencyNotInstalled":  # gymnasium: an env's optional extra is missing
+            print(f"error: missing dependency: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+            return 2
         # Usage errors from the (possibly vendored) click inside typer: one line, exit 2.
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise

@@ -82,7 +82,8 @@ def load(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ToolkitError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: a checkpoint holding a large replay buffer is paged in, not read twice.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, KeyError, IndexError, TypeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -90,6 +91,13 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise ToolkitError(f"{path} is not a toolkit checkpoint (format {FORMAT_VERSION})")
     return from_storable(state)
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """Delete temporary files left by a process killed in the middle of ``save``."""
+    for pattern in (".*.tmp", "checkpoints/.*.tmp"):
+        for stale in Path(run_dir).glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def step_path(run_dir: Path, step: int) -> Path:

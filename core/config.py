@@ -55,6 +55,10 @@ class RunConfig:
     """Write a checkpoint every this many steps (and always at the end)."""
     keep_checkpoints: int = 3
     """Keep only the newest K step checkpoints (best.pt is kept apart)."""
+    save_replay: bool = False
+    """Put replay buffers in checkpoints, so a resumed run continues exactly (large on Atari)."""
+    capture_video: bool = False
+    """Record the first evaluation episode of each evaluation to videos/ as MP4."""
     log_every: int = 1_000
     """Write losses and throughput to metrics.jsonl every this many steps."""
     max_episode_steps: int = 0
@@ -65,6 +69,10 @@ class RunConfig:
     """W&B project name."""
     wandb_entity: str = ""
     """W&B entity (team or user); empty uses your default."""
+    wandb_group: str = ""
+    """W&B group, e.g. to gather the seeds of one experiment."""
+    wandb_tags: tuple[str, ...] = ()
+    """W&B tags, comma-separated."""
     loggers: str = ""
     """Extra loggers registered by plugins, comma-separated."""
     progress: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,21 +10,31 @@ import numpy as np
 from toolkit.interfaces import Policy
 
 
-def evaluate(policy: Policy, envs: Any, episodes: int) -> dict[str, Any]:
+def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = None,
+             video_path: str | Path | None = None, fps: float = 30.0) -> dict[str, Any]:
     """Run ``policy`` until ``episodes`` full episodes have finished and report their true
     returns (recorded before any training-only reward shaping such as Atari clipping).
 
     Each of the vector env's n envs runs a fixed quota of episodes (as SB3's
-    ``evaluate_policy`` does), so short episodes are not over-represented.
+    ``evaluate_policy`` does), so short episodes are not over-represented. ``seed`` resets
+    the envs to a known state first, so an evaluation does not depend on earlier ones.
+    With ``video_path``, the first episode of env 0 is rendered (the envs must be made with
+    ``render_mode="rgb_array"``) and written there as MP4.
     """
     n_envs = envs.num_envs
     quota = np.array([(episodes + i) // n_envs for i in range(n_envs)])
     done_counts = np.zeros(n_envs, dtype=int)
     returns: list[float] = []
     lengths: list[int] = []
-    obs, _ = envs.reset()
+    obs, _ = envs.reset(seed=seed)
+    frames = [envs.envs[0].render()] if video_path else None
     while (done_counts < quota).any():
-        obs, _, _, _, infos = envs.step(policy(obs))
+        obs, _, terminated, truncated, infos = envs.step(policy(obs))
+        if frames is not None:
+            if terminated[0] or truncated[0]:
+                frames = _finish_video(frames, video_path, fps)
+            else:
+                frames.append(envs.envs[0].render())
         final_info = infos.get("final_info", {})
         if "episode" in final_info:
             for i in np.flatnonzero(final_info["_episode"]):
@@ -31,6 +42,8 @@ def evaluate(policy: Policy, envs: Any, episodes: int) -> dict[str, Any]:
                     done_counts[i] += 1
                     returns.append(float(final_info["episode"]["r"][i]))
                     lengths.append(int(final_info["episode"]["l"][i]))
+    if frames:
+        _finish_video(frames, video_path, fps)
     return {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
@@ -38,3 +51,10 @@ def evaluate(policy: Policy, envs: Any, episodes: int) -> dict[str, Any]:
         "mean_length": float(np.mean(lengths)),
         "returns": returns,
     }
+
+
+def _finish_video(frames: list[np.ndarray], path: str | Path, fps: float) -> None:
+    from toolkit.video import write_mp4
+
+    write_mp4(frames, path, fps)
+    return None

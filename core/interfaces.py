@@ -157,7 +157,10 @@ class EnvAlgorithm(Protocol):
         """The current greedy / deterministic policy, for evaluation and export."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: tensors, numpy arrays, numbers, strings."""
+        """Everything needed to continue exactly (networks, optimizers, RNGs, schedule
+        positions) as tensors, numpy arrays, numbers and strings, except replay buffers:
+        an algorithm that keeps them returns them from an optional ``replay_buffers() ->
+        dict[str, ReplayBuffer]`` and the runtime saves them only with ``--save-replay``."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
@@ -215,7 +218,8 @@ class Logger(Protocol):
 
     def log(self, step: int, metrics: dict[str, float]) -> None: ...
 
-    def log_images(self, step: int, images: dict[str, str]) -> None:
-        """``images`` maps a key to the path of a PNG file in the run directory."""
+    def log_media(self, step: int, media: dict[str, str]) -> None:
+        """``media`` maps a key to the path of a file in the run directory: a PNG image
+        (sample grids) or an MP4 video (evaluation episodes)."""
 
     def close(self) -> None: ...

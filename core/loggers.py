@@ -30,8 +30,8 @@ class JsonlLogger:
         record = {"step": step, **{k: _json_number(v) for k, v in metrics.items()}}
         self.file.write(json.dumps(record) + "\n")
 
-    def log_images(self, step: int, images: dict[str, str]) -> None:
-        self.file.write(json.dumps({"step": step, **{f"{k}_path": v for k, v in images.items()}}) + "\n")
+    def log_media(self, step: int, media: dict[str, str]) -> None:
+        self.file.write(json.dumps({"step": step, **{f"{k}_path": v for k, v in media.items()}}) + "\n")
 
     def flush(self) -> None:
         self.file.flush()
@@ -45,13 +45,30 @@ def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Drop the lines written after ``last_step`` (by a run that was killed after its last
+    checkpoint), so a resumed run appends exactly what an uninterrupted run would have."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by the kill
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
 class ConsoleLogger:
-    """A rich progress bar with live steps/s, mean episode return and the latest losses."""
+    """A rich progress bar with live steps/s, mean episode return, the latest losses and ETA."""
 
     def __init__(self, run_dir: Path, config: dict[str, Any] | None = None, *, total: int = 0,
                  start: int = 0, enabled: bool = True) -> None:
         self.progress = None
-        self.latest: dict[str, float] = {}
         if not enabled:
             return
         from rich.console import Console
@@ -64,12 +81,6 @@ class ConsoleLogger:
         )
         self.task = self.progress.add_task("train", total=total, completed=start, status="")
         self.progress.start()
-
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        self.latest.update(metrics)
-
-    def log_images(self, step: int, images: dict[str, str]) -> None:
-        """The console shows no images."""
 
     def update(self, step: int, status: str) -> None:
         if self.progress is not None:
@@ -87,35 +98,78 @@ class ConsoleLogger:
 
 
 class WandbLogger:
-    """Weights & Biases: online when logged in, otherwise an offline run inside the run
-    directory that ``wandb sync`` uploads later. The run id is kept in the run directory,
-    so a resumed training run continues the same W&B run."""
+    """Weights & Biases: online when credentials are configured, otherwise an offline run
+    inside the run directory that ``wandb sync`` uploads later. The run id is kept in the
+    run directory, so a resumed training run continues the same W&B run. Every call is
+    guarded: a W&B failure warns once and training goes on with local logging."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, config: dict[str, Any], warn=None) -> None:
         import wandb
 
+        self.wandb, self.run, self.warn = wandb, None, warn or (lambda message: print(message, file=sys.stderr))
         run_dir = Path(run_dir)
         id_file = run_dir / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id)
-        mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
+        self.mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
         run_config = config.get("run", {})
-        self.run = wandb.init(
-            project=run_config.get("wandb_project") or "toolkit",
-            entity=run_config.get("wandb_entity") or None,
-            name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir), config=config,
-            mode=mode, settings=wandb.Settings(silent=True, console="off"),
-        )
-        self.wandb = wandb
+        tags = [t for t in run_config.get("wandb_tags", ()) if t]
+        try:
+            self.run = wandb.init(
+                project=run_config.get("wandb_project") or "toolkit",
+                entity=run_config.get("wandb_entity") or None,
+                group=run_config.get("wandb_group") or None, tags=tags or None,
+                name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir), config=config,
+                mode=self.mode, settings=wandb.Settings(silent=True, console="off"),
+            )
+            # Every panel uses env steps (or updates) as its x-axis.
+            self.run.define_metric("global_step")
+            self.run.define_metric("*", step_metric="global_step")
+        except Exception as exc:  # no network, bad key, quota: keep training without W&B
+            self._fail(exc)
+        if self.run is not None and self.mode == "offline":
+            self.warn(f"W&B is offline; upload later with: wandb sync {run_dir / 'wandb'}/offline-run-*")
+
+    def _fail(self, exc: Exception) -> None:
+        self.warn(f"W&B disabled after an error ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                  "logging continues locally")
+        self.run = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        self.run.log(dict(metrics), step=step)
+        if self.run is not None:
+            try:
+                self.run.log({**metrics, "global_step": step})
+            except Exception as exc:
+                self._fail(exc)
 
-    def log_images(self, step: int, images: dict[str, str]) -> None:
-        self.run.log({k: self.wandb.Image(path) for k, path in images.items()}, step=step)
+    def log_media(self, step: int, media: dict[str, str]) -> None:
+        if self.run is None:
+            return
+        try:
+            items = {key: self.wandb.Video(path, format="mp4") if path.endswith(".mp4") else self.wandb.Image(path)
+                     for key, path in media.items()}
+            self.run.log({**items, "global_step": step})
+        except Exception as exc:
+            self._fail(exc)
+
+    def log_checkpoints(self, paths: list[Path]) -> None:
+        """Upload the final and best checkpoints as one model artifact."""
+        if self.run is None:
+            return
+        try:
+            artifact = self.wandb.Artifact(f"{self.run.id}-checkpoints", type="model")
+            for path in paths:
+                artifact.add_file(str(path))
+            self.run.log_artifact(artifact)
+        except Exception as exc:
+            self._fail(exc)
 
     def close(self) -> None:
-        self.run.finish()
+        if self.run is not None:
+            try:
+                self.run.finish()
+            except Exception as exc:
+                self._fail(exc)
 
 
 def _wandb_logged_in() -> bool:
@@ -128,20 +182,20 @@ def _wandb_logged_in() -> bool:
 class RunLogger:
     """The loops' ``Reporter``: keeps running statistics and writes them to every logger.
 
-    Losses are averaged between writes, which happen every ``log_every`` steps; episodes are
-    written as they end; the progress bar is refreshed a few times per second.
+    Losses are averaged between writes, which happen every ``log_every`` steps (the runtime
+    schedules ``flush_metrics``, so lines fall on the same steps in every run); episodes are
+    written as they end; the progress bar is refreshed a few times per second. Its state
+    goes into checkpoints, so a resumed run writes the lines an uninterrupted one would.
     """
 
-    def __init__(self, loggers: list[Logger], console: ConsoleLogger, *, log_every: int, start: int) -> None:
+    def __init__(self, loggers: list[Logger], console: ConsoleLogger, *, start: int) -> None:
         self.loggers = loggers
         self.console = console
-        self.log_every = max(1, log_every)
         self.returns: deque[float] = deque(maxlen=20)
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
-        self.next_log = (start // self.log_every + 1) * self.log_every
-        self.last_time, self.last_step = time.monotonic(), start
         self.episodes = 0
+        self.last_time, self.last_step = time.monotonic(), start
         self.sps = 0.0
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
@@ -151,7 +205,8 @@ class RunLogger:
     def episode(self, step: int, episode_return: float, length: int) -> None:
         self.episodes += 1
         self.returns.append(episode_return)
-        self.write(step, {"train/episode_return": episode_return, "train/episode_length": length})
+        self.write(step, {"train/episode_return": episode_return, "train/episode_length": length,
+                          "train/episodes": self.episodes})
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -159,8 +214,10 @@ class RunLogger:
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def progress(self, step: int) -> None:
-        if step >= self.next_log:
-            self.flush_metrics(step)
+        now = time.monotonic()
+        if step > self.last_step and now > self.last_time + 0.5:
+            self.sps = (step - self.last_step) / (now - self.last_time)
+            self.last_time, self.last_step = now, step
         parts = [f"{self.sps:,.0f} steps/s"] if self.sps else []
         if self.returns:
             parts.append(f"return {sum(self.returns) / len(self.returns):.2f}")
@@ -169,24 +226,31 @@ class RunLogger:
         self.console.update(step, "  ".join(parts))
 
     def flush_metrics(self, step: int) -> None:
-        if step == self.last_step and not self.sums:
-            return
-        now = time.monotonic()
-        if step > self.last_step and now > self.last_time:
-            self.sps = (step - self.last_step) / (now - self.last_time)
+        """Write the losses averaged since the last write, and throughput."""
+        self.progress(step)
         averaged = {k: self.sums[k] / self.counts[k] for k in self.sums}
         self.write(step, {**averaged, "perf/sps": self.sps})
         self.sums.clear()
         self.counts.clear()
-        self.last_time, self.last_step = now, step
-        self.next_log = (step // self.log_every + 1) * self.log_every
+        self.flush()
+
+    def flush(self) -> None:
         for logger in self.loggers:
             if hasattr(logger, "flush"):
                 logger.flush()
 
-    def images(self, step: int, images: dict[str, str]) -> None:
+    def media(self, step: int, media: dict[str, str]) -> None:
         for logger in self.loggers:
-            logger.log_images(step, images)
+            logger.log_media(step, media)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": list(self.returns), "sums": dict(self.sums), "counts": dict(self.counts),
+                "episodes": self.episodes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.returns.extend(state["returns"])
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+        self.episodes = int(state["episodes"])
 
     def close(self) -> None:
         for logger in self.loggers:

@@ -18,6 +18,14 @@ import numpy as np
 from toolkit.interfaces import Transition
 
 
+@dataclass
+class LoopPosition:
+    """Where a loop is, readable by periodic callbacks (a checkpoint needs the current
+    observations). Updated only when callbacks may fire, never on the per-step path."""
+
+    obs: Any = None
+
+
 @dataclass(frozen=True)
 class Periodic:
     """Call ``fn(step)`` each time the step count crosses a multiple of ``every``."""
@@ -90,10 +98,13 @@ def env_loop(
     report: Reporter,
     periodic: Sequence[Periodic] = (),
     stop: Callable[[], bool] = lambda: False,
+    position: LoopPosition | None = None,
 ) -> tuple[int, np.ndarray]:
     """Act, step the vector env, observe, update, until ``total_steps`` env steps (summed
     over envs) or ``stop()``. Returns the step count and the current observations."""
     n_envs = envs.num_envs
+    position = position or LoopPosition()
+    position.obs = obs
     schedule = _Schedule(periodic, step, n_envs, report, stop)
     while step < total_steps and not schedule.stopped:
         action = algorithm.act(obs, step)
@@ -115,20 +126,27 @@ def env_loop(
         if metrics:
             report.metrics(step, metrics)
         if step >= schedule.next_check:
+            position.obs = obs
             schedule.check(step)
+    position.obs = obs
     report.progress(step)
     return step, obs
 
 
-def iterate_batches(data: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Endless shuffled mini-batches: each epoch is a fresh permutation; the last partial
-    batch of an epoch is dropped so every batch has ``batch_size`` samples."""
+def iterate_batches(data: np.ndarray, batch_size: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:
+    """Endless shuffled mini-batches from update ``start`` on. Epoch e is the permutation
+    drawn from the seed (seed, e); the last partial batch of an epoch is dropped so every
+    batch has ``batch_size`` samples. A resumed run passes its step as ``start`` and sees
+    exactly the batches an uninterrupted run would have."""
     if len(data) < batch_size:
         raise ValueError(f"dataset has {len(data)} samples, fewer than the batch size {batch_size}")
+    per_epoch = len(data) // batch_size
+    epoch, offset = divmod(start, per_epoch)
     while True:
-        order = rng.permutation(len(data))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield data[order[start : start + batch_size]]
+        order = np.random.default_rng([seed, epoch]).permutation(len(data))
+        for i in range(offset, per_epoch):
+            yield data[order[i * batch_size : (i + 1) * batch_size]]
+        epoch, offset = epoch + 1, 0
 
 
 def data_loop(

@@ -106,6 +106,7 @@ class ReplayBuffer:
         self.pos = np.zeros(n_envs, dtype=np.int64)
         self.next_frames_before = np.zeros(n_envs, dtype=np.uint8)
         self.added = 0
+        self.filled = 0  # slots of each ring ever written; only these go into a checkpoint
         self.rng = np.random.default_rng(seed)
         if isinstance(sampler, str):
             from toolkit.plugins import get_registry
@@ -164,6 +165,7 @@ class ReplayBuffer:
         self.pos = np.where(done, (t + 2) % self.slots, after)
         self.next_frames_before = np.where(done, 0, np.minimum(self.next_frames_before + 1, cap)).astype(np.uint8)
         self.added += self.n_envs
+        self.filled = min(self.slots, max(self.filled, int(t.max()) + 2))
         return written
 
     def _observations(self, t: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -208,14 +210,17 @@ class ReplayBuffer:
     _ARRAYS = ("frames", "actions", "rewards", "terminated", "episode_end", "has_transition", "frames_before")
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: getattr(self, name) for name in self._ARRAYS}
+        """Everything needed to continue sampling exactly (arrays are views, not copies, so
+        saving a large buffer does not double its memory)."""
+        state = {name: getattr(self, name)[: self.filled] for name in self._ARRAYS}
         state.update(pos=self.pos.copy(), next_frames_before=self.next_frames_before.copy(), added=self.added,
-                     rng=self.rng.bit_generator.state, sampler=self.sampler.state_dict())
+                     filled=self.filled, rng=self.rng.bit_generator.state, sampler=self.sampler.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.filled = int(state["filled"])
         for name in self._ARRAYS:
-            getattr(self, name)[...] = state[name]
+            getattr(self, name)[: self.filled] = state[name]
         self.pos[:] = state["pos"]
         self.next_frames_before[:] = state["next_frames_before"]
         self.added = int(state["added"])

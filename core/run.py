@@ -292,117 +292,218 @@ class StopFlag:
 
 def execute(p: Plan, run_dir: Path, resume_state: dict[str, Any] | None) -> Path:
     """Run the loop for a planned run in ``run_dir``, from scratch or from a checkpoint."""
-    from toolkit.interfaces import DataContext, EnvContext
-    from toolkit.loggers import ConsoleLogger, RunLogger
-    from toolkit.loops import Periodic, data_loop, env_loop, iterate_batches
-    from toolkit.vec_env import make_vec_env
+    from toolkit.loggers import ConsoleLogger, RunLogger, truncate_metrics
+    from toolkit.loops import LoopPosition, Periodic, data_loop, env_loop, iterate_batches
 
     run = p.run
     registry = get_registry()
     device = resolve_device(run.device)
     start = int(resume_state["step"]) if resume_state else 0
-    seed_everything(run.seed)
-    # A resumed run reseeds its envs differently from the original start (env internals
-    # are not checkpointed), keeping resumes reproducible for the same checkpoint.
-    env_seed = run.seed + start
-    if p.algo_class.loop == "env":
-        envs = make_vec_env(p.env, run.n_envs, env_seed, vec_env=run.vec_env,
-                            max_episode_steps=run.max_episode_steps)
-        context: Any = EnvContext(envs.single_observation_space, envs.single_action_space, run.n_envs,
-                                  p.env.frame_stack, run.steps, run.seed, device, p.env.id)
-    else:
-        data = registry.load("dataset", run.data)(split="train", seed=run.seed, data_dir=run.data_dir or None)
-        context = DataContext(tuple(data.shape[1:]), len(data), run.steps, run.seed, device, run.data)
-    algorithm = p.algo_class(p.algo_config, context)
-    best_return = -np.inf
+    checkpoint.remove_temporaries(run_dir)  # left by a run killed while writing
     if resume_state:
-        algorithm.load_state_dict(resume_state["state"])
-        restore_rng_states(resume_state["rng"])
-        best_return = float(resume_state.get("best_return", -np.inf))
-
+        truncate_metrics(run_dir, start)
+    seed_everything(run.seed)
     console = ConsoleLogger(run_dir, total=run.steps, start=start, enabled=run.progress)
+    world = _build_world(p, device)
+    algorithm = world.algorithm
     loggers = [registry.load("logger", "jsonl")(run_dir, p.config_dict)]
     if run.track:
-        loggers.append(registry.load("logger", "wandb")(run_dir, p.config_dict))
+        loggers.append(registry.load("logger", "wandb")(run_dir, p.config_dict, warn=console.print))
     for name in filter(None, (n.strip() for n in run.loggers.split(","))):
         loggers.append(registry.load("logger", name)(run_dir, p.config_dict))
-    report = RunLogger(loggers, console, log_every=run.log_every, start=start)
+    report = RunLogger(loggers, console, start=start)
     if p.env:
         console.print(f"env: {run.env} -> {p.env.id} [{p.env.protocol}]")
     if p.preset:
         console.print(f"preset: {p.preset} (override any field with its flag)")
     console.print(("resuming" if resume_state else "training") + f" {p.algo} in {run_dir} on {device}")
 
-    eval_envs = None
-    state = {"best_return": best_return, "last_eval": -1}
-
+    position = LoopPosition()
+    marks = {"best_return": -np.inf, "eval": -1, "checkpoint": -1, "flush": start}
+    if resume_state:
+        position.obs = _restore(p, world, report, resume_state, marks, console)
+    elif p.env:
+        position.obs, _ = world.envs.reset(seed=run.seed)
     plugin_info = registry.plugin(p.entry.plugin)
 
     def save_checkpoint(step: int, path: Path | None = None) -> None:
-        checkpoint.save({
+        state = {
             "format": checkpoint.FORMAT_VERSION,
             "algorithm": p.algo,
             "plugin": p.entry.plugin,
             "plugin_version": plugin_info.version if plugin_info else None,
+            "toolkit_version": _toolkit_version(),
             "step": step,
-            "best_return": state["best_return"],
+            "best_return": marks["best_return"],
             "config": {"run": to_dict(run), "algo": to_dict(p.algo_config)},
             "state": algorithm.state_dict(),
             "rng": rng_states(),
-        }, path or checkpoint.step_path(run_dir, step))
+            "logger": report.state_dict(),
+        }
+        if p.env:
+            state["envs"] = _env_snapshot(world.envs, position.obs)
+        if run.save_replay and hasattr(algorithm, "replay_buffers"):
+            state["replay"] = {name: b.state_dict() for name, b in algorithm.replay_buffers().items()}
+        checkpoint.save(state, path or checkpoint.step_path(run_dir, step))
         if path is None:
+            marks["checkpoint"] = step
             checkpoint.prune(run_dir, run.keep_checkpoints)
 
     def run_evaluation(step: int) -> None:
-        nonlocal eval_envs
-        from toolkit.evaluation import evaluate
-
-        state["last_eval"] = step
-
+        marks["eval"] = step
         if p.algo_class.loop == "data":
             from toolkit.images import make_grid, save_png
 
             path = save_png(make_grid(algorithm.sample(64)), run_dir / "samples" / f"step_{step:09d}.png")
-            report.images(step, {"samples": str(path)})
+            report.media(step, {"samples": str(path)})
             return
-        if eval_envs is None:
-            eval_envs = make_vec_env(p.env, min(run.eval_episodes, 4), run.seed + 1_000_003, training=False,
-                                     max_episode_steps=run.max_episode_steps)
-        result = evaluate(algorithm.policy(), eval_envs, run.eval_episodes)
+        from toolkit.evaluation import evaluate
+
+        video = run_dir / "videos" / f"eval_step_{step:09d}.mp4" if run.capture_video else None
+        result = evaluate(algorithm.policy(), world.eval_envs(), run.eval_episodes, seed=run.seed + 1_000_003 + step,
+                          video_path=video, fps=world.fps)
         report.write(step, {f"eval/{k}": v for k, v in result.items() if k != "returns"})
+        if video is not None:
+            report.media(step, {"eval/video": str(video)})
         console.print(f"eval at step {step:,}: mean return {result['mean_return']:.2f} "
                       f"+/- {result['std_return']:.2f} over {result['episodes']} episodes")
-        if result["mean_return"] > state["best_return"]:
-            state["best_return"] = result["mean_return"]
+        if result["mean_return"] > marks["best_return"]:
+            marks["best_return"] = result["mean_return"]
             save_checkpoint(step, run_dir / "best.pt")
 
-    periodic = [Periodic(run.checkpoint_every, save_checkpoint), Periodic(run.eval_every, run_evaluation)]
+    def flush_metrics(step: int) -> None:
+        marks["flush"] = step
+        report.flush_metrics(step)
+
+    # Order matters when several fire on one step: a checkpoint must hold that step's
+    # evaluation (best return) and logged averages.
+    periodic = [Periodic(run.log_every, flush_metrics), Periodic(run.eval_every, run_evaluation),
+                Periodic(run.checkpoint_every, save_checkpoint)]
     try:
         with StopFlag() as stop:
-            if p.algo_class.loop == "env":
-                obs, _ = envs.reset(seed=env_seed)
-                step, _ = env_loop(algorithm, envs, obs, step=start, total_steps=run.steps, report=report,
-                                   periodic=periodic, stop=stop)
+            if p.env:
+                step, _ = env_loop(algorithm, world.envs, position.obs, step=start, total_steps=run.steps,
+                                   report=report, periodic=periodic, stop=stop, position=position)
             else:
-                batches = iterate_batches(data, getattr(p.algo_config, "batch_size", 64),
-                                          np.random.default_rng(run.seed + start))
+                batches = iterate_batches(world.data, getattr(p.algo_config, "batch_size", 64), run.seed, start)
                 step = data_loop(algorithm, batches, step=start, total_steps=run.steps, report=report,
                                  periodic=periodic, stop=stop)
-            report.flush_metrics(step)
-            if not stop() and state["last_eval"] != step:
-                run_evaluation(step)
-            save_checkpoint(step)
+            if not stop():
+                if marks["flush"] != step:
+                    flush_metrics(step)
+                if marks["eval"] != step:
+                    run_evaluation(step)
+            if marks["checkpoint"] != step:
+                save_checkpoint(step)  # on a stop, the logger's partial averages go in it unwritten
+            report.flush()
         if stop():
             console.print(f"stopped at step {step:,}; checkpoint saved. Continue with: toolkit resume {run_dir}")
         else:
+            for logger in loggers:
+                if hasattr(logger, "log_checkpoints"):
+                    logger.log_checkpoints([c for c in (checkpoint.latest(run_dir), run_dir / "best.pt") if c and c.exists()])
             console.print(f"done: {step:,} steps; results in {run_dir}")
     finally:
         report.close()
-        if p.algo_class.loop == "env":
-            envs.close()
-        if eval_envs is not None:
-            eval_envs.close()
+        world.close()
     return run_dir
+
+
+@dataclass
+class World:
+    """What a run trains on and with: envs or data, and the algorithm."""
+
+    algorithm: Any
+    envs: Any = None
+    data: Any = None
+    make_eval_envs: Any = None
+    fps: float = 30.0
+    _eval_envs: Any = None
+
+    def eval_envs(self) -> Any:
+        if self._eval_envs is None:
+            self._eval_envs = self.make_eval_envs()
+        return self._eval_envs
+
+    def close(self) -> None:
+        for envs in (self.envs, self._eval_envs):
+            if envs is not None:
+                envs.close()
+
+
+def _build_world(p: Plan, device: str) -> World:
+    from toolkit.interfaces import DataContext, EnvContext
+    from toolkit.vec_env import make_vec_env
+
+    run = p.run
+    if p.env is None:
+        data = get_registry().load("dataset", run.data)(split="train", seed=run.seed, data_dir=run.data_dir or None)
+        context = DataContext(tuple(data.shape[1:]), len(data), run.steps, run.seed, device, run.data)
+        return World(p.algo_class(p.algo_config, context), data=data)
+    envs = make_vec_env(p.env, run.n_envs, vec_env=run.vec_env, max_episode_steps=run.max_episode_steps)
+    context = EnvContext(envs.single_observation_space, envs.single_action_space, run.n_envs, p.env.frame_stack,
+                         run.steps, run.seed, device, p.env.id)
+
+    def make_eval_envs():
+        return make_vec_env(p.env, min(run.eval_episodes, 4), training=False, max_episode_steps=run.max_episode_steps,
+                            render_mode="rgb_array" if run.capture_video else None)
+
+    # Atari frames are rendered once per agent step, i.e. every 4th frame of 60.
+    fps = 15.0 if p.env.family == "atari" else float(envs.metadata.get("render_fps") or 30)
+    return World(p.algo_class(p.algo_config, context), envs=envs, make_eval_envs=make_eval_envs, fps=fps)
+
+
+def _env_snapshot(envs: Any, obs: np.ndarray) -> dict[str, Any]:
+    from toolkit.env_state import snapshot
+
+    if not hasattr(envs, "envs"):
+        return {"missing": ["envs run in subprocesses (--vec-env async)"]}
+    layers, missing = [], []
+    for env in envs.envs:
+        env_layers, env_missing = snapshot(env)
+        layers.append(env_layers)
+        missing += env_missing
+    return {"missing": sorted(set(missing))} if missing else {"obs": obs, "layers": layers}
+
+
+def _restore(p: Plan, world: World, report: Any, state: dict[str, Any], marks: dict[str, Any], console: Any):
+    """Load a checkpoint into a freshly built run; returns the observations to continue from."""
+    from toolkit.env_state import restore
+
+    plugin_info = get_registry().plugin(p.entry.plugin)
+    for key, now in (("toolkit_version", _toolkit_version()),
+                     ("plugin_version", plugin_info.version if plugin_info else None)):
+        if state.get(key) and now and state[key] != now:
+            console.print(f"warning: checkpoint written with {key.replace('_', ' ')} {state[key]}, now {now}")
+    world.algorithm.load_state_dict(state["state"])
+    buffers = world.algorithm.replay_buffers() if hasattr(world.algorithm, "replay_buffers") else {}
+    if "replay" in state:
+        for name, buffer in buffers.items():
+            buffer.load_state_dict(state["replay"][name])
+    elif buffers:
+        console.print("warning: the checkpoint has no replay buffer (train with --save-replay to keep it); "
+                      "the resumed run refills it from scratch")
+    restore_rng_states(state["rng"])
+    report.load_state_dict(state["logger"])
+    marks["best_return"] = float(state.get("best_return", -np.inf))
+    if p.env is None:
+        return None
+    saved = state.get("envs", {})
+    if "layers" in saved:
+        world.envs.reset(seed=p.run.seed)
+        for env, layers in zip(world.envs.envs, saved["layers"]):
+            restore(env, layers)
+        return saved["obs"]
+    console.print(f"warning: env state could not be saved ({'; '.join(saved.get('missing', ['unknown']))}); "
+                  "resuming with fresh episodes")
+    obs, _ = world.envs.reset(seed=p.run.seed + int(state["step"]))
+    return obs
+
+
+def _toolkit_version() -> str | None:
+    from toolkit.plugins import _version
+
+    return _version("toolkit")
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -106,7 +106,7 @@ def _check_data_algorithm(cls: type, config: Any, data: np.ndarray, steps: int, 
     first, second = cls(config, context), cls(config, context)
     _same_state(first.state_dict(), second.state_dict(), "two instances built with the same seed")
     batch_size = getattr(config, "batch_size", 32)
-    batches = iterate_batches(data, batch_size, np.random.default_rng(seed))
+    batches = iterate_batches(data, batch_size, seed)
     data_loop(first, batches, step=0, total_steps=min(steps, 20), report=_Collect())
     samples = first.sample(4)
     if samples.shape != (4, *data.shape[1:]):

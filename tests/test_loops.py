@@ -112,8 +112,16 @@ def test_data_loop_updates_on_every_batch_of_each_epoch():
             return {"loss/x": float(batch.mean())}
 
     report = Collect()
-    step = data_loop(Trainer(), iterate_batches(data, 4, np.random.default_rng(0)), step=0, total_steps=4,
-                     report=report)
+    step = data_loop(Trainer(), iterate_batches(data, 4, seed=0), step=0, total_steps=4, report=report)
     assert step == 4 and len(report.logged) == 4
     first_epoch = np.concatenate(seen[:2])
     assert len(set(first_epoch.tolist())) == 8  # no sample repeats within an epoch
+
+
+def test_batches_resume_exactly_where_they_stopped():
+    data = np.arange(50, dtype=np.float32).reshape(50, 1)
+    straight = iterate_batches(data, 8, seed=3)
+    expected = [next(straight) for _ in range(20)]
+    resumed = iterate_batches(data, 8, seed=3, start=13)
+    for batch in expected[13:]:
+        np.testing.assert_array_equal(next(resumed), batch)

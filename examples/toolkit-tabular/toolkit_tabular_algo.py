@@ -113,10 +113,13 @@ class TabularQ:
     def policy(self):
         return TabularGreedy(self.q)
 
+    def replay_buffers(self):
+        """Saved in checkpoints by the runtime when the user asks for --save-replay."""
+        return {"replay": self.replay}
+
     def state_dict(self):
-        return {"q": self.q.copy(), "rng": self.rng.bit_generator.state, "replay": self.replay.state_dict()}
+        return {"q": self.q.copy(), "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state):
         self.q[:] = state["q"]
         self.rng.bit_generator.state = state["rng"]
-        self.replay.load_state_dict(state["replay"])

@@ -1,0 +1,114 @@
+"""Learning curves from run directories: evaluation and training return against env steps.
+
+Runs that share an algorithm and an env are one group, drawn as the mean across seeds with
+a band of one standard deviation (and the min-max range, lighter); a group of one run is a
+plain line. Training returns are smoothed with a moving average over episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import ToolkitError
+
+
+def read_run(run_dir: Path) -> dict:
+    config_path = run_dir / "config.toml"
+    metrics_path = run_dir / "metrics.jsonl"
+    if not config_path.is_file() or not metrics_path.is_file():
+        raise ToolkitError(f"{run_dir} is not a toolkit run directory (needs config.toml and metrics.jsonl)")
+    config = tomllib.loads(config_path.read_text())
+    eval_curve, train_curve = [], []
+    for line in metrics_path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("eval/mean_return") is not None:
+            eval_curve.append((record["step"], record["eval/mean_return"]))
+        if record.get("train/episode_return") is not None:
+            train_curve.append((record["step"], record["train/episode_return"]))
+    run = config.get("run", {})
+    return {"algo": config.get("algorithm", "?"), "env": run.get("env") or run.get("data", "?"),
+            "seed": run.get("seed"), "eval": np.array(eval_curve, dtype=float).reshape(-1, 2),
+            "train": np.array(train_curve, dtype=float).reshape(-1, 2), "dir": run_dir}
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (shorter at the start, so the curve starts at the first episode)."""
+    if len(values) == 0:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def _on_grid(curves: list[np.ndarray], points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """All curves interpolated onto a common step grid over the steps they all cover."""
+    low = max(c[0, 0] for c in curves)
+    high = min(c[-1, 0] for c in curves)
+    grid = np.linspace(low, high, points) if high > low else np.array([low])
+    return grid, np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
+
+
+def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    runs = [read_run(Path(d)) for d in run_dirs]
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["algo"], run["env"])].append(run)
+    envs = sorted({env for _, env in groups})
+    # One row per env (returns of different envs do not share a scale), one column per curve.
+    fig, axes = plt.subplots(len(envs), 2, figsize=(12, 4.2 * len(envs)), squeeze=False)
+    panels = (("eval", "evaluation return (deterministic policy)"),
+              ("train", f"training episode return (moving average of {smoothing})"))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    algos = sorted({algo for algo, _ in groups})
+    for row, env in enumerate(envs):
+        for ax, (key, ylabel) in zip(axes[row], panels):
+            drawn = False
+            for algo in algos:
+                members = groups.get((algo, env), [])
+                curves = [m[key] if key == "eval" else np.column_stack([m[key][:, 0], smooth(m[key][:, 1], smoothing)])
+                          for m in members if len(m[key])]
+                if not curves:
+                    continue
+                color = colors[algos.index(algo) % len(colors)]
+                label = algo + (f" ({len(curves)} seeds)" if len(curves) > 1 else "")
+                if len(curves) == 1:
+                    ax.plot(curves[0][:, 0], curves[0][:, 1], color=color, label=label,
+                            marker="o" if key == "eval" else None, markersize=3)
+                else:
+                    grid, values = _on_grid(curves)
+                    mean, std = values.mean(axis=0), values.std(axis=0)
+                    ax.plot(grid, mean, color=color, label=label + ", mean")
+                    ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.25, label="± 1 std")
+                    ax.fill_between(grid, values.min(axis=0), values.max(axis=0), color=color, alpha=0.08,
+                                    label="min-max")
+                drawn = True
+            ax.set_title(env, fontsize=10)
+            ax.set_xlabel("env steps")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
+            if drawn:
+                ax.legend(fontsize=8, loc="best")
+            else:
+                ax.text(0.5, 0.5, f"no {key} returns logged", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: " + ", ".join(algos))
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,47 @@
+"""Read an offline W&B run file (``run-<id>.wandb``) with wandb's own protobuf schema.
+
+The file is a W&B header (":W&B", magic 0xBEE1, version) followed by a LevelDB-style log:
+32 KiB blocks of records, each with a 7-byte header (crc32, length, type). wandb 0.31 no
+longer ships a Python reader (its Go core reads these), so the tests decode the framing here
+and parse each record with ``wandb.proto.wandb_internal_pb2.Record``.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: str | Path) -> list:
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B" and struct.unpack("<HB", data[4:7]) == (0xBEE1, 0), "not a W&B run file"
+    records, pending, offset = [], b"", 7
+    while offset + 7 <= len(data):
+        room = BLOCK - offset % BLOCK
+        if room < 7:  # block trailer padding
+            offset += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset : offset + 7])
+        chunk = data[offset + 7 : offset + 7 + length]
+        offset += 7 + length
+        if kind == FULL:
+            pending = chunk
+        elif kind == FIRST:
+            pending = chunk
+            continue
+        elif kind == MIDDLE:
+            pending += chunk
+            continue
+        elif kind == LAST:
+            pending += chunk
+        else:
+            break
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(pending)
+        records.append(record)
+    return records
