@@ -22,7 +22,7 @@ $(STAMP): $(PY) pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(VENV)/bin/toolkit train random --env Pong
+	$(VENV)/bin/toolkit train dqn --env Pong
 
 test: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest

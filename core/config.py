@@ -212,10 +212,16 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def validate_names(config: Any, registry: Any) -> None:
-    """Fields declared with ``metadata={"registry": KIND}`` must name a registered KIND."""
+    """Fields declared with ``metadata={"registry": KIND}`` must name a registered KIND.
+    Sampler fields may carry options (``prioritized:alpha=0.5``); a sampler is cheap to
+    build, so one is built with capacity 1 to check them."""
     for f in fields_of(config.__class__):
         kind = f.metadata.get("registry")
-        if kind:
+        if kind == "sampler":
+            from toolkit.replay import make_sampler
+
+            make_sampler(getattr(config, f.name), 1, registry)
+        elif kind:
             registry.get(kind, getattr(config, f.name))
 
 

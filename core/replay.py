@@ -71,6 +71,45 @@ class UniformSampler:
         self.high = int(state["high"])
 
 
+def parse_sampler_spec(spec: str) -> tuple[str, dict[str, float]]:
+    """``"prioritized:alpha=0.5,beta0=0.4"`` -> ("prioritized", {"alpha": 0.5, "beta0": 0.4})."""
+    from toolkit.errors import ToolkitError
+
+    name, _, options = spec.partition(":")
+    values: dict[str, float] = {}
+    for item in filter(None, (o.strip() for o in options.split(","))):
+        key, eq, value = item.partition("=")
+        try:
+            values[key.strip()] = float(value)
+        except ValueError:
+            raise ToolkitError(f"sampler option '{item}' in '{spec}' must look like name=number") from None
+        if not eq:
+            raise ToolkitError(f"sampler option '{item}' in '{spec}' must look like name=number")
+    return name, values
+
+
+def make_sampler(spec: str, capacity: int, registry: Any = None) -> Sampler:
+    """The sampler a ``--replay`` value names, with its options (a one-line error if unknown)."""
+    import inspect
+
+    from toolkit.errors import ToolkitError, unknown_name
+
+    if registry is None:
+        from toolkit.plugins import get_registry
+
+        registry = get_registry()
+    name, options = parse_sampler_spec(spec)
+    factory = registry.load("sampler", name)
+    accepted = [p for p in inspect.signature(factory).parameters if p != "capacity"]
+    for key in options:
+        if key not in accepted:
+            raise unknown_name(f"option of sampler '{name}'", key, accepted)
+    try:
+        return factory(capacity, **options)
+    except (TypeError, ValueError) as exc:
+        raise ToolkitError(f"sampler '{spec}': {exc}") from None
+
+
 class ReplayBuffer:
     """Transitions from n_envs envs in per-env rings, sampled through a pluggable Sampler."""
 
@@ -109,9 +148,7 @@ class ReplayBuffer:
         self.filled = 0  # slots of each ring ever written; only these go into a checkpoint
         self.rng = np.random.default_rng(seed)
         if isinstance(sampler, str):
-            from toolkit.plugins import get_registry
-
-            sampler = get_registry().load("sampler", sampler)(self.slots * n_envs)
+            sampler = make_sampler(sampler, self.slots * n_envs)
         self.sampler: Sampler = sampler
         self._envs = np.arange(n_envs)
 

@@ -1,0 +1,87 @@
+"""Prioritized replay speed.
+
+    python benchmarks/per_speed.py samplers [--capacity 1000000]
+    python benchmarks/per_speed.py pong [--steps 4000]
+
+``samplers``: with every slot of a 1M-capacity sampler holding a transition, the time of one
+"sample a batch of 32 + update 32 priorities" round (the work PER adds to each DQN update),
+for the proportional and the rank-based sampler, next to the uniform one.
+``pong``: DQN's env steps/s on Pong during training with --replay prioritized against
+--replay uniform, same hyperparameters, same run; prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def sampler_round_trip(capacity: int, rounds: int) -> None:
+    from toolkit.replay import UniformSampler
+    from toolkit_per.per import ProportionalSampler, RankSampler
+
+    rng = np.random.default_rng(0)
+    for name, sampler in (("uniform", UniformSampler(capacity)), ("prioritized", ProportionalSampler(capacity)),
+                          ("rank", RankSampler(capacity))):
+        all_slots = np.arange(capacity)
+        sampler.add(all_slots)
+        sampler.update_priorities(all_slots, rng.exponential(size=capacity))
+        for _ in range(100):  # warm up (and let the rank sampler do its first sort)
+            indices, _ = sampler.sample(32, rng, 0.5)
+            sampler.update_priorities(indices, rng.exponential(size=32))
+        start = time.perf_counter()
+        for _ in range(rounds):
+            indices, _ = sampler.sample(32, rng, 0.5)
+            sampler.update_priorities(indices, rng.exponential(size=32))
+        micro = (time.perf_counter() - start) / rounds * 1e6
+        print(f"{name:12s} capacity {capacity:,}: sample 32 + update 32 = {micro:7.1f} us")
+
+
+def pong(steps: int, learning_starts: int) -> None:
+    rates = {}
+    for replay in ("uniform", "prioritized"):
+        rates[replay] = _rate(steps, learning_starts, replay)
+    print(f"Pong DQN training phase ({steps - learning_starts:,} steps): uniform {rates['uniform']:.1f} steps/s, "
+          f"prioritized {rates['prioritized']:.1f} steps/s, ratio {rates['prioritized'] / rates['uniform']:.2f}")
+
+
+def _rate(steps: int, learning_starts: int, replay: str) -> float:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import toolkit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = toolkit.train("dqn", env="Pong", steps=steps, seed=0, run_dir=str(Path(tmp) / "run"),
+                                progress=False, buffer_size=100_000, learning_rate=1e-4, learning_starts=learning_starts,
+                                target_update_interval=1000, exploration_fraction=0.1, exploration_final=0.01,
+                                exploration_steps=0, optimizer="adam", optimizer_eps=1e-8, replay=replay,
+                                eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=500)
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    timed = [r for r in records if r.get("perf/sps") and r["step"] > learning_starts]
+    seconds, previous = 0.0, learning_starts
+    for record in timed:
+        seconds += (record["step"] - previous) / record["perf/sps"]
+        previous = record["step"]
+    return (previous - learning_starts) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["samplers", "pong"])
+    parser.add_argument("--capacity", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    args = parser.parse_args()
+    if args.what == "samplers":
+        sampler_round_trip(args.capacity, args.rounds)
+    else:
+        pong(args.steps, args.learning_starts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from toolkit.errors import ToolkitError
+from toolkit.replay import make_sampler
+from toolkit.testing import check_algorithm
+from toolkit_per.per import ProportionalSampler, RankSampler, SumTree, importance_weights
+
+N = 200
+DRAWS = 100_032  # a multiple of the batch size
+
+
+def fill(sampler, priorities):
+    sampler.add(np.arange(len(priorities)))
+    sampler.update_priorities(np.arange(len(priorities)), priorities)
+
+
+def draw_counts(sampler, batch=32, draws=DRAWS, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(N)
+    for _ in range(draws // batch):
+        indices, _ = sampler.sample(batch, rng, 0.0)
+        np.add.at(counts, indices, 1)
+    return counts
+
+
+def chi_square_p_value(counts, probabilities):
+    expected = probabilities * counts.sum()
+    return stats.chisquare(counts, expected).pvalue
+
+
+@pytest.fixture
+def td_errors():
+    return np.random.default_rng(1).exponential(1.0, N)
+
+
+def test_proportional_frequencies_match_p(td_errors):
+    sampler = ProportionalSampler(N, alpha=0.6)
+    fill(sampler, td_errors)
+    p = (np.abs(td_errors) + sampler.eps) ** 0.6
+    assert chi_square_p_value(draw_counts(sampler), p / p.sum()) > 0.01
+
+
+def test_rank_frequencies_match_p(td_errors):
+    sampler = RankSampler(N, alpha=0.7)
+    fill(sampler, td_errors)
+    ranks = np.empty(N)
+    ranks[np.argsort(-td_errors)] = np.arange(1, N + 1)
+    p = ranks ** -0.7
+    assert chi_square_p_value(draw_counts(sampler), p / p.sum()) > 0.01
+
+
+@pytest.mark.parametrize("make", [lambda: ProportionalSampler(N, alpha=0.0), lambda: RankSampler(N, alpha=0.0)])
+def test_alpha_zero_is_uniform(make, td_errors):
+    sampler = make()
+    fill(sampler, td_errors)
+    assert chi_square_p_value(draw_counts(sampler), np.full(N, 1 / N)) > 0.01
+
+
+def test_a_wrong_distribution_is_detected(td_errors):
+    """The chi-square check above has teeth: alpha 0.6 sampling is not alpha 0.3."""
+    sampler = ProportionalSampler(N, alpha=0.6)
+    fill(sampler, td_errors)
+    p = (td_errors + 1e-6) ** 0.3
+    assert chi_square_p_value(draw_counts(sampler), p / p.sum()) < 1e-6
+
+
+def test_importance_weights_equal_the_formula(td_errors):
+    sampler = ProportionalSampler(N, alpha=0.6, beta0=0.4)
+    fill(sampler, td_errors)
+    indices, weights = sampler.sample(32, np.random.default_rng(0), progress=0.5)
+    p = (td_errors + 1e-6) ** 0.6
+    probabilities = p[indices] / p.sum()
+    beta = 0.4 + 0.6 * 0.5
+    expected = (N * probabilities) ** -beta
+    np.testing.assert_allclose(weights, expected / expected.max(), rtol=1e-5)
+    _, final = sampler.sample(32, np.random.default_rng(0), progress=1.0)
+    assert final.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(importance_weights(np.array([0.5, 0.25]), 4, 1.0), [0.5, 1.0])
+
+
+def test_rank_weights_use_rank_probabilities(td_errors):
+    sampler = RankSampler(N, alpha=0.7, beta0=0.5)
+    fill(sampler, td_errors)
+    indices, weights = sampler.sample(16, np.random.default_rng(0), progress=0.0)
+    ranks = np.empty(N)
+    ranks[np.argsort(-td_errors)] = np.arange(1, N + 1)
+    p = ranks ** -0.7
+    expected = (N * p[indices] / p.sum()) ** -0.5
+    np.testing.assert_allclose(weights, expected / expected.max(), rtol=1e-5)
+
+
+def _check_tree(tree: SumTree) -> None:
+    for lower, upper in zip(tree.levels, tree.levels[1:]):
+        np.testing.assert_allclose(upper[: len(lower) // tree.branching], lower.reshape(-1, tree.branching).sum(1))
+    assert tree.total == pytest.approx(tree.levels[0].sum())
+
+
+def test_repeated_indices_leave_a_consistent_tree():
+    tree = SumTree(5000)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        indices = rng.integers(0, 5000, 64)
+        indices[:10] = indices[0]  # the same slot ten times in one batch
+        values = rng.random(64)
+        tree.update(indices, values)
+        assert tree.levels[0][indices[0]] == values[9]  # the last write wins
+        _check_tree(tree)
+
+
+def test_find_returns_the_leaf_whose_interval_holds_the_prefix():
+    tree = SumTree(100, branching=4)
+    values = np.random.default_rng(0).random(100)
+    values[::7] = 0.0
+    tree.update(np.arange(100), values)
+    edges = np.cumsum(values)
+    prefixes = np.random.default_rng(1).random(1000) * tree.total
+    np.testing.assert_array_equal(tree.find(prefixes), np.searchsorted(edges, prefixes, side="right"))
+    assert values[tree.find(np.array([tree.total]))][0] > 0  # the very end lands on a real leaf
+
+
+def test_new_transitions_enter_with_the_maximum_priority():
+    sampler = ProportionalSampler(10, alpha=1.0)
+    sampler.add(np.arange(5))
+    sampler.update_priorities(np.arange(5), np.array([0.1, 0.2, 7.0, 0.3, 0.1]))
+    sampler.add(np.array([5]))
+    assert sampler.tree.leaves[5] == pytest.approx(7.0 + 1e-6)
+    sampler.remove(np.array([2]))
+    assert sampler.tree.leaves[2] == 0 and sampler.count == 5
+
+
+@pytest.mark.parametrize("cls", [ProportionalSampler, RankSampler])
+def test_state_round_trip(cls, td_errors):
+    first, second = cls(N), cls(N)
+    fill(first, td_errors)
+    second.load_state_dict(first.state_dict())
+    a = first.sample(32, np.random.default_rng(5), 0.3)
+    b = second.sample(32, np.random.default_rng(5), 0.3)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1])
+
+
+def test_removed_slots_are_never_drawn():
+    for sampler in (ProportionalSampler(N), RankSampler(N)):
+        sampler.add(np.arange(N))
+        sampler.remove(np.arange(0, N, 2))
+        indices, _ = sampler.sample(4096, np.random.default_rng(0), 0.0)
+        assert (indices % 2 == 1).all()
+
+
+def test_sampler_options_and_their_errors():
+    assert make_sampler("prioritized:alpha=0.5,beta0=0.3", 8).alpha == 0.5
+    with pytest.raises(ToolkitError, match="unknown option of sampler 'rank' 'alpa'; did you mean: alpha"):
+        make_sampler("rank:alpa=0.5", 8)
+    with pytest.raises(ToolkitError, match="must lie in"):
+        make_sampler("prioritized:alpha=2", 8)
+
+
+@pytest.mark.parametrize("replay", ["prioritized", "rank"])
+def test_dqn_with_prioritized_replay_on_frame_stacks_and_several_envs(replay):
+    check_algorithm("dqn", env="toolkit/Frames-v0", n_envs=3,
+                    overrides={"learning_starts": 30, "network": "mlp", "hidden": (8,), "replay": replay})
