@@ -308,8 +308,16 @@ class DQN:
                                        eps=c.optimizer_eps, centered=True, foreach=True)
         return torch.optim.Adam(self.q.parameters(), lr=c.learning_rate, eps=c.optimizer_eps, fused=True)
 
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """numpy -> device tensor; on a GPU through pinned memory with a non-blocking copy."""
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
     def _as_tensor(self, obs: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(obs).to(self.device, non_blocking=True)
+        """Observations stay uint8 until here; the network scales them."""
+        tensor = self._to_device(obs)
         return tensor.contiguous(memory_format=self.memory_format) if self.image_input else tensor
 
     def select_actions(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
@@ -361,10 +369,8 @@ class DQN:
         c = self.config
         batch = self.replay.sample(c.batch_size, gamma=c.gamma, n_step=c.n_step, progress=progress)
         obs, next_obs = self._as_tensor(batch.obs), self._as_tensor(batch.next_obs)
-        action = torch.from_numpy(batch.action).to(self.device).long()
-        reward = torch.from_numpy(batch.reward).to(self.device)
-        discount = torch.from_numpy(batch.discount).to(self.device)
-        weights = torch.from_numpy(batch.weights).to(self.device)
+        action = self._to_device(batch.action).long()
+        reward, discount, weights = (self._to_device(x) for x in (batch.reward, batch.discount, batch.weights))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.amp):
             with torch.no_grad():
                 target_net = self.target_forward if self.target is not None else self.q_forward

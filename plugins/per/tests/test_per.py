@@ -98,7 +98,7 @@ def _check_tree(tree: SumTree) -> None:
 
 
 def test_repeated_indices_leave_a_consistent_tree():
-    tree = SumTree(5000)
+    tree = SumTree(5000, branching=8)
     rng = np.random.default_rng(0)
     for _ in range(50):
         indices = rng.integers(0, 5000, 64)
@@ -109,8 +109,9 @@ def test_repeated_indices_leave_a_consistent_tree():
         _check_tree(tree)
 
 
-def test_find_returns_the_leaf_whose_interval_holds_the_prefix():
-    tree = SumTree(100, branching=4)
+@pytest.mark.parametrize("search_width", [4096, 8])  # one global search / a search plus 3 descents
+def test_find_returns_the_leaf_whose_interval_holds_the_prefix(search_width):
+    tree = SumTree(100, branching=4, search_width=search_width)
     values = np.random.default_rng(0).random(100)
     values[::7] = 0.0
     tree.update(np.arange(100), values)
