@@ -13,12 +13,13 @@ time; the script prints both rates and their ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from common import training_rate
 
 
 def sb3_rate(steps: int, learning_starts: int, device: str) -> float:
@@ -47,7 +48,9 @@ def sb3_rate(steps: int, learning_starts: int, device: str) -> float:
     return (steps - learning_starts) / (time.perf_counter() - clock.start)
 
 
-def toolkit_rate(steps: int, learning_starts: int, device: str, compile_: bool) -> float:
+def toolkit_rate(steps: int, learning_starts: int, device: str = "cpu", compile_: bool = False,
+                 amp: bool = False, replay: str = "uniform") -> float:
+    """toolkit's DQN with the anchor's hyperparameters; env steps/s after learning_starts."""
     import toolkit
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,15 +59,9 @@ def toolkit_rate(steps: int, learning_starts: int, device: str, compile_: bool) 
             buffer_size=100_000, learning_rate=1e-4, batch_size=32, learning_starts=learning_starts,
             target_update_interval=1000, train_frequency=4, gradient_steps=1, exploration_fraction=0.1,
             exploration_final=0.01, exploration_steps=0, optimizer="adam", optimizer_eps=1e-8, loss="huber",
-            max_grad_norm=10.0, gamma=0.99, compile=compile_, eval_every=0, eval_episodes=1,
-            checkpoint_every=0, log_every=500)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    timed = [r for r in records if r.get("perf/sps") and r["step"] > learning_starts]
-    seconds, previous = 0.0, learning_starts
-    for record in timed:  # perf/sps covers the steps since the previous line
-        seconds += (record["step"] - previous) / record["perf/sps"]
-        previous = record["step"]
-    return (previous - learning_starts) / seconds
+            max_grad_norm=10.0, gamma=0.99, compile=compile_, amp=amp, replay=replay, eval_every=0,
+            eval_episodes=1, checkpoint_every=0, log_every=500)
+        return training_rate(run_dir, learning_starts)
 
 
 def main() -> None:
@@ -74,6 +71,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also measure toolkit with --compile")
+    parser.add_argument("--amp", action="store_true", help="also measure toolkit with --amp (bfloat16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ours = toolkit_rate(args.steps, args.learning_starts, args.device, False)
@@ -83,8 +81,11 @@ def main() -> None:
     print(f"SB3 DQN          : {theirs:7.1f} env steps/s")
     print(f"toolkit dqn      : {ours:7.1f} env steps/s   ratio {ours / theirs:.2f}x")
     if args.compile:
-        compiled = toolkit_rate(args.steps, args.learning_starts, args.device, True)
+        compiled = toolkit_rate(args.steps, args.learning_starts, args.device, compile_=True)
         print(f"toolkit --compile: {compiled:7.1f} env steps/s   ratio {compiled / theirs:.2f}x")
+    if args.amp:
+        bf16 = toolkit_rate(args.steps, args.learning_starts, args.device, amp=True)
+        print(f"toolkit --amp    : {bf16:7.1f} env steps/s   ratio {bf16 / theirs:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ numpy expression the random agent uses, so the ratio isolates the cost of toolki
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import training_rate
 from toolkit import train
 from toolkit.vec_env import make_vec_env
 
@@ -43,13 +43,7 @@ def toolkit_loop(env: str, steps: int, n_envs: int) -> float:
         run_dir = Path(tmp) / "run"
         train("random", env=env, steps=steps, n_envs=n_envs, run_dir=str(run_dir), eval_every=0,
               eval_episodes=1, checkpoint_every=0, progress=False, log_every=10_000)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    timed = [r for r in records if r.get("perf/sps")]
-    seconds, previous = 0.0, 0
-    for record in timed:
-        seconds += (record["step"] - previous) / record["perf/sps"]
-        previous = record["step"]
-    return previous / seconds
+        return training_rate(run_dir)
 
 
 def main() -> None:

@@ -43,33 +43,11 @@ def sampler_round_trip(capacity: int, rounds: int) -> None:
 
 
 def pong(steps: int, learning_starts: int) -> None:
-    rates = {}
-    for replay in ("uniform", "prioritized"):
-        rates[replay] = _rate(steps, learning_starts, replay)
+    from dqn_pong_speed import toolkit_rate
+
+    rates = {replay: toolkit_rate(steps, learning_starts, replay=replay) for replay in ("uniform", "prioritized")}
     print(f"Pong DQN training phase ({steps - learning_starts:,} steps): uniform {rates['uniform']:.1f} steps/s, "
           f"prioritized {rates['prioritized']:.1f} steps/s, ratio {rates['prioritized'] / rates['uniform']:.2f}")
-
-
-def _rate(steps: int, learning_starts: int, replay: str) -> float:
-    import json
-    import tempfile
-    from pathlib import Path
-
-    import toolkit
-
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = toolkit.train("dqn", env="Pong", steps=steps, seed=0, run_dir=str(Path(tmp) / "run"),
-                                progress=False, buffer_size=100_000, learning_rate=1e-4, learning_starts=learning_starts,
-                                target_update_interval=1000, exploration_fraction=0.1, exploration_final=0.01,
-                                exploration_steps=0, optimizer="adam", optimizer_eps=1e-8, replay=replay,
-                                eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=500)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    timed = [r for r in records if r.get("perf/sps") and r["step"] > learning_starts]
-    seconds, previous = 0.0, learning_starts
-    for record in timed:
-        seconds += (record["step"] - previous) / record["perf/sps"]
-        previous = record["step"]
-    return (previous - learning_starts) / seconds
 
 
 def main() -> None:
