@@ -222,7 +222,7 @@ class ReplayBuffer:
         discount = np.full(batch_size, gamma, dtype=np.float32)
         last = t.copy()
         running = ~self.episode_end[t, e]
-        for k in range(1, n_step):
+        for _ in range(1, n_step):
             nxt = (last + 1) % self.slots
             running &= self.has_transition[nxt, e]
             last = np.where(running, nxt, last)

@@ -6,11 +6,9 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from conftest import run_cli
@@ -83,7 +81,7 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp
         steps.append(checkpoint.load(path)["step"])  # every visible checkpoint is whole
     resumed = linear_q("resume", str(run_dir), "--steps", str(max(steps) + 50), env={"LINEAR_Q_BALLAST": "1"})
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming linear-q" in resumed.stderr
+    assert "resuming linear-q" in resumed.stderr
     assert not list((run_dir / "checkpoints").glob(".step_*.tmp"))  # cleaned up
     assert checkpoint.load(checkpoint.latest(run_dir))["step"] == max(steps) + 50
 
