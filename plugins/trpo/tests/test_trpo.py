@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import toolkit
+from toolkit.interfaces import EnvContext
+from toolkit.loops import env_loop
+from toolkit.testing import check_algorithm
+from toolkit.vec_env import make_vec_env
+from toolkit_trpo.trpo import (TRPO, CategoricalPolicy, GaussianPolicy, TRPOConfig, conjugate_gradient,
+                               fisher_vector_product, get_flat, set_flat)
+
+
+def test_conjugate_gradient_solves_an_spd_system():
+    rng = np.random.default_rng(0)
+    m = torch.as_tensor(rng.normal(size=(20, 20)))
+    a = m @ m.T + 20 * torch.eye(20, dtype=torch.float64)
+    b = torch.as_tensor(rng.normal(size=20))
+    x = conjugate_gradient(lambda v: a @ v, b, iterations=50, residual_tol=1e-20)
+    assert torch.allclose(x, torch.linalg.solve(a, b), atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: CategoricalPolicy(3, 4, (5,)), lambda: GaussianPolicy(3, 2, (5,), -0.3)])
+def test_fisher_vector_product_is_the_kl_hessian_times_v(make):
+    torch.manual_seed(0)
+    policy = make().double()
+    obs = torch.randn(16, 3, dtype=torch.float64)
+    params = list(policy.parameters())
+    with torch.no_grad():
+        old = policy.distribution(obs)
+        # move away from theta_old so the Hessian is taken at a generic point, as in a line search
+        set_flat(params, get_flat(params) + 0.05 * torch.randn(sum(p.numel() for p in params), dtype=torch.float64))
+    theta = get_flat(params).clone()
+
+    names = [n for n, _ in policy.named_parameters()]
+
+    def mean_kl_at(flat):
+        offset, tensors = 0, {}
+        for name, p in zip(names, params):
+            tensors[name] = flat[offset : offset + p.numel()].view_as(p)
+            offset += p.numel()
+        dist = _distribution(policy, tensors, obs)
+        return torch.distributions.kl_divergence(old, dist).mean()
+
+    hessian = torch.autograd.functional.hessian(mean_kl_at, theta)
+    v = torch.randn(len(theta), dtype=torch.float64)
+    set_flat(params, theta)
+    fvp = fisher_vector_product(lambda: torch.distributions.kl_divergence(old, policy.distribution(obs)).mean(),
+                                params, v, damping=0.1)
+    assert torch.allclose(fvp, hessian @ v + 0.1 * v, atol=1e-8)
+
+
+def _distribution(policy, tensors, obs):
+    """policy.distribution(obs) with its parameters replaced by ``tensors`` (differentiable)."""
+    from torch.nn.utils.stateless import _reparametrize_module
+
+    with _reparametrize_module(policy, tensors):
+        return policy.distribution(obs)
+
+
+class Record:
+    def __init__(self):
+        self.updates = []
+
+    def episode(self, *args):
+        pass
+
+    def metrics(self, step, metrics):
+        self.updates.append(metrics)
+
+    def progress(self, step):
+        pass
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_every_update_respects_the_trust_region_and_improves_the_surrogate(env):
+    envs = make_vec_env(env, 2, 0)
+    context = EnvContext(envs.single_observation_space, envs.single_action_space, 2, 0, 4096, 0, "cpu")
+    config = TRPOConfig(n_steps=256, max_kl=0.01, critic_epochs=2)
+    algo = TRPO(config, context)
+    obs, _ = envs.reset(seed=0)
+    report = Record()
+    env_loop(algo, envs, obs, step=0, total_steps=4096, report=report)
+    assert len(report.updates) == 8
+    for metrics in report.updates:
+        assert metrics["train/kl"] <= 1.5 * config.max_kl
+        assert metrics["train/surrogate_improvement"] >= 0.0
+    assert sum(m["train/line_search_steps"] > 0 for m in report.updates) >= 6  # steps were taken
+    envs.close()
+
+
+def test_rejected_line_search_keeps_the_old_parameters():
+    envs = make_vec_env("CartPole-v1", 1, 0)
+    context = EnvContext(envs.single_observation_space, envs.single_action_space, 1, 0, 1000, 0, "cpu")
+    algo = TRPO(TRPOConfig(n_steps=64), context)
+    obs = torch.randn(64, 4)
+    actions = torch.randint(0, 2, (64,))
+    with torch.no_grad():
+        log_prob = algo.actor.distribution(obs).log_prob(actions)
+    before = get_flat(list(algo.actor.parameters())).clone()
+    metrics = algo.policy_step(obs, actions, log_prob, torch.zeros(64))  # zero advantages: nothing improves
+    assert metrics["train/line_search_steps"] == 0 and metrics["train/kl"] == 0.0
+    assert torch.equal(before, get_flat(list(algo.actor.parameters())))
+    envs.close()
+
+
+@pytest.mark.parametrize("env, overrides", [("toolkit/Identity-v0", {}),
+                                            ("toolkit/IdentityContinuous-v0", {"normalize_obs": True}),
+                                            ("CartPole-v1", {"normalize_obs": True})])
+def test_conformance(env, overrides):
+    check_algorithm("trpo", env=env, steps=300, overrides={"n_steps": 64, "critic_epochs": 1, **overrides})
+
+
+def test_checkpoint_mid_rollout_keeps_the_partial_rollout():
+    envs = make_vec_env("CartPole-v1", 1, 0)
+    context = EnvContext(envs.single_observation_space, envs.single_action_space, 1, 0, 1000, 0, "cpu")
+    algo = TRPO(TRPOConfig(n_steps=32), context)
+    obs, _ = envs.reset(seed=0)
+    env_loop(algo, envs, obs, step=0, total_steps=10, report=Record())
+    restored = TRPO(TRPOConfig(n_steps=32), context)
+    restored.load_state_dict(algo.state_dict())
+    assert restored.rollout.step == 10
+    np.testing.assert_array_equal(restored.rollout.obs, algo.rollout.obs)
+    envs.close()
+
+
+def test_learns_the_identity_task(tmp_path):
+    run_dir = toolkit.train("trpo", env="toolkit/Identity-v0", steps=12_000, seed=0, n_envs=2, n_steps=256,
+                            max_kl=0.05, critic_epochs=3, eval_every=0, eval_episodes=5,
+                            run_dir=str(tmp_path / "r"), progress=False)
+    from toolkit.run import evaluate_checkpoint
+
+    assert evaluate_checkpoint(run_dir, episodes=5)["mean_return"] >= 15.0  # optimum 16

@@ -1,0 +1,387 @@
+"""Trust Region Policy Optimization (Schulman et al. 2015) with generalized advantage
+estimation (Schulman et al. 2016).
+
+    maximise   L(theta) = E[ pi_theta(a|s) / pi_old(a|s) * A(s, a) ]
+    subject to E_s[ KL(pi_old(.|s) || pi_theta(.|s)) ] <= delta
+
+solved approximately: g = grad L; x = F^-1 g by conjugate gradient, where F x is the
+Hessian-vector product of the mean KL (double backprop) plus damping; the largest step
+sqrt(2 delta / x^T F x) x; a backtracking line search that accepts a step only if the
+surrogate improves and the KL bound holds, and otherwise keeps the old parameters. The
+critic V(s) is fitted to the GAE(lambda) returns with several epochs of minibatch Adam.
+
+Reads top to bottom: config -> presets -> math (conjugate_gradient, fisher_vector_product)
+-> policies and critic -> the algorithm. Rollouts come from the core env loop and
+``RolloutStorage``; bootstrapping on truncation uses the value of the true final
+observation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from toolkit.config import Preset
+from toolkit.interfaces import EnvContext, Transition
+from toolkit.rollout import RolloutStorage
+
+
+@dataclass(frozen=True)
+class TRPOConfig:
+    """Hyperparameters of TRPO; defaults are sb3-contrib's."""
+
+    n_steps: int = 2048
+    """Env steps per env in each rollout (a rollout has n_steps * n_envs transitions)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda: 0 is one-step TD advantages, 1 is Monte-Carlo returns."""
+    max_kl: float = 0.01
+    """delta: the bound on the mean KL(pi_old || pi_new) of one update."""
+    cg_iterations: int = 15
+    """Conjugate-gradient iterations for the step direction."""
+    cg_damping: float = 0.1
+    """Damping added to the Fisher matrix (F + damping * I)."""
+    line_search_steps: int = 10
+    """Backtracking steps before giving up on an update."""
+    line_search_shrink: float = 0.8
+    """Factor applied to the step at each backtracking step."""
+    critic_learning_rate: float = 1e-3
+    """Adam step size of the value function."""
+    critic_epochs: int = 10
+    """Passes over the rollout to fit the value function."""
+    critic_batch_size: int = 128
+    """Minibatch size of the value-function fit."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the policy and value MLPs (tanh)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of Gaussian policies (state-independent, learned)."""
+    normalize_advantage: bool = True
+    """Standardise advantages within each rollout."""
+    normalize_obs: bool = False
+    """Running mean / std normalisation of observations (kept in checkpoints)."""
+
+
+PRESETS: dict[str, Preset] = {
+    "cartpole": Preset({"n_envs": 2, "n_steps": 512, "cg_damping": 1e-3, "gae_lambda": 0.98, "gamma": 0.99,
+                        "critic_learning_rate": 1e-3, "critic_epochs": 20, "critic_batch_size": 512,
+                        "steps": 100_000, "eval_every": 20_000, "eval_episodes": 20},
+                       envs=("CartPole-v1",), description="rl-zoo3's CartPole-v1 settings"),
+    "pendulum": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "critic_epochs": 15, "steps": 100_000,
+                        "eval_every": 20_000, "eval_episodes": 20},
+                       envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings (without gSDE)"),
+    "mujoco": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95, "cg_iterations": 25,
+                      "cg_damping": 0.1, "critic_epochs": 20, "critic_batch_size": 128, "critic_learning_rate": 1e-3,
+                      "normalize_obs": True, "steps": 1_000_000, "eval_every": 50_000, "eval_episodes": 10},
+                     envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5"),
+                     description="rl-zoo3's MuJoCo settings"),
+}
+
+
+# -- the math --------------------------------------------------------------------------------
+
+
+def conjugate_gradient(matrix_vector: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+                       iterations: int, residual_tol: float = 1e-10) -> torch.Tensor:
+    """Approximately solve A x = b for symmetric positive-definite A, given only x -> A x."""
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    residual_sq = residual @ residual
+    for _ in range(iterations):
+        if residual_sq < residual_tol:  # includes b = 0: nothing to solve
+            break
+        a_direction = matrix_vector(direction)
+        alpha = residual_sq / (direction @ a_direction)
+        x += alpha * direction
+        residual -= alpha * a_direction
+        new_residual_sq = residual @ residual
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x
+
+
+def flat_grad(output: torch.Tensor, params: list[torch.Tensor], **kwargs: Any) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(output, params, **kwargs)])
+
+
+def fisher_vector_product(mean_kl: Callable[[], torch.Tensor], params: list[torch.Tensor], vector: torch.Tensor,
+                          damping: float) -> torch.Tensor:
+    """(F + damping I) v, with F the Hessian of the mean KL at the current parameters,
+    computed by double backpropagation: d/dtheta [ (d KL / d theta) . v ]."""
+    grad_kl = flat_grad(mean_kl(), params, create_graph=True)
+    return flat_grad(grad_kl @ vector, params) + damping * vector
+
+
+def get_flat(params: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.data.reshape(-1) for p in params])
+
+
+def set_flat(params: list[torch.Tensor], flat: torch.Tensor) -> None:
+    offset = 0
+    for p in params:
+        p.data.copy_(flat[offset : offset + p.numel()].view_as(p))
+        offset += p.numel()
+
+
+# -- policies and critic ---------------------------------------------------------------------
+
+
+def mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.Tanh()]
+        width = size
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a|s) = softmax(logits(s)) for Discrete actions."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.logits = mlp(obs_dim, hidden, n_actions)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.logits(obs))
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.multinomial(self.distribution(obs).probs, 1, generator=generator).squeeze(1)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(obs).argmax(dim=1)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(mu(s), diag(exp(log_std))^2) with a state-independent learned log_std."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_std_init: float) -> None:
+        super().__init__()
+        self.mean = mlp(obs_dim, hidden, action_dim)
+        self.log_std = nn.Parameter(torch.full((action_dim,), log_std_init))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Independent:
+        normal = torch.distributions.Normal(self.mean(obs), self.log_std.exp())
+        return torch.distributions.Independent(normal, 1)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        mean = self.mean(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + self.log_std.exp() * noise
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean(obs)
+
+
+class RunningNormalizer:
+    """Running mean and variance of observations (Chan et al. parallel update)."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0) -> None:
+        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), 1e-4
+        self.clip = clip
+
+    def update(self, batch: np.ndarray) -> None:
+        mean, var, n = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        delta, total = mean - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+
+# -- the algorithm ---------------------------------------------------------------------------
+
+
+class DeterministicPolicy:
+    """The policy's mode (argmax or Gaussian mean clipped to the action bounds)."""
+
+    def __init__(self, algorithm: TRPO) -> None:
+        self.algorithm = algorithm
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        a = self.algorithm
+        with torch.no_grad():
+            action = a.actor.mode(torch.as_tensor(a.normalize(obs, update=False))).numpy()
+        return a.to_env_action(action)
+
+
+class TRPO:
+    """Collect a rollout of n_steps per env, then one trust-region policy step and a critic fit."""
+
+    Config: ClassVar[type] = TRPOConfig
+    loop: ClassVar[str] = "env"
+    presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
+        self.config = config
+        torch.manual_seed(context.seed)
+        obs_space, action_space = context.observation_space, context.action_space
+        obs_dim = int(np.prod(obs_space.shape))
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        if self.discrete:
+            self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden)
+        else:
+            self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init)
+        self.critic = mlp(obs_dim, config.hidden, 1)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
+        self.action_space = action_space
+        flat_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs, action_space
+                                      if self.discrete else spaces.Box(-np.inf, np.inf, action_space.shape, np.float32))
+        self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
+        self.generator = torch.Generator().manual_seed(context.seed)
+        self.rng = np.random.default_rng(context.seed)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.updates = 0
+
+    # -- acting ------------------------------------------------------------------------------
+
+    def normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        flat = obs.reshape(len(obs), -1).astype(np.float32)
+        if self.normalizer is None:
+            return flat
+        if update:
+            self.normalizer.update(flat)
+        return self.normalizer(flat)
+
+    def to_env_action(self, action: np.ndarray) -> np.ndarray:
+        if self.discrete:
+            return action.astype(np.int64)
+        return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        normalized = self.normalize(obs, update=True)
+        with torch.no_grad():
+            obs_t = torch.as_tensor(normalized)
+            action = self.actor.sample(obs_t, self.generator)
+            log_prob = self.actor.distribution(obs_t).log_prob(action)
+            value = self.critic(obs_t).squeeze(1)
+        self._last = (normalized, action.numpy(), log_prob.numpy(), value.numpy())
+        return self.to_env_action(action.numpy())
+
+    def observe(self, t: Transition) -> None:
+        normalized, action, log_prob, value = self._last
+        self.rollout.add(normalized, action, t.reward, self.normalize(t.next_obs, update=False), t.terminated,
+                         t.truncated, value, log_prob)
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def update(self, step: int) -> dict[str, float]:
+        if not self.rollout.full:
+            return {}
+        c = self.config
+        r = self.rollout
+        with torch.no_grad():
+            next_values = self.critic(torch.as_tensor(r.next_obs.reshape(-1, r.next_obs.shape[-1]))).view(r.n_steps, r.n_envs)
+        r.compute_advantages(next_values.numpy(), c.gamma, c.gae_lambda)
+        obs = torch.as_tensor(r.obs.reshape(-1, r.obs.shape[-1]))
+        actions = torch.as_tensor(r.actions.reshape(len(obs), *r.actions.shape[2:]))
+        advantages = torch.as_tensor(r.advantages.reshape(-1))
+        if c.normalize_advantage:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        metrics = self.policy_step(obs, actions, torch.as_tensor(r.log_probs.reshape(-1)), advantages)
+        metrics["loss/value"] = self.fit_critic(obs, torch.as_tensor(r.returns.reshape(-1)))
+        r.reset()
+        self.updates += 1
+        return metrics
+
+    def policy_step(self, obs: torch.Tensor, actions: torch.Tensor, old_log_prob: torch.Tensor,
+                    advantages: torch.Tensor) -> dict[str, float]:
+        """One TRPO step: natural-gradient direction by CG, largest step inside the trust
+        region, backtracking line search on the surrogate and the KL bound."""
+        c = self.config
+        params = [p for p in self.actor.parameters()]
+        with torch.no_grad():
+            old_dist = self.actor.distribution(obs)
+
+        def surrogate() -> torch.Tensor:
+            ratio = torch.exp(self.actor.distribution(obs).log_prob(actions) - old_log_prob)
+            return (ratio * advantages).mean()
+
+        def mean_kl() -> torch.Tensor:
+            return torch.distributions.kl_divergence(old_dist, self.actor.distribution(obs)).mean()
+
+        old_surrogate = surrogate()
+        gradient = flat_grad(old_surrogate, params)
+        direction = conjugate_gradient(lambda v: fisher_vector_product(mean_kl, params, v, c.cg_damping),
+                                       gradient, c.cg_iterations)
+        curvature = direction @ fisher_vector_product(mean_kl, params, direction, c.cg_damping)
+        step = math.sqrt(2 * c.max_kl / max(float(curvature), 1e-12)) * direction
+        old_params = get_flat(params)
+        old_value = float(old_surrogate)
+        accepted, kl, new_value = 0, 0.0, old_value
+        with torch.no_grad():
+            for k in range(c.line_search_steps):
+                set_flat(params, old_params + (c.line_search_shrink**k) * step)
+                kl, new_value = float(mean_kl()), float(surrogate())
+                if kl <= c.max_kl and new_value > old_value:
+                    accepted = k + 1
+                    break
+            else:
+                set_flat(params, old_params)  # no acceptable step: keep the old policy
+                kl, new_value = 0.0, old_value
+        with torch.no_grad():
+            entropy = float(self.actor.distribution(obs).entropy().mean())
+        return {"train/kl": kl, "train/surrogate_improvement": new_value - old_value,
+                "train/line_search_steps": float(accepted), "train/entropy": entropy}
+
+    def fit_critic(self, obs: torch.Tensor, returns: torch.Tensor) -> float:
+        c = self.config
+        losses = []
+        for _ in range(c.critic_epochs):
+            order = torch.randperm(len(obs), generator=self.generator)
+            for start in range(0, len(obs), c.critic_batch_size):
+                batch = order[start : start + c.critic_batch_size]
+                loss = ((self.critic(obs[batch]).squeeze(1) - returns[batch]) ** 2).mean()
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.critic_optimizer.step()
+                losses.append(loss.item())
+        return float(np.mean(losses))
+
+    # -- the rest of the protocol ------------------------------------------------------------
+
+    def policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self)
+
+    _ROLLOUT = ("obs", "next_obs", "actions", "rewards", "values", "log_probs", "terminated", "episode_end")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+            # a checkpoint can fall in the middle of a rollout
+            "rollout": {name: getattr(self.rollout, name).copy() for name in self._ROLLOUT} | {"step": self.rollout.step},
+        }
+        if self.normalizer is not None:
+            state["normalizer"] = {"mean": self.normalizer.mean, "var": self.normalizer.var,
+                                   "count": self.normalizer.count}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
+        for name in self._ROLLOUT:
+            getattr(self.rollout, name)[...] = state["rollout"][name]
+        self.rollout.step = int(state["rollout"]["step"])
+        if self.normalizer is not None:
+            saved = state["normalizer"]
+            self.normalizer.mean, self.normalizer.var = np.array(saved["mean"]), np.array(saved["var"])
+            self.normalizer.count = float(saved["count"])
