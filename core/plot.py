@@ -75,7 +75,10 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     algos = sorted({algo for algo, _ in groups})
     for row, env in enumerate(envs):
+        last_step = max((r[k][-1, 0] for r in runs if r["env"] == env for k in ("eval", "train") if len(r[k])),
+                        default=1.0)
         for ax, (key, ylabel) in zip(axes[row], panels):
+            ax.set_xlim(0, last_step * 1.02)  # both panels of a row share the step axis
             drawn = False
             for algo in algos:
                 members = groups.get((algo, env), [])
