@@ -75,10 +75,11 @@ class SumTree:
         """For each prefix sum in [0, total), the leaf whose cumulative interval contains it."""
         level = self.levels[-1]
         cumulative = np.cumsum(level)
-        prefix = np.minimum(np.asarray(prefix, dtype=np.float64), np.nextafter(cumulative[-1], 0))
-        node = np.minimum(np.searchsorted(cumulative, prefix, side="right"), len(level) - 1)
+        # prefix < total, so the search below stays inside the level
+        prefix = np.minimum(prefix, np.nextafter(cumulative[-1], 0))
+        node = np.searchsorted(cumulative, prefix, side="right")
         prefix = prefix - (cumulative[node] - level[node])
-        rows = np.arange(len(prefix))
+        rows = self._rows(len(prefix))
         for level in reversed(self.levels[:-1]):
             children = level.reshape(-1, self.branching)[node]
             cumulative = children @ self._upper
@@ -91,6 +92,11 @@ class SumTree:
         if empty.any():  # float rounding ran past the last positive leaf of a subtree
             node[empty] = self._last_positive_before(node[empty])
         return node
+
+    def _rows(self, n: int) -> np.ndarray:
+        if len(getattr(self, "_row_cache", ())) != n:
+            self._row_cache = np.arange(n)
+        return self._row_cache
 
     def _last_positive_before(self, leaves: np.ndarray) -> np.ndarray:
         positive = np.flatnonzero(self.levels[0] > 0)
@@ -138,12 +144,12 @@ class ProportionalSampler:
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
         """p_i = |delta_i| + eps, stored as p_i^alpha."""
-        priorities = np.abs(np.asarray(priorities, dtype=np.float64)) + self.eps
+        priorities = np.abs(priorities) + self.eps
         live = self.tree.levels[0][indices] > 0  # a slot overwritten since it was sampled stays empty
         if not live.all():
             indices, priorities = indices[live], priorities[live]
-        self.tree.update(indices, priorities ** self.alpha)
         if len(priorities):
+            self.tree.update(indices, priorities**self.alpha)
             self.max_priority = max(self.max_priority, float(priorities.max()))
 
     def state_dict(self) -> dict[str, Any]:
