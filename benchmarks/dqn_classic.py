@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from common import run_workers
 
 # rl-zoo3 hyperparams/dqn.yml (n_timesteps is the shared budget)
 ZOO = {
@@ -88,19 +87,7 @@ def main() -> None:
 
     jobs = [(lib, env, seed) for env in args.envs for seed in range(args.seeds) for lib in args.libs]
 
-    def launch(job):
-        lib, env, seed = job
-        out = subprocess.run([sys.executable, __file__, "--worker", lib, env, str(seed)], capture_output=True,
-                             text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {lib:8s} {env:15s} seed {seed}: final {result['final']:8.1f}  ({result['sps']:.0f} steps/s)",
-              flush=True)
-        return job, result
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(pool.map(launch, jobs))
+    results = run_workers(__file__, jobs, args.jobs)
     print("\n| env | library | final eval return (mean ± std over seeds) | seeds solved | env steps/s |")
     print("|---|---|---|---|---|")
     for env in args.envs:

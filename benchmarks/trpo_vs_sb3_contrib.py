@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from common import run_workers
 
 BUDGET = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000, "Hopper-v5": 1_000_000}
 # rl-zoo3 hyperparams/trpo.yml
@@ -86,17 +85,7 @@ def main() -> None:
     libs = ["toolkit", "sb3-contrib"]
     jobs = [(lib, env, seed) for env in args.envs for seed in range(args.seeds) for lib in libs]
 
-    def launch(job):
-        out = subprocess.run([sys.executable, __file__, "--worker", *map(str, job)], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {job[0]:11s} {job[1]:12s} seed {job[2]}: final {result['final']:8.1f} ({result['sps']:.0f} steps/s)",
-              flush=True)
-        return job, result
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(pool.map(launch, jobs))
+    results = run_workers(__file__, jobs, args.jobs)
     print("\n| env | library | final eval return (mean ± std over seeds) | env steps/s |")
     print("|---|---|---|---|")
     for env in args.envs:
