@@ -109,9 +109,12 @@ def annealed_beta(beta0: float, progress: float) -> float:
 
 
 def importance_weights(probabilities: np.ndarray, n: int, beta: float) -> np.ndarray:
-    """w_i = (N * P(i))^(-beta) / max_j w_j over the batch (Schaul et al. 2016, Algorithm 1)."""
-    weights = (n * probabilities) ** (-beta)
-    return (weights / weights.max()).astype(np.float32)
+    """w_i = (N * P(i))^(-beta) / max_j w_j over the batch (Schaul et al. 2016, Algorithm 1).
+
+    N cancels in the normalisation and the largest weight belongs to the least likely
+    sample, so this is computed as (P(i) / min_j P(j))^(-beta); ``n`` is kept in the
+    signature to match the formula."""
+    return ((probabilities / probabilities.min()) ** -beta).astype(np.float32)
 
 
 class ProportionalSampler:
@@ -137,7 +140,7 @@ class ProportionalSampler:
         total = self.tree.total
         if total <= 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        prefix = (np.arange(batch_size) + rng.random(batch_size)) * (total / batch_size)
+        prefix = (self.tree._rows(batch_size) + rng.random(batch_size)) * (total / batch_size)
         indices = self.tree.find(prefix)
         probabilities = self.tree.levels[0][indices] / total
         return indices, importance_weights(probabilities, self.count, annealed_beta(self.beta0, progress))
