@@ -28,6 +28,7 @@ test: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/replay_memory.py
 
