@@ -30,6 +30,7 @@ from torch import nn
 
 from toolkit.config import Preset
 from toolkit.interfaces import EnvContext, Transition
+from toolkit.nn import mlp as core_mlp
 from toolkit.rollout import RolloutStorage
 
 
@@ -135,13 +136,8 @@ def set_flat(params: list[torch.Tensor], flat: torch.Tensor) -> None:
 
 
 def mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    width = in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.Tanh()]
-        width = size
-    layers.append(nn.Linear(width, out_features))
-    return nn.Sequential(*layers)
+    """The tanh MLPs of the TRPO paper's continuous-control experiments."""
+    return core_mlp(in_features, hidden, out_features, activation=nn.Tanh)
 
 
 class CategoricalPolicy(nn.Module):
