@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(BUDGET))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -83,7 +84,8 @@ def main() -> None:
         print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3_contrib)(env_id, int(seed))))
         return
     libs = ["toolkit", "sb3-contrib"]
-    jobs = [(lib, env, seed) for env in args.envs for seed in range(args.seeds) for lib in libs]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(lib, env, seed) for env in args.envs for seed in seeds for lib in libs]
 
     results = run_workers(__file__, jobs, args.jobs)
     print("\n| env | library | final eval return (mean ± std over seeds) | env steps/s |")
@@ -91,8 +93,8 @@ def main() -> None:
     for env in args.envs:
         rates = {}
         for lib in libs:
-            finals = [results[(lib, env, s)]["final"] for s in range(args.seeds)]
-            rates[lib] = statistics.mean(results[(lib, env, s)]["sps"] for s in range(args.seeds))
+            finals = [results[(lib, env, s)]["final"] for s in seeds]
+            rates[lib] = statistics.mean(results[(lib, env, s)]["sps"] for s in seeds)
             print(f"| {env} | {lib} | {statistics.mean(finals):.1f} ± {statistics.pstdev(finals):.1f} "
                   f"({', '.join(f'{f:.0f}' for f in finals)}) | {rates[lib]:.0f} |")
         print(f"| {env} | speed ratio toolkit / sb3-contrib | | {rates['toolkit'] / rates['sb3-contrib']:.2f} |")
