@@ -18,6 +18,7 @@ gain or lose a transition and they never see the data.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ class SumTree:
                 break
             size = padded // branching
         self.capacity = capacity
-        self._upper = np.triu(np.ones((branching, branching)))  # x @ _upper = prefix sums of x
+        self._exclusive = np.triu(np.ones((branching, branching)), 1)  # x @ _exclusive = sums left of each x
         self._ones = np.ones(branching)  # x @ _ones = sums of x (faster than .sum(axis=1) here)
 
     @property
@@ -73,23 +74,35 @@ class SumTree:
 
     def find(self, prefix: np.ndarray) -> np.ndarray:
         """For each prefix sum in [0, total), the leaf whose cumulative interval contains it."""
-        level = self.levels[-1]
-        cumulative = np.cumsum(level)
+        return self._descend(np.array(prefix, dtype=np.float64), np.cumsum(self.levels[-1]))
+
+    def sample_stratified(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+        """One leaf from each of ``n`` equal segments of the total mass, drawn uniformly
+        within its segment; returns the leaves, their values and the total."""
+        cumulative = np.cumsum(self.levels[-1])
+        total = float(cumulative[-1])
+        prefix = (self._rows(n) + rng.random(n)) * (total / n)
+        leaves = self._descend(prefix, cumulative)
+        return leaves, self.levels[0][leaves], total
+
+    def _descend(self, prefix: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
+        """``cumulative`` is the cumulative sum of the top level; ``prefix`` is consumed."""
+        top = self.levels[-1]
         # prefix < total, so the search below stays inside the level
-        prefix = np.minimum(prefix, np.nextafter(cumulative[-1], 0))
+        np.minimum(prefix, math.nextafter(float(cumulative[-1]), 0.0), out=prefix)
         node = np.searchsorted(cumulative, prefix, side="right")
-        prefix = prefix - (cumulative[node] - level[node])
+        prefix -= cumulative[node] - top[node]
         rows = self._rows(len(prefix))
-        for level in reversed(self.levels[:-1]):
+        for level in self.levels[-2::-1]:
             children = level.reshape(-1, self.branching)[node]
-            cumulative = children @ self._upper
-            before = cumulative - children  # the mass left of each child
-            cumulative[:, -1] = np.inf  # rounding can never run past the last child
-            child = np.argmax(cumulative > prefix[:, None], axis=1)
-            prefix = prefix - before[rows, child]
+            before = children @ self._exclusive  # the mass left of each child
+            # the child is the last one whose left mass is <= prefix; zero-mass children
+            # share their left mass with the next child, so they are never chosen
+            child = (before[:, 1:] <= prefix[:, None]).sum(axis=1)
+            prefix -= before[rows, child]
             node = node * self.branching + child
-        empty = self.levels[0][node] <= 0
-        if empty.any():  # float rounding ran past the last positive leaf of a subtree
+        if self.levels[0][node].min() <= 0:  # float rounding ran past the last positive leaf of a subtree
+            empty = self.levels[0][node] <= 0
             node[empty] = self._last_positive_before(node[empty])
         return node
 
@@ -137,23 +150,23 @@ class ProportionalSampler:
         self.tree.update(indices, np.zeros(len(indices)))
 
     def sample(self, batch_size: int, rng: np.random.Generator, progress: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        total = self.tree.total
-        if total <= 0:
+        if self.count <= 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        prefix = (self.tree._rows(batch_size) + rng.random(batch_size)) * (total / batch_size)
-        indices = self.tree.find(prefix)
-        probabilities = self.tree.levels[0][indices] / total
-        return indices, importance_weights(probabilities, self.count, annealed_beta(self.beta0, progress))
+        indices, masses, total = self.tree.sample_stratified(batch_size, rng)
+        return indices, importance_weights(masses / total, self.count, annealed_beta(self.beta0, progress))
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
         """p_i = |delta_i| + eps, stored as p_i^alpha."""
         priorities = np.abs(priorities) + self.eps
-        live = self.tree.levels[0][indices] > 0  # a slot overwritten since it was sampled stays empty
-        if not live.all():
+        if self.tree.levels[0][indices].min() <= 0:  # a slot overwritten since it was sampled stays empty
+            live = self.tree.levels[0][indices] > 0
             indices, priorities = indices[live], priorities[live]
-        if len(priorities):
-            self.tree.update(indices, priorities**self.alpha)
-            self.max_priority = max(self.max_priority, float(priorities.max()))
+            if not len(priorities):
+                return
+        self.tree.update(indices, priorities**self.alpha)
+        largest = priorities.max()
+        if largest > self.max_priority:
+            self.max_priority = float(largest)
 
     def state_dict(self) -> dict[str, Any]:
         return {"leaves": self.tree.leaves.copy(), "max_priority": self.max_priority, "count": self.count}
