@@ -1,7 +1,7 @@
 """DQN on classic control: toolkit's default presets against SB3 with rl-zoo3's tuned
 configs, same env-step budgets, several seeds, one script.
 
-    python benchmarks/dqn_classic.py [--envs CartPole-v1 Acrobot-v1 LunarLander-v3] [--seeds 5] [--jobs 2]
+    python benchmarks/dqn_classic.py [--envs CartPole-v1 Acrobot-v1 LunarLander-v3] [--seeds 5] [--first-seed 0] [--jobs 2]
 
 Each (library, env, seed) runs in its own process with one torch thread (``--jobs`` at a
 time). Both are scored the same way: the deterministic policy's mean return over 20
@@ -75,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "LunarLander-v3"])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--libs", nargs="+", default=["toolkit", "sb3"])
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
@@ -85,15 +86,16 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    jobs = [(lib, env, seed) for env in args.envs for seed in range(args.seeds) for lib in args.libs]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(lib, env, seed) for env in args.envs for seed in seeds for lib in args.libs]
 
     results = run_workers(__file__, jobs, args.jobs)
     print("\n| env | library | final eval return (mean ± std over seeds) | seeds solved | env steps/s |")
     print("|---|---|---|---|---|")
     for env in args.envs:
         for lib in args.libs:
-            finals = [results[(lib, env, s)]["final"] for s in range(args.seeds)]
-            sps = statistics.mean(results[(lib, env, s)]["sps"] for s in range(args.seeds))
+            finals = [results[(lib, env, s)]["final"] for s in seeds]
+            sps = statistics.mean(results[(lib, env, s)]["sps"] for s in seeds)
             solved = sum(f >= SOLVED[env] for f in finals)
             spread = statistics.pstdev(finals) if len(finals) > 1 else 0.0
             print(f"| {env} | {lib} | {statistics.mean(finals):.1f} ± {spread:.1f} "

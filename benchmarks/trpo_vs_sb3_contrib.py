@@ -5,7 +5,8 @@
 Each (library, env, seed) runs in its own process with one torch thread. Both are scored
 the same way: the deterministic policy's mean return over 20 evaluation episodes at the
 end of the budget (100k steps for CartPole and Pendulum, 1M for Hopper). Prints final
-returns (mean +/- std over seeds) and env steps/s with the toolkit / sb3-contrib ratio.
+returns (mean +/- std over seeds) and env steps/s with the toolkit / sb3-contrib ratio;
+``--plot curves.png`` draws both libraries' training-episode returns.
 sb3-contrib's Pendulum config uses gSDE, which toolkit's TRPO does not implement.
 """
 
@@ -39,7 +40,8 @@ def run_sb3_contrib(env_id: str, seed: int) -> dict:
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
-    env = make_vec_env(env_id, n_envs=2, seed=seed)
+    monitor_dir = tempfile.mkdtemp()
+    env = make_vec_env(env_id, n_envs=2, seed=seed, monitor_dir=monitor_dir)
     mujoco = env_id == "Hopper-v5"
     if mujoco:
         env = VecNormalize(env, norm_reward=False)
@@ -52,7 +54,22 @@ def run_sb3_contrib(env_id: str, seed: int) -> dict:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         eval_env.obs_rms = env.obs_rms
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
-    return {"final": float(mean), "std": float(std), "sps": BUDGET[env_id] / seconds}
+    return {"final": float(mean), "std": float(std), "sps": BUDGET[env_id] / seconds,
+            "curve": monitor_curve(Path(monitor_dir))}
+
+
+def monitor_curve(monitor_dir: Path) -> list[tuple[int, float]]:
+    """(env steps so far, return) per training episode from SB3's Monitor files: episodes of
+    all envs ordered by their end time, steps summed over envs."""
+    episodes = []
+    for path in monitor_dir.glob("*.monitor.csv"):
+        lines = path.read_text().splitlines()[2:]  # a JSON header, then "r,l,t"
+        episodes += [(float(t), int(length), float(r)) for r, length, t in (line.split(",") for line in lines)]
+    curve, steps = [], 0
+    for _, length, episode_return in sorted(episodes):
+        steps += length
+        curve.append((steps, episode_return))
+    return curve
 
 
 def run_toolkit(env_id: str, seed: int) -> dict:
@@ -65,7 +82,36 @@ def run_toolkit(env_id: str, seed: int) -> dict:
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         sps = training_rate(run_dir)
     final = [r for r in records if "eval/mean_return" in r][-1]
-    return {"final": final["eval/mean_return"], "std": final["eval/std_return"], "sps": sps}
+    curve = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
+    return {"final": final["eval/mean_return"], "std": final["eval/std_return"], "sps": sps, "curve": curve}
+
+
+def plot(results: dict, envs: list[str], libs: list[str], seeds: range, out: Path) -> None:
+    """Training-episode returns against env steps, per env: the mean over seeds of each
+    library's curve (a moving average over 20 episodes) with a band of one std."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from toolkit.plot import on_grid, smooth
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for lib in libs:
+            curves = [np.array(results[(lib, env, s)]["curve"], dtype=float) for s in seeds]
+            curves = [np.column_stack([c[:, 0], smooth(c[:, 1], 20)]) for c in curves]
+            grid, values = on_grid(curves)
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            ax.plot(grid, mean, label=lib)
+            ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+        ax.set_title(f"TRPO on {env} ({len(seeds)} seeds)")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("training episode return")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"curves: {out}")
 
 
 def main() -> None:
@@ -74,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plot", type=Path, help="write the learning curves to this PNG")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -98,6 +145,8 @@ def main() -> None:
             print(f"| {env} | {lib} | {statistics.mean(finals):.1f} ± {statistics.pstdev(finals):.1f} "
                   f"({', '.join(f'{f:.0f}' for f in finals)}) | {rates[lib]:.0f} |")
         print(f"| {env} | speed ratio toolkit / sb3-contrib | | {rates['toolkit'] / rates['sb3-contrib']:.2f} |")
+    if args.plot:
+        plot(results, args.envs, libs, seeds, args.plot)
 
 
 if __name__ == "__main__":

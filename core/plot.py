@@ -48,7 +48,7 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def _on_grid(curves: list[np.ndarray], points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def on_grid(curves: list[np.ndarray], points: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """All curves interpolated onto a common step grid over the steps they all cover."""
     low = max(c[0, 0] for c in curves)
     high = min(c[-1, 0] for c in curves)
@@ -92,7 +92,7 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
                     ax.plot(curves[0][:, 0], curves[0][:, 1], color=color, label=label,
                             marker="o" if key == "eval" else None, markersize=3)
                 else:
-                    grid, values = _on_grid(curves)
+                    grid, values = on_grid(curves)
                     mean, std = values.mean(axis=0), values.std(axis=0)
                     ax.plot(grid, mean, color=color, label=label + ", mean")
                     ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.25, label="± 1 std")

@@ -148,10 +148,13 @@ class CategoricalPolicy(nn.Module):
         self.logits = mlp(obs_dim, hidden, n_actions)
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=self.logits(obs))
+        return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
 
-    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return torch.multinomial(self.distribution(obs).probs, 1, generator=generator).squeeze(1)
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
+        log_probs = torch.log_softmax(self.logits(obs), dim=1)
+        action = torch.multinomial(log_probs.exp(), 1, generator=generator)
+        return action.squeeze(1), log_probs.gather(1, action).squeeze(1)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(obs).argmax(dim=1)
@@ -166,13 +169,16 @@ class GaussianPolicy(nn.Module):
         self.log_std = nn.Parameter(torch.full((action_dim,), log_std_init))
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Independent:
-        normal = torch.distributions.Normal(self.mean(obs), self.log_std.exp())
-        return torch.distributions.Independent(normal, 1)
+        normal = torch.distributions.Normal(self.mean(obs), self.log_std.exp(), validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
 
-    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability, in one forward pass (this runs every env
+        step): with a = mu + sigma * noise, log N(a; mu, sigma) = sum(-noise^2/2 - log sigma) - d/2 log(2 pi)."""
         mean = self.mean(obs)
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return mean + self.log_std.exp() * noise
+        log_prob = (-0.5 * noise.square() - self.log_std).sum(dim=1) - 0.5 * mean.shape[1] * math.log(2 * math.pi)
+        return mean + self.log_std.exp() * noise, log_prob
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mean(obs)
@@ -260,8 +266,7 @@ class TRPO:
         normalized = self.normalize(obs, update=True)
         with torch.no_grad():
             obs_t = torch.as_tensor(normalized)
-            action = self.actor.sample(obs_t, self.generator)
-            log_prob = self.actor.distribution(obs_t).log_prob(action)
+            action, log_prob = self.actor.sample(obs_t, self.generator)
             value = self.critic(obs_t).squeeze(1)
         self._last = (normalized, action.numpy(), log_prob.numpy(), value.numpy())
         return self.to_env_action(action.numpy())
@@ -315,7 +320,7 @@ class TRPO:
         curvature = direction @ fisher_vector_product(mean_kl, params, direction, c.cg_damping)
         step = math.sqrt(2 * c.max_kl / max(float(curvature), 1e-12)) * direction
         old_params = get_flat(params)
-        old_value = float(old_surrogate)
+        old_value = float(old_surrogate.detach())
         accepted, kl, new_value = 0, 0.0, old_value
         with torch.no_grad():
             for k in range(c.line_search_steps):
