@@ -19,16 +19,16 @@ def training_rate(run_dir: Path, after_step: int = 0) -> float:
     return (previous - after_step) / seconds
 
 
-def run_workers(script: str, jobs: list[tuple], parallel: int) -> dict[tuple, dict]:
-    """Run ``python SCRIPT --worker LIB ENV SEED`` for every (lib, env, seed) job, ``parallel``
-    processes at a time; each worker prints one JSON line with at least ``final`` and ``sps``.
+def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = ()) -> dict[tuple, dict]:
+    """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS]`` for every (lib, env, seed) job,
+    ``parallel`` processes at a time; each worker prints one JSON line with at least ``final`` and ``sps``.
     Prints a line per finished job and returns job -> result."""
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
     def launch(job: tuple) -> tuple[tuple, dict]:
-        out = subprocess.run([sys.executable, script, "--worker", *map(str, job)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, script, "--worker", *map(str, job), *extra_args], capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -114,6 +114,17 @@ def plot(results: dict, envs: list[str], libs: list[str], seeds: range, out: Pat
     print(f"curves: {out}")
 
 
+def speed_only(envs: list[str], libs: list[str], steps: int) -> None:
+    """Env steps/s of each library over ``steps`` steps, one run at a time so the two never
+    share the cores (the full runs go two at a time and each also waits on the other)."""
+    jobs = [(lib, env, 0) for env in envs for lib in libs]
+    results = run_workers(__file__, jobs, 1, extra_args=["--budget", str(steps)])
+    for env in envs:
+        rates = {lib: results[(lib, env, 0)]["sps"] for lib in libs}
+        print(f"{env}, {steps:,} steps each, one at a time: " + ", ".join(f"{lib} {rate:.0f} steps/s" for lib, rate in rates.items())
+              + (f", ratio {rates['toolkit'] / rates['sb3-contrib']:.2f}" if len(rates) == 2 else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(BUDGET))
@@ -121,8 +132,14 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--plot", type=Path, help="write the learning curves to this PNG")
+    parser.add_argument("--libs", nargs="+", default=["toolkit", "sb3-contrib"])
+    parser.add_argument("--speed-steps", type=int, default=0,
+                        help="only time this many training steps per library, one run at a time (no learning scores)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--budget", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.budget:
+        BUDGET.update({env: args.budget for env in BUDGET})
     if args.worker:
         import torch
 
@@ -130,7 +147,10 @@ def main() -> None:
         lib, env_id, seed = args.worker
         print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3_contrib)(env_id, int(seed))))
         return
-    libs = ["toolkit", "sb3-contrib"]
+    libs = args.libs
+    if args.speed_steps:
+        speed_only(args.envs, libs, args.speed_steps)
+        return
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(lib, env, seed) for env in args.envs for seed in seeds for lib in libs]
 
@@ -144,7 +164,8 @@ def main() -> None:
             rates[lib] = statistics.mean(results[(lib, env, s)]["sps"] for s in seeds)
             print(f"| {env} | {lib} | {statistics.mean(finals):.1f} ± {statistics.pstdev(finals):.1f} "
                   f"({', '.join(f'{f:.0f}' for f in finals)}) | {rates[lib]:.0f} |")
-        print(f"| {env} | speed ratio toolkit / sb3-contrib | | {rates['toolkit'] / rates['sb3-contrib']:.2f} |")
+        if len(rates) == 2:
+            print(f"| {env} | speed ratio toolkit / sb3-contrib | | {rates['toolkit'] / rates['sb3-contrib']:.2f} |")
     if args.plot:
         plot(results, args.envs, libs, seeds, args.plot)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.interfaces import Policy
+from toolkit.interfaces import Policy, Transition
 
 
 def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = None,
@@ -19,8 +19,10 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
     ``evaluate_policy`` does), so short episodes are not over-represented. ``seed`` resets
     the envs to a known state first, so an evaluation does not depend on earlier ones.
     With ``video_path``, the first episode of env 0 is rendered (the envs must be made with
-    ``render_mode="rgb_array"``) and written there as MP4.
+    ``render_mode="rgb_array"``) and written there as MP4. A stateful policy (h-DQN's
+    options) may define ``observe(transition)``; it is called after every step.
     """
+    observe = getattr(policy, "observe", None)
     n_envs = envs.num_envs
     quota = np.array([(episodes + i) // n_envs for i in range(n_envs)])
     done_counts = np.zeros(n_envs, dtype=int)
@@ -29,7 +31,16 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
     obs, _ = envs.reset(seed=seed)
     frames = [envs.envs[0].render()] if video_path else None
     while (done_counts < quota).any():
-        obs, _, terminated, truncated, infos = envs.step(policy(obs))
+        action = policy(obs)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        if observe is not None:
+            true_next_obs = next_obs
+            if "final_obs" in infos:
+                true_next_obs = next_obs.copy()
+                for i in np.flatnonzero(infos["_final_obs"]):
+                    true_next_obs[i] = infos["final_obs"][i]
+            observe(Transition(obs, action, reward, true_next_obs, terminated, truncated, infos))
+        obs = next_obs
         if frames is not None:
             if terminated[0] or truncated[0]:
                 frames = _finish_video(frames, video_path, fps)

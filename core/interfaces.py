@@ -35,6 +35,22 @@ class Transition(NamedTuple):
     next_obs: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
+    infos: dict | None = None
+    """The vector env's info dict of this step. For an env whose episode ended, it holds the
+    new episode's reset info, and the ended step's info is in ``infos["final_info"]``
+    (``final_step_info`` picks the right one per env)."""
+
+
+def final_step_info(transition: Transition, key: str) -> np.ndarray:
+    """``infos[key]`` of the step each env took, with ``final_info[key]`` for the envs whose
+    episode ended (their ``infos[key]`` already belongs to the next episode)."""
+    infos = transition.infos
+    values = np.array(infos[key], copy=True)
+    final = infos.get("final_info")
+    if final is not None and key in final:
+        ended = np.flatnonzero(infos.get("_final_info", np.logical_or(transition.terminated, transition.truncated)))
+        values[ended] = final[key][ended]
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +143,10 @@ class DataContext:
 
 @runtime_checkable
 class Policy(Protocol):
-    """The deployable part of an agent: observations -> actions, deterministic, no optimizer."""
+    """The deployable part of an agent: observations -> actions, deterministic, no optimizer.
+
+    A policy with state across steps (h-DQN's current goals) may also define
+    ``observe(transition)``, which evaluation calls after every step."""
 
     def __call__(self, obs: np.ndarray) -> np.ndarray: ...
 

@@ -119,7 +119,7 @@ def env_loop(
                 for i in np.flatnonzero(final_info["_episode"]):
                     report.episode(step + n_envs, float(final_info["episode"]["r"][i]),
                                    int(final_info["episode"]["l"][i]))
-        algorithm.observe(Transition(obs, action, reward, true_next_obs, terminated, truncated))
+        algorithm.observe(Transition(obs, action, reward, true_next_obs, terminated, truncated, infos))
         obs = next_obs
         step += n_envs
         metrics = algorithm.update(step)

@@ -67,7 +67,7 @@ def make_vec_env(
     def make_one():
         env = resolved.make(training=training, render_mode=render_mode)
         if max_episode_steps:
-            env = gym.wrappers.TimeLimit(env, max_episode_steps)
+            env = time_limit(env, max_episode_steps)
         if not _has_wrapper(env, gym.wrappers.RecordEpisodeStatistics):
             # Families that change rewards (Atari clipping) record the true score themselves.
             env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -84,9 +84,28 @@ def make_vec_env(
     return envs
 
 
-def _has_wrapper(env: Any, wrapper_class: type) -> bool:
+def time_limit(env: Any, max_episode_steps: int) -> Any:
+    """``TimeLimit(env, max_episode_steps)``. Where the env records its episode statistics
+    further in (Atari records the true score before clipping), an episode cut by the limit
+    still reports them: the recorder's running return and length go into ``info["episode"]``,
+    which evaluation and training curves count episodes by."""
+    import gymnasium as gym
+
+    from toolkit.wrappers import TimeLimitWithEpisodeStatistics
+
+    recorder = _find_wrapper(env, gym.wrappers.RecordEpisodeStatistics)
+    if recorder is None:
+        return gym.wrappers.TimeLimit(env, max_episode_steps)
+    return TimeLimitWithEpisodeStatistics(env, max_episode_steps, recorder)
+
+
+def _find_wrapper(env: Any, wrapper_class: type) -> Any:
     while env is not None:
         if isinstance(env, wrapper_class):
-            return True
+            return env
         env = getattr(env, "env", None)
-    return False
+    return None
+
+
+def _has_wrapper(env: Any, wrapper_class: type) -> bool:
+    return _find_wrapper(env, wrapper_class) is not None

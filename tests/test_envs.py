@@ -81,3 +81,14 @@ def test_toy_identity_optimal_policy_gets_the_known_return():
         total += reward[0]
     assert total == 16.0 and truncated[0]
     envs.close()
+
+
+def test_a_time_limit_on_atari_still_reports_the_cut_episode():
+    """Atari records its true score inside the preprocessing; an outer --max-episode-steps
+    limit must still end episodes with their statistics, or evaluation never counts them."""
+    from toolkit.evaluation import evaluate
+    from toolkit.vec_env import make_vec_env
+
+    envs = make_vec_env("Pong", 1, seed=0, training=False, max_episode_steps=25)
+    result = evaluate(lambda obs: np.zeros(len(obs), dtype=np.int64), envs, episodes=2, seed=0)
+    assert result["episodes"] == 2

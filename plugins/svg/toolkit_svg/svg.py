@@ -77,6 +77,11 @@ class SVGConfig:
     """Hidden widths of the policy, critic, model and reward MLPs."""
     log_std_bounds: tuple[float, float] = (-5.0, 1.0)
     """Clamp of the policy's state-dependent log sigma(s)."""
+    episode_gradient_steps: int = 5
+    """SVG(inf): policy steps taken on each finished episode (the noise is re-inferred before each)."""
+    max_grad_norm: float = 1.0
+    """SVG(inf): clip the norm of the policy gradient to this (0: no clipping); back-propagation
+    through a whole episode of a chaotic system gives gradients from 10 to 1e5 (Pendulum)."""
     entropy_coef: float = 0.0
     """Weight of a Gaussian entropy bonus (sum of log sigma) in the policy loss."""
     importance_clip: float = 5.0
@@ -328,7 +333,8 @@ class SVG:
         self.last_step = step
         if self.variant == "svginf":
             for env in np.flatnonzero(self._finished):
-                metrics |= self.svginf_step(self.episodes[env])
+                for _ in range(c.episode_gradient_steps):
+                    metrics |= self.svginf_step(self.episodes[env])
             for env in np.flatnonzero(self._finished):
                 self.episodes[env] = []
         return metrics
@@ -472,6 +478,8 @@ class SVG:
         self.policy_optimizer.zero_grad(set_to_none=True)
         for p, g in zip(params, value_theta):
             p.grad = -g  # ascend V
+        if self.config.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         self.policy_optimizer.step()
         return {"train/policy_gradient_norm": float(torch.sqrt(sum(g.square().sum() for g in value_theta))),
                 "train/episode_length": float(len(episode))}

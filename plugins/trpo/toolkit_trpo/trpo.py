@@ -152,9 +152,9 @@ class CategoricalPolicy(nn.Module):
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """An action per row and its log-probability, in one forward pass (this runs every env step)."""
-        log_probs = torch.log_softmax(self.logits(obs), dim=1)
-        action = torch.multinomial(log_probs.exp(), 1, generator=generator)
-        return action.squeeze(1), log_probs.gather(1, action).squeeze(1)
+        distribution = self.distribution(obs)
+        action = torch.multinomial(distribution.probs, 1, generator=generator).squeeze(1)
+        return action, distribution.log_prob(action)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(obs).argmax(dim=1)
@@ -173,12 +173,14 @@ class GaussianPolicy(nn.Module):
         return torch.distributions.Independent(normal, 1, validate_args=False)
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """An action per row and its log-probability, in one forward pass (this runs every env
-        step): with a = mu + sigma * noise, log N(a; mu, sigma) = sum(-noise^2/2 - log sigma) - d/2 log(2 pi)."""
+        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
         mean = self.mean(obs)
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        log_prob = (-0.5 * noise.square() - self.log_std).sum(dim=1) - 0.5 * mean.shape[1] * math.log(2 * math.pi)
-        return mean + self.log_std.exp() * noise, log_prob
+        action = mean + self.log_std.exp() * noise
+        # scored as the update scores it (not as -noise^2/2 - log sigma, which is the same
+        # number up to rounding): Hopper runs are sensitive to rounding at this level
+        normal = torch.distributions.Normal(mean, self.log_std.exp(), validate_args=False)
+        return action, normal.log_prob(action).sum(dim=1)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mean(obs)

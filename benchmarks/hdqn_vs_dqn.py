@@ -1,0 +1,105 @@
+"""h-DQN against flat DQN on the goal environments, same budgets and observations.
+
+    python benchmarks/hdqn_vs_dqn.py [--envs toolkit/StochasticChain-v0 toolkit/KeyDoor-v0] [--seeds 5]
+        [--jobs 2] [--plot hdqn_curves.png]
+
+Each (algorithm, env, seed) runs in its own process with one torch thread. h-DQN uses the
+env's preset; flat DQN gets the same budget, replay size, target interval and exploration
+length (epsilon 1 -> 0.1) on the same observations, with toolkit's DQN defaults otherwise.
+Reported: the average extrinsic reward per training episode over the last 20% of the budget
+(the paper's measure), and the final evaluation return, each as mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import run_workers
+
+ENVS = ("toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0")
+
+
+def run(algo: str, env_id: str, seed: int) -> dict:
+    import toolkit
+    from toolkit_hdqn.hdqn import PRESETS
+
+    preset = next(p for p in PRESETS.values() if env_id in p.envs).values
+    common = {"steps": preset["steps"], "eval_every": preset["eval_every"], "eval_episodes": preset["eval_episodes"]}
+    if algo == "dqn":
+        overrides = {"buffer_size": preset["controller_buffer_size"], "learning_starts": preset["learning_starts"],
+                     "target_update_interval": preset["target_update_interval"], "train_frequency": 1,
+                     "exploration_steps": preset["controller_exploration_steps"], "exploration_final": 0.1,
+                     "hidden": preset.get("hidden", (64, 64)), "learning_rate": 1e-3}
+    else:
+        overrides = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = toolkit.train(algo, env=env_id, seed=seed, threads=1, checkpoint_every=0, progress=False,
+                                run_dir=str(Path(tmp) / "run"), **common, **overrides)
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
+    evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
+    late = [ret for step, ret in episodes if step > 0.8 * common["steps"]]
+    return {"final": evals[-1][1], "late_train": statistics.mean(late) if late else float("nan"),
+            "evals": evals, "episodes": episodes, "sps": 0.0}
+
+
+def plot(results: dict, envs: list[str], algos: list[str], seeds: range, out: Path) -> None:
+    """Average extrinsic reward per training episode (moving average) per algorithm and env."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from toolkit.plot import on_grid, smooth
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 3.8), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for algo in algos:
+            curves = [np.array(results[(algo, env, s)]["episodes"], dtype=float) for s in seeds]
+            curves = [np.column_stack([c[:, 0], smooth(c[:, 1], 200)]) for c in curves]
+            grid, values = on_grid(curves)
+            ax.plot(grid, values.mean(axis=0), label=algo)
+            ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.2)
+        ax.set_title(f"{env} ({len(seeds)} seeds: mean, min-max)")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("extrinsic reward per episode")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"curves: {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--algos", nargs="+", default=["hdqn", "dqn"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        algo, env_id, seed = args.worker
+        print(json.dumps(run(algo, env_id, int(seed))))
+        return
+    seeds = range(args.seeds)
+    jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
+    results = run_workers(__file__, jobs, args.jobs)
+    print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return (mean ± std) |")
+    print("|---|---|---|---|")
+    for env in args.envs:
+        for algo in args.algos:
+            late = [results[(algo, env, s)]["late_train"] for s in seeds]
+            final = [results[(algo, env, s)]["final"] for s in seeds]
+            print(f"| {env} | {algo} | {statistics.mean(late):.3f} ± {statistics.pstdev(late):.3f} "
+                  f"({', '.join(f'{v:.2f}' for v in late)}) | {statistics.mean(final):.3f} ± {statistics.pstdev(final):.3f} |")
+    if args.plot:
+        plot(results, args.envs, args.algos, seeds, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""Hierarchical DQN (Kulkarni, Narasimhan, Saeedi & Tenenbaum 2016, "Hierarchical Deep
+Reinforcement Learning: Integrating Temporal Abstraction and Intrinsic Motivation").
+
+Two Q-learners at two time scales:
+
+* the meta-controller Q2(s, g) picks a goal g and is trained on the extrinsic reward summed
+  over the option: F = f_t + ... + f_{t+N-1}, target F + gamma^N max_g' Q2(s_{t+N}, g');
+* the controller Q1(s, a; g) picks primitive actions toward g and is trained only on the
+  critic's intrinsic reward (1 when g is reached), target r + gamma max_a' Q1(s', a'; g),
+  with the option ending (no bootstrap) when g is reached or the episode ends.
+
+An option ends when its goal is reached, the episode ends, or (optionally) after
+``max_option_steps``. Two replay memories with their own sizes and samplers; separate
+epsilon schedules (1.0 -> 0.1); and the paper's two-phase schedule: for the first
+``pretrain_steps`` the meta-controller picks goals at random and only the controller learns.
+
+The critic is the environment's: a goal env names its goals and reports which are reached in
+``info["achieved_goals"]`` (see toolkit_hdqn.envs). Networks, the TD target and the loss are
+the DQN plugin's (imported, not copied): the controller sees the observation with the goal
+appended, as a one-hot vector for vector observations or as an image-sized mask channel for
+frame stacks (as in the paper's Montezuma agent).
+
+Reads top to bottom: config -> presets -> goal encoding -> the algorithm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from toolkit.config import Preset
+from toolkit.interfaces import EnvContext, Transition, final_step_info
+from toolkit.replay import ReplayBuffer
+from toolkit.schedules import linear
+from toolkit_dqn.dqn import DQNConfig, build_q_network, td_loss, td_target
+from toolkit_hdqn.envs import goal_masks_of, goal_names_of
+
+
+@dataclass(frozen=True)
+class HDQNConfig:
+    """Hyperparameters of h-DQN; the Atari preset follows the paper's Montezuma settings."""
+
+    learning_rate: float = 1e-3
+    """Adam step size of both Q-networks."""
+    batch_size: int = 32
+    """Transitions per gradient step, for each level."""
+    gamma: float = 0.99
+    """Discount of both levels (the meta-controller bootstraps with gamma^N after N steps)."""
+    controller_buffer_size: int = 1_000_000
+    """Controller replay D1 capacity (transitions)."""
+    meta_buffer_size: int = 50_000
+    """Meta-controller replay D2 capacity (options)."""
+    controller_replay: str = "uniform"
+    """Sampler of D1: uniform, prioritized or rank."""
+    meta_replay: str = "uniform"
+    """Sampler of D2: uniform, prioritized or rank."""
+    learning_starts: int = 1_000
+    """Env steps before the first update."""
+    train_frequency: int = 1
+    """Env steps (summed over envs) between gradient steps of each level."""
+    target_update_interval: int = 1_000
+    """Env steps between target-network copies (both levels)."""
+    pretrain_steps: int = 0
+    """Phase one: env steps during which goals are random and only the controller learns."""
+    controller_exploration_steps: int = 50_000
+    """Env steps over which the controller's epsilon goes from 1.0 to exploration_final."""
+    meta_exploration_steps: int = 50_000
+    """Env steps after pretraining over which the meta-controller's epsilon goes to exploration_final."""
+    exploration_final: float = 0.1
+    """Final epsilon of both levels."""
+    max_option_steps: int = 0
+    """End an option after this many steps even if its goal is not reached (0: never)."""
+    intrinsic_reward: float = 1.0
+    """The critic's reward to the controller when its goal is reached."""
+    loss: Literal["huber", "mse"] = "mse"
+    """TD loss; the paper minimises squared errors."""
+    network: Literal["auto", "nature", "mlp"] = "auto"
+    """auto: the Nature CNN for frame stacks, an MLP otherwise."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the MLPs."""
+    eval_epsilon: float = 0.0
+    """Epsilon of both levels during evaluation."""
+    threads: int = 0
+    """Torch CPU threads (0: torch's default)."""
+
+
+PRESETS: dict[str, Preset] = {
+    "chain": Preset({"steps": 60_000, "gamma": 0.99, "learning_starts": 500, "controller_buffer_size": 50_000,
+                     "meta_buffer_size": 20_000, "controller_exploration_steps": 20_000,
+                     "meta_exploration_steps": 30_000, "pretrain_steps": 5_000, "target_update_interval": 500,
+                     "eval_every": 10_000, "eval_episodes": 100},
+                    envs=("toolkit/StochasticChain-v0",), description="the stochastic decision process"),
+    "keydoor": Preset({"steps": 60_000, "learning_starts": 1_000, "controller_buffer_size": 100_000,
+                       "meta_buffer_size": 20_000, "controller_exploration_steps": 20_000,
+                       "meta_exploration_steps": 30_000, "pretrain_steps": 10_000, "max_option_steps": 50,
+                       "target_update_interval": 1_000, "hidden": (128, 128), "eval_every": 10_000,
+                       "eval_episodes": 20},
+                      envs=("toolkit/KeyDoor-v0",), description="the key-door gridworld"),
+    "montezuma": Preset({"learning_rate": 2.5e-4, "controller_buffer_size": 1_000_000, "meta_buffer_size": 50_000,
+                         "learning_starts": 50_000, "train_frequency": 4, "target_update_interval": 40_000,
+                         "pretrain_steps": 1_000_000, "controller_exploration_steps": 1_000_000,
+                         "meta_exploration_steps": 1_000_000, "max_option_steps": 500, "loss": "huber",
+                         "steps": 10_000_000, "eval_every": 250_000, "eval_episodes": 5,
+                         "checkpoint_every": 250_000},
+                        envs=("MontezumaRevenge-goals",), description="Montezuma's Revenge (Kulkarni et al. 2016)"),
+}
+
+
+# -- goal encoding ---------------------------------------------------------------------------
+
+
+def pack_controller_action(goal: np.ndarray, action: np.ndarray, reached: np.ndarray, n_actions: int) -> np.ndarray:
+    """One integer per controller transition holding (goal, action, goal reached), so D1 can be
+    the core replay storage (frame stacks stored once) with the goal beside the action."""
+    return (goal.astype(np.int64) * n_actions + action) * 2 + reached
+
+
+def unpack_controller_action(code: np.ndarray, n_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(goal, action, reached) from ``pack_controller_action``'s integers."""
+    reached = code % 2
+    goal, action = np.divmod(code // 2, n_actions)
+    return goal, action, reached
+
+
+def option_discount(discount: np.ndarray, length: np.ndarray, gamma: float) -> np.ndarray:
+    """gamma^N for an option of N steps whose episode went on; 0 where it terminated (the
+    replay reports that as discount 0)."""
+    return np.where(discount > 0, gamma ** length.astype(np.float64), 0.0).astype(np.float32)
+
+
+# -- the algorithm ---------------------------------------------------------------------------
+
+
+class HierarchicalPolicy:
+    """Both levels acting with ``epsilon``, with their own option state per env: a new goal
+    is chosen where the last one was reached or the episode ended."""
+
+    def __init__(self, algorithm: HDQN, epsilon: float) -> None:
+        self.algorithm, self.epsilon = algorithm, epsilon
+        self.goals = np.zeros(0, dtype=np.int64)
+        self.needs_goal = np.zeros(0, dtype=bool)
+        self.rng = np.random.default_rng(algorithm.seed + 7)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        a = self.algorithm
+        if len(self.goals) != len(obs):
+            self.goals, self.needs_goal = np.zeros(len(obs), dtype=np.int64), np.ones(len(obs), dtype=bool)
+        new = np.flatnonzero(self.needs_goal)
+        if len(new):
+            self.goals[new] = a.choose_goals(obs[new], self.epsilon, self.rng)
+            self.needs_goal[new] = False
+        return a.choose_actions(obs, self.goals, self.epsilon, self.rng)
+
+    def observe(self, t: Transition) -> None:
+        achieved = final_step_info(t, "achieved_goals").astype(bool)
+        self.needs_goal |= achieved[np.arange(len(self.goals)), self.goals] | t.terminated | t.truncated
+
+
+class HDQN:
+    """h-DQN: a meta-controller over goals and a goal-conditioned controller."""
+
+    Config: ClassVar[type] = HDQNConfig
+    loop: ClassVar[str] = "env"
+    presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    def __init__(self, config: HDQNConfig, context: EnvContext) -> None:
+        from toolkit.vec_env import resolve_env
+
+        self.config = config
+        self.seed = context.seed
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(context.seed)
+        probe = resolve_env(context.env_id).make(training=True)
+        self.goal_names = goal_names_of(probe)
+        masks = goal_masks_of(probe)
+        probe.close()
+        self.n_goals, self.n_actions = len(self.goal_names), int(context.action_space.n)
+        obs_space = context.observation_space
+        self.image = len(obs_space.shape) == 3
+        if self.image and masks is None:
+            raise ValueError(f"{context.env_id} has image observations but no goal_masks for the controller")
+        self.goal_masks = torch.as_tensor(masks * 255, dtype=torch.uint8) if self.image else None
+        controller_shape = ((obs_space.shape[0] + 1, *obs_space.shape[1:]) if self.image
+                            else (int(np.prod(obs_space.shape)) + self.n_goals,))
+        controller_space = spaces.Box(0, 255, controller_shape, np.uint8) if self.image else \
+            spaces.Box(-np.inf, np.inf, controller_shape, np.float32)
+        net = DQNConfig(network=config.network, hidden=config.hidden)
+        self.controller = build_q_network(net, controller_space, self.n_actions)
+        self.controller_target = build_q_network(net, controller_space, self.n_actions)
+        self.meta = build_q_network(net, obs_space, self.n_goals)
+        self.meta_target = build_q_network(net, obs_space, self.n_goals)
+        for online, target in ((self.controller, self.controller_target), (self.meta, self.meta_target)):
+            target.load_state_dict(online.state_dict())
+            target.requires_grad_(False)
+        self.controller_optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.learning_rate)
+        self.meta_optimizer = torch.optim.Adam(self.meta.parameters(), lr=config.learning_rate)
+        codes = spaces.Discrete(self.n_goals * self.n_actions * 2)
+        self.controller_replay = ReplayBuffer(config.controller_buffer_size, obs_space, codes, n_envs=context.n_envs,
+                                              frame_stack=context.frame_stack, sampler=config.controller_replay,
+                                              seed=context.seed)
+        # one option per entry, each stored with its own successor; the action row is (goal, N)
+        self.meta_replay = ReplayBuffer(config.meta_buffer_size, obs_space, spaces.Box(0, np.inf, (2,), np.float32),
+                                        n_envs=1, sampler=config.meta_replay, seed=context.seed + 1)
+        self.total_steps = context.total_steps
+        self.rng = np.random.default_rng(context.seed)
+        n = context.n_envs
+        # option state per env
+        self.goals = np.zeros(n, dtype=np.int64)
+        self.needs_goal = np.ones(n, dtype=bool)
+        self.option_obs = np.zeros((n, *obs_space.shape), dtype=obs_space.dtype)
+        self.option_return = np.zeros(n)
+        self.option_length = np.zeros(n, dtype=np.int64)
+        self.goal_attempts = np.zeros(self.n_goals, dtype=np.int64)
+        self.goal_successes = np.zeros(self.n_goals, dtype=np.int64)
+        self.step = 0
+        self.last_train_step = self.last_target_step = 0
+        self._last_actions = np.zeros(n, dtype=np.int64)
+
+    # -- acting ------------------------------------------------------------------------------
+
+    def epsilons(self, step: int) -> tuple[float, float]:
+        """(controller epsilon, meta-controller epsilon); the meta-controller is random in phase one."""
+        c = self.config
+        controller = linear(1.0, c.exploration_final, step, c.controller_exploration_steps)
+        meta = 1.0 if step < c.pretrain_steps else linear(1.0, c.exploration_final, step - c.pretrain_steps,
+                                                           c.meta_exploration_steps)
+        return controller, meta
+
+    def controller_input(self, obs: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        """The observation with the goal appended: a mask channel for frame stacks, one-hot otherwise."""
+        if self.image:
+            return torch.cat([obs, self.goal_masks[goals].unsqueeze(1)], dim=1)
+        return torch.cat([obs.reshape(len(obs), -1).float(),
+                          torch.nn.functional.one_hot(goals, self.n_goals).float()], dim=1)
+
+    def choose_goals(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        with torch.inference_mode():
+            greedy = self.meta(torch.as_tensor(obs)).argmax(dim=1).numpy()
+        explore = rng.random(len(obs)) < epsilon
+        return np.where(explore, rng.integers(0, self.n_goals, len(obs)), greedy)
+
+    def choose_actions(self, obs: np.ndarray, goals: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        with torch.inference_mode():
+            inputs = self.controller_input(torch.as_tensor(obs), torch.as_tensor(goals))
+            greedy = self.controller(inputs).argmax(dim=1).numpy()
+        explore = rng.random(len(obs)) < epsilon
+        return np.where(explore, rng.integers(0, self.n_actions, len(obs)), greedy)
+
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        controller_epsilon, meta_epsilon = self.epsilons(step)
+        new = np.flatnonzero(self.needs_goal)
+        if len(new):
+            self.goals[new] = self.choose_goals(obs[new], meta_epsilon, self.rng)
+            self.option_obs[new] = obs[new]
+            self.option_return[new], self.option_length[new] = 0.0, 0
+            self.needs_goal[new] = False
+            np.add.at(self.goal_attempts, self.goals[new], 1)
+        self._last_actions = self.choose_actions(obs, self.goals, controller_epsilon, self.rng)
+        return self._last_actions
+
+    def observe(self, t: Transition) -> None:
+        """Store the controller's step; where an option ended, store the meta-controller's."""
+        c = self.config
+        achieved = final_step_info(t, "achieved_goals").astype(bool)
+        envs = np.arange(len(self.goals))
+        reached = achieved[envs, self.goals]
+        codes = pack_controller_action(self.goals, np.asarray(t.action), reached, self.n_actions)
+        self.controller_replay.add(t.obs, codes, reached * np.float32(c.intrinsic_reward), t.next_obs,
+                                   t.terminated, t.truncated)
+        self.option_return += t.reward
+        self.option_length += 1
+        done = np.logical_or(t.terminated, t.truncated)
+        ended = reached | done
+        if c.max_option_steps:
+            ended |= self.option_length >= c.max_option_steps
+        for e in np.flatnonzero(ended):
+            self.meta_replay.add(self.option_obs[e : e + 1], np.array([[self.goals[e], self.option_length[e]]]),
+                                 np.array([self.option_return[e]]), t.next_obs[e : e + 1], t.terminated[e : e + 1],
+                                 ~t.terminated[e : e + 1])
+        np.add.at(self.goal_successes, self.goals[reached], 1)
+        self.needs_goal |= ended
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def update(self, step: int) -> dict[str, float]:
+        c = self.config
+        if step < c.learning_starts:
+            self.last_train_step = self.last_target_step = step
+            return {}
+        if step // c.target_update_interval > self.last_target_step // c.target_update_interval:
+            self.controller_target.load_state_dict(self.controller.state_dict())
+            self.meta_target.load_state_dict(self.meta.state_dict())
+        self.last_target_step = step
+        phases = step // c.train_frequency - self.last_train_step // c.train_frequency
+        self.last_train_step = step
+        metrics: dict[str, float] = {}
+        for _ in range(phases):
+            metrics |= self.controller_step(step)
+            if step >= c.pretrain_steps and len(self.meta_replay) >= c.batch_size:
+                metrics |= self.meta_step(step)
+        if metrics:
+            controller_epsilon, meta_epsilon = self.epsilons(step)
+            metrics |= {"train/controller_epsilon": controller_epsilon, "train/meta_epsilon": meta_epsilon}
+            rates = self.goal_successes / np.maximum(self.goal_attempts, 1)
+            metrics |= {f"train/goal_success/{name}": float(rate) for name, rate in zip(self.goal_names, rates)}
+        return metrics
+
+    def controller_step(self, step: int) -> dict[str, float]:
+        """L1 = E[(r_int + gamma max_a' Q1(s', a'; g) - Q1(s, a; g))^2], no bootstrap once g is reached."""
+        c = self.config
+        batch = self.controller_replay.sample(c.batch_size, gamma=c.gamma, progress=step / self.total_steps)
+        goal, action, reached = unpack_controller_action(batch.action, self.n_actions)
+        goal_t = torch.as_tensor(goal)
+        obs = self.controller_input(torch.as_tensor(batch.obs), goal_t)
+        next_obs = self.controller_input(torch.as_tensor(batch.next_obs), goal_t)
+        discount = torch.as_tensor(batch.discount * (1 - reached), dtype=torch.float32)
+        with torch.no_grad():
+            target = td_target(torch.as_tensor(batch.reward), discount, self.controller_target(next_obs))
+        q = self.controller(obs).gather(1, torch.as_tensor(action).unsqueeze(1)).squeeze(1)
+        loss = td_loss(q, target, torch.as_tensor(batch.weights), c.loss)
+        self.controller_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.controller_optimizer.step()
+        self.controller_replay.update_priorities(batch.indices, (target - q).detach().abs().numpy())
+        return {"loss/controller": loss.item()}
+
+    def meta_step(self, step: int) -> dict[str, float]:
+        """L2 = E[(F + gamma^N max_g' Q2(s_{t+N}, g') - Q2(s_t, g))^2]."""
+        c = self.config
+        batch = self.meta_replay.sample(c.batch_size, gamma=c.gamma, progress=step / self.total_steps)
+        goal = torch.as_tensor(batch.action[:, 0].astype(np.int64))
+        discount = torch.as_tensor(option_discount(batch.discount, batch.action[:, 1], c.gamma))
+        with torch.no_grad():
+            target = td_target(torch.as_tensor(batch.reward), discount, self.meta_target(torch.as_tensor(batch.next_obs)))
+        q = self.meta(torch.as_tensor(batch.obs)).gather(1, goal.unsqueeze(1)).squeeze(1)
+        loss = td_loss(q, target, torch.as_tensor(batch.weights), c.loss)
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.meta_optimizer.step()
+        self.meta_replay.update_priorities(batch.indices, (target - q).detach().abs().numpy())
+        return {"loss/meta": loss.item(), "train/meta_q_mean": q.mean().item()}
+
+    # -- the rest of the protocol ------------------------------------------------------------
+
+    def policy(self) -> HierarchicalPolicy:
+        return HierarchicalPolicy(self, self.config.eval_epsilon)
+
+    def replay_buffers(self) -> dict[str, ReplayBuffer]:
+        return {"controller_replay": self.controller_replay, "meta_replay": self.meta_replay}
+
+    _NETWORKS = ("controller", "controller_target", "meta", "meta_target", "controller_optimizer", "meta_optimizer")
+    _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "goal_attempts",
+                     "goal_successes")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: getattr(self, name).state_dict() for name in self._NETWORKS}
+        state |= {name: getattr(self, name).copy() for name in self._OPTION_STATE}
+        state |= {"rng": self.rng.bit_generator.state, "last_train_step": self.last_train_step,
+                  "last_target_step": self.last_target_step}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._NETWORKS:
+            getattr(self, name).load_state_dict(state[name])
+        for name in self._OPTION_STATE:
+            getattr(self, name)[...] = state[name]
+        self.rng.bit_generator.state = state["rng"]
+        self.last_train_step, self.last_target_step = int(state["last_train_step"]), int(state["last_target_step"])
