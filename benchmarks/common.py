@@ -38,3 +38,33 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
 
     with ThreadPoolExecutor(parallel) as pool:
         return dict(pool.map(launch, jobs))
+
+
+def plot_curves(panels: dict[str, dict[str, list]], out: Path, ylabel: str, smoothing: int = 0) -> None:
+    """One panel per title; in each, per label, the mean over seeds of the curves (lists of
+    (env step, value)), put on a common step grid, with a band of one standard deviation.
+    ``smoothing`` > 1 first takes a trailing moving average over that many points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from toolkit.plot import on_grid, smooth
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, groups) in zip(axes[0], panels.items()):
+        for label, curves in groups.items():
+            arrays = [np.array(curve, dtype=float) for curve in curves]
+            if smoothing > 1:
+                arrays = [np.column_stack([a[:, 0], smooth(a[:, 1], smoothing)]) for a in arrays]
+            grid, values = on_grid(arrays)
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            ax.plot(grid, mean, label=label)
+            ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+        ax.set_title(title)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"curves: {out}")

@@ -18,17 +18,18 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import run_workers
+from common import plot_curves, run_workers
 
 ENVS = ("toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0")
 
 
-def run(algo: str, env_id: str, seed: int) -> dict:
+def run(algo: str, env_id: str, seed: int, steps: int = 0) -> dict:
     import toolkit
     from toolkit_hdqn.hdqn import PRESETS
 
     preset = next(p for p in PRESETS.values() if env_id in p.envs).values
-    common = {"steps": preset["steps"], "eval_every": preset["eval_every"], "eval_episodes": preset["eval_episodes"]}
+    steps = steps or preset["steps"]
+    common = {"steps": steps, "eval_every": min(preset["eval_every"], steps), "eval_episodes": preset["eval_episodes"]}
     if algo == "dqn":
         overrides = {"buffer_size": preset["controller_buffer_size"], "learning_starts": preset["learning_starts"],
                      "target_update_interval": preset["target_update_interval"], "train_frequency": 1,
@@ -47,32 +48,6 @@ def run(algo: str, env_id: str, seed: int) -> dict:
             "evals": evals, "episodes": episodes, "sps": 0.0}
 
 
-def plot(results: dict, envs: list[str], algos: list[str], seeds: range, out: Path) -> None:
-    """Average extrinsic reward per training episode (moving average) per algorithm and env."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from toolkit.plot import on_grid, smooth
-
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 3.8), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for algo in algos:
-            curves = [np.array(results[(algo, env, s)]["episodes"], dtype=float) for s in seeds]
-            curves = [np.column_stack([c[:, 0], smooth(c[:, 1], 200)]) for c in curves]
-            grid, values = on_grid(curves)
-            ax.plot(grid, values.mean(axis=0), label=algo)
-            ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.2)
-        ax.set_title(f"{env} ({len(seeds)} seeds: mean, min-max)")
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("extrinsic reward per episode")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(f"curves: {out}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
@@ -80,15 +55,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--steps", type=int, default=0, help="env steps per run (default: the h-DQN preset's)")
     parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         algo, env_id, seed = args.worker
-        print(json.dumps(run(algo, env_id, int(seed))))
+        print(json.dumps(run(algo, env_id, int(seed), args.steps)))
         return
     seeds = range(args.seeds)
     jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
-    results = run_workers(__file__, jobs, args.jobs)
+    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)])
     print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return (mean ± std) |")
     print("|---|---|---|---|")
     for env in args.envs:
@@ -98,7 +74,9 @@ def main() -> None:
             print(f"| {env} | {algo} | {statistics.mean(late):.3f} ± {statistics.pstdev(late):.3f} "
                   f"({', '.join(f'{v:.2f}' for v in late)}) | {statistics.mean(final):.3f} ± {statistics.pstdev(final):.3f} |")
     if args.plot:
-        plot(results, args.envs, args.algos, seeds, args.plot)
+        panels = {f"{env} ({len(seeds)} seeds)": {algo: [results[(algo, env, s)]["episodes"] for s in seeds] for algo in args.algos}
+                  for env in args.envs}
+        plot_curves(panels, args.plot, "extrinsic reward per training episode", smoothing=200)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_workers
+from common import plot_curves, run_workers
 
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000}
 
@@ -53,31 +53,6 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
-def plot(results: dict, envs: list[str], samplers: list[str], seeds: int, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for sampler in samplers:
-            curves = [results[(sampler, env, s)]["curve"] for s in range(seeds)]
-            steps = np.array([step for step, _ in curves[0]])
-            returns = np.array([[value for _, value in curve] for curve in curves])
-            mean, std = returns.mean(axis=0), returns.std(axis=0)
-            ax.plot(steps, mean, label=sampler)
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-        ax.set_title(f"{env} (DQN, {seeds} seeds, mean ± std)")
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("evaluation return")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(f"curves: {out}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(BUDGET))
@@ -99,12 +74,15 @@ def main() -> None:
     for env in args.envs:
         for sampler in args.samplers:
             runs = [results[(sampler, env, s)] for s in range(args.seeds)]
-            final, final_ci = t_interval([r["final"] for r in runs])
+            finals = [r["final"] for r in runs]
+            final, final_ci = t_interval(finals)
             auc, auc_ci = t_interval([r["auc"] for r in runs])
             print(f"| {env} | {sampler} | {final:.1f} ± {final_ci:.1f} | {auc:.1f} ± {auc_ci:.1f} | "
-                  f"{', '.join(f'{r['final']:.0f}' for r in runs)} |")
+                  f"{', '.join(f'{f:.0f}' for f in finals)} |")
     if args.plot:
-        plot(results, args.envs, args.samplers, args.seeds, args.plot)
+        panels = {f"{env} (DQN, {args.seeds} seeds)": {sampler: [results[(sampler, env, s)]["curve"] for s in range(args.seeds)]
+                                                       for sampler in args.samplers} for env in args.envs}
+        plot_curves(panels, args.plot, "evaluation return")
 
 
 if __name__ == "__main__":

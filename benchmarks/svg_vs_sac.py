@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_workers
+from common import plot_curves, run_workers
 
 SAC_CONFIG = {"Pendulum-v1": dict(learning_rate=1e-3), "InvertedPendulum-v5": dict(learning_starts=1000)}
 
@@ -63,32 +63,6 @@ def run_toolkit(algo: str, env_id: str, seed: int, steps: int, model_error: floa
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
     return {"final": curve[-1][1], "curve": curve, "seconds": seconds, "sps": steps / seconds}
-
-
-def plot(results: dict, groups: list[tuple[str, str]], envs: list[str], seeds: range, out: Path, title: str) -> None:
-    """Mean evaluation curve (band: one std over seeds) per (label, env) group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 3.8), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for label, key in groups:
-            curves = [results[(key, env, s)]["curve"] for s in seeds]
-            steps = np.array([step for step, _ in curves[0]])
-            values = np.array([[v for _, v in curve] for curve in curves])
-            ax.plot(steps, values.mean(axis=0), label=label)
-            ax.fill_between(steps, values.mean(axis=0) - values.std(axis=0), values.mean(axis=0) + values.std(axis=0),
-                            alpha=0.2)
-        ax.set_title(f"{title}: {env} ({len(seeds)} seeds)")
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("evaluation return")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(f"curves: {out}")
 
 
 def table(results: dict, keys: list[str], envs: list[str], seeds: range) -> None:
@@ -139,7 +113,9 @@ def main() -> None:
     table(results, keys, envs, seeds)
     if args.plot:
         title = "SVG and SAC" if args.what == "control" else "model error"
-        plot(results, [(key, key) for key in keys], envs, seeds, args.plot, title)
+        panels = {f"{title}: {env} ({len(seeds)} seeds)": {key: [results[(key, env, s)]["curve"] for s in seeds] for key in keys}
+                  for env in envs}
+        plot_curves(panels, args.plot, "evaluation return")
 
 
 if __name__ == "__main__":

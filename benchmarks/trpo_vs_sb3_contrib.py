@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_workers
+from common import plot_curves, run_workers
 
 BUDGET = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000, "Hopper-v5": 1_000_000}
 # rl-zoo3 hyperparams/trpo.yml
@@ -86,34 +86,6 @@ def run_toolkit(env_id: str, seed: int) -> dict:
     return {"final": final["eval/mean_return"], "std": final["eval/std_return"], "sps": sps, "curve": curve}
 
 
-def plot(results: dict, envs: list[str], libs: list[str], seeds: range, out: Path) -> None:
-    """Training-episode returns against env steps, per env: the mean over seeds of each
-    library's curve (a moving average over 20 episodes) with a band of one std."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from toolkit.plot import on_grid, smooth
-
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        for lib in libs:
-            curves = [np.array(results[(lib, env, s)]["curve"], dtype=float) for s in seeds]
-            curves = [np.column_stack([c[:, 0], smooth(c[:, 1], 20)]) for c in curves]
-            grid, values = on_grid(curves)
-            mean, std = values.mean(axis=0), values.std(axis=0)
-            ax.plot(grid, mean, label=lib)
-            ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
-        ax.set_title(f"TRPO on {env} ({len(seeds)} seeds)")
-        ax.set_xlabel("env steps")
-        ax.set_ylabel("training episode return")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    print(f"curves: {out}")
-
-
 def speed_only(envs: list[str], libs: list[str], steps: int) -> None:
     """Env steps/s of each library over ``steps`` steps, one run at a time so the two never
     share the cores (the full runs go two at a time and each also waits on the other)."""
@@ -167,7 +139,9 @@ def main() -> None:
         if len(rates) == 2:
             print(f"| {env} | speed ratio toolkit / sb3-contrib | | {rates['toolkit'] / rates['sb3-contrib']:.2f} |")
     if args.plot:
-        plot(results, args.envs, libs, seeds, args.plot)
+        panels = {f"TRPO on {env} ({len(seeds)} seeds)": {lib: [results[(lib, env, s)]["curve"] for s in seeds] for lib in libs}
+                  for env in args.envs}
+        plot_curves(panels, args.plot, "training episode return", smoothing=20)
 
 
 if __name__ == "__main__":

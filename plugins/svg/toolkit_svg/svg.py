@@ -98,7 +98,7 @@ class SVGConfig:
 
 
 PRESETS: dict[str, Preset] = {
-    "pendulum": Preset({"steps": 20_000, "eval_every": 2_000, "eval_episodes": 10, "learning_rate": 1e-3,
+    "pendulum": Preset({"steps": 20_000, "eval_every": 2_000, "eval_episodes": 10, "learning_rate": 3e-4,
                         "critic_learning_rate": 1e-3, "gamma": 0.98},
                        envs=("Pendulum-v1",), description="Pendulum-v1, the budget of rl-zoo3's SAC config"),
     "inverted_pendulum": Preset({"steps": 20_000, "eval_every": 2_000, "eval_episodes": 10},

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 
 import toolkit
 from toolkit.interfaces import EnvContext
