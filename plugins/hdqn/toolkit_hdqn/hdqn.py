@@ -217,9 +217,7 @@ class HDQN:
         self.option_length = np.zeros(n, dtype=np.int64)
         self.goal_attempts = np.zeros(self.n_goals, dtype=np.int64)
         self.goal_successes = np.zeros(self.n_goals, dtype=np.int64)
-        self.step = 0
         self.last_train_step = self.last_target_step = 0
-        self._last_actions = np.zeros(n, dtype=np.int64)
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -260,8 +258,7 @@ class HDQN:
             self.option_return[new], self.option_length[new] = 0.0, 0
             self.needs_goal[new] = False
             np.add.at(self.goal_attempts, self.goals[new], 1)
-        self._last_actions = self.choose_actions(obs, self.goals, controller_epsilon, self.rng)
-        return self._last_actions
+        return self.choose_actions(obs, self.goals, controller_epsilon, self.rng)
 
     def observe(self, t: Transition) -> None:
         """Store the controller's step; where an option ended, store the meta-controller's."""
