@@ -140,6 +140,21 @@ def eval_command(
                    f"{result['episodes']} episodes")
 
 
+@app.command()
+def sample(
+    target: str = typer.Argument(..., help="A generative run's directory (best.pt, else the latest checkpoint) or a .pt file"),
+    n: int = typer.Option(64, "--n", help="Number of samples"),
+    out: str = typer.Option("samples.png", "--out", help="PNG to write (an image grid, or a scatter plot for 2-D data)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise"),
+) -> None:
+    """Draw samples from a trained generative model (GAN, VAE) into a PNG."""
+    from toolkit.run import sample_checkpoint
+
+    if n < 1:
+        raise ToolkitError(f"--n must be at least 1, got {n}")
+    typer.echo(f"wrote {sample_checkpoint(target, n, out, seed)}")
+
+
 @app.command("list")
 def list_command() -> None:
     """Algorithms, samplers, env families and datasets, one line each."""

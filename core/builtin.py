@@ -19,3 +19,10 @@ def register_samplers(register):
 def register_loggers(register):
     register("jsonl", "toolkit.loggers:JsonlLogger", "metrics.jsonl in the run directory (always on)")
     register("wandb", "toolkit.loggers:WandbLogger", "Weights & Biases, online or offline (--track)")
+
+
+@hookimpl
+def register_datasets(register):
+    from toolkit.datasets import register as register_core_datasets
+
+    register_core_datasets(register)

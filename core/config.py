@@ -86,7 +86,8 @@ class Preset:
     values: dict[str, Any]
     """Field values (run-level or algorithm fields) that differ from the defaults."""
     envs: tuple[str, ...] = ()
-    """Env ids or env families ("atari") this preset is applied to automatically."""
+    """Env ids or env families ("atari"), or for a generative trainer dataset names, this
+    preset is applied to automatically."""
     description: str = ""
 
 

@@ -66,9 +66,13 @@ def register_envs(register):
 def register_datasets(register):
     """Register datasets for data-loop (generative) algorithms.
 
-    ``register(name, target, description)``: ``target(split, seed, data_dir)`` returns a
-    ``numpy.ndarray`` of samples (images as float32 in [0, 1], shape (N, C, H, W)); it may be
-    a ``"module:attr"`` string. Users select it with ``--data NAME``.
+    ``register(name, target, description)``: ``target(split, seed, data_dir)`` (split is
+    ``"train"`` or ``"test"``) returns a ``numpy.ndarray`` of samples (images as float32 in
+    [0, 1], shape (N, C, H, W); points as (N, D)), or a tuple ``(samples, labels)`` when the
+    samples have classes (metrics such as a classifier's Frechet distance use them); it may
+    be a ``"module:attr"`` string. Users select it with ``--data NAME``; core registers
+    ``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``folder``, ``ring8``, ``grid25``
+    (``toolkit.datasets``).
     """
 
 

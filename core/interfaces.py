@@ -136,6 +136,9 @@ class DataContext:
     seed: int
     device: str
     dataset: str = ""
+    """The ``--data`` name, for metrics that depend on the dataset (mode coverage, Frechet distance)."""
+    data_dir: str = ""
+    """The run's ``--data-dir``, so metrics can load the dataset's labelled training split."""
 
 
 # -- protocols -------------------------------------------------------------------------------
@@ -198,7 +201,13 @@ class DataAlgorithm(Protocol):
         """One training step on a batch of samples; returns metrics."""
 
     def sample(self, n: int) -> np.ndarray:
-        """``n`` generated samples, shaped like the dataset's (images in [0, 1])."""
+        """``n`` generated samples, shaped like the dataset's (images in [0, 1]), drawn with
+        torch's global RNG (so ``toolkit sample --seed`` picks them; training keeps its own)."""
+
+    # Optional: ``evaluate(held_out: np.ndarray) -> dict[str, float | np.ndarray]``, called at
+    # every evaluation with the dataset's test split: numbers are logged as ``eval/<name>``
+    # (a held-out likelihood, a Frechet distance, modes covered), image batches (N, C, H, W)
+    # are saved as PNG grids (reconstructions, latent traversals).
 
     def state_dict(self) -> dict[str, Any]: ...
 

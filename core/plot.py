@@ -109,9 +109,32 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
             else:
                 ax.text(0.5, 0.5, f"no {key} returns logged", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: " + ", ".join(algos))
+    return save_figure(fig, out, dpi=120)
+
+
+def save_figure(fig, out: Path, dpi: int) -> Path:
+    """Lay out, write (creating the directory) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
+
+
+def scatter_points(points: np.ndarray, out: Path, reference: np.ndarray | None = None) -> Path:
+    """Generated 2-D points (blue) over the data they model (grey): the picture of mode collapse."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, color="0.7", label="data")
+    ax.scatter(points[:, 0], points[:, 1], s=2, color="tab:blue", alpha=0.6, label="samples")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="upper right", markerscale=4)
+    return save_figure(fig, out, dpi=100)

@@ -129,7 +129,8 @@ def plan(
 
         resolved = resolve_env(env_name, registry)
     else:
-        registry.get("dataset", chosen("run", "data", RunConfig.data))
+        env_name = chosen("run", "data", RunConfig.data)  # a data algorithm's presets name datasets
+        registry.get("dataset", env_name)
     preset_name, preset_obj = select_preset(cls, preset, resolved, env_name)
     values: dict[str, dict[str, Any]] = {"run": {}, "algo": {}}
     for key, value in (preset_obj.values if preset_obj else {}).items():
@@ -342,6 +343,8 @@ def execute(p: Plan, run_dir: Path, resume_state: dict[str, Any] | None) -> Path
         }
         if p.env:
             state["envs"] = _env_snapshot(world.envs, position.obs)
+        else:
+            state["data"] = {"sample_shape": list(world.data.shape[1:]), "n_samples": len(world.data)}
         if run.save_replay and hasattr(algorithm, "replay_buffers"):
             state["replay"] = {name: b.state_dict() for name, b in algorithm.replay_buffers().items()}
         checkpoint.save(state, path or checkpoint.step_path(run_dir, step))
@@ -352,10 +355,7 @@ def execute(p: Plan, run_dir: Path, resume_state: dict[str, Any] | None) -> Path
     def run_evaluation(step: int) -> None:
         marks["eval"] = step
         if p.algo_class.loop == "data":
-            from toolkit.images import make_grid, save_png
-
-            path = save_png(make_grid(algorithm.sample(64)), run_dir / "samples" / f"step_{step:09d}.png")
-            report.media(step, {"samples": str(path)})
+            evaluate_data_algorithm(algorithm, world.held_out, run_dir, step, report, console)
             return
         from toolkit.evaluation import evaluate
 
@@ -416,6 +416,7 @@ class World:
     algorithm: Any
     envs: Any = None
     data: Any = None
+    held_out: Any = None
     make_eval_envs: Any = None
     fps: float = 30.0
     _eval_envs: Any = None
@@ -431,15 +432,80 @@ class World:
                 envs.close()
 
 
+def evaluate_data_algorithm(algorithm: Any, held_out: np.ndarray | None, run_dir: Path, step: int, report: Any,
+                            console: Any) -> None:
+    """Samples as a PNG (an image grid, or a scatter plot of 2-D points over the held-out
+    data), then the algorithm's own ``evaluate(held_out)`` if it has one: numbers are logged
+    as ``eval/<name>``, image batches (N, C, H, W) saved as grids, point sets as scatter plots."""
+    media = {"samples": str(save_samples(algorithm.sample(64 if held_out is None or held_out.ndim > 2 else 2000),
+                                         run_dir / "samples" / f"step_{step:09d}.png", reference=held_out))}
+    if held_out is not None:
+        scores: dict[str, float] = {}
+        for name, value in algorithm.evaluate(held_out).items():
+            if isinstance(value, np.ndarray) and value.ndim >= 2:
+                media[name] = str(save_samples(value, run_dir / "samples" / f"{name.replace('/', '_')}_step_{step:09d}.png"))
+            else:
+                scores[f"eval/{name}"] = float(value)
+        if scores:
+            report.write(step, scores)
+            console.print(f"eval at step {step:,}: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in scores.items()))
+    report.media(step, media)
+
+
+def save_samples(samples: np.ndarray, path: Path, reference: np.ndarray | None = None) -> Path:
+    """(N, C, H, W) images -> a grid PNG; (N, 2) points -> a scatter PNG (over ``reference``)."""
+    from toolkit.images import make_grid, save_png
+
+    if samples.ndim == 2:
+        from toolkit.plot import scatter_points
+
+        return scatter_points(samples, path, reference=reference if reference is not None and reference.ndim == 2 else None)
+    grid = make_grid(samples)
+    scale = max(1, 256 // max(grid.shape[:2]))  # 8x8 digits would give a thumbnail: enlarge small grids
+    return save_png(grid.repeat(scale, axis=0).repeat(scale, axis=1), path)
+
+
+def load_generative(path: str | Path) -> Any:
+    """The data-loop algorithm of a generative run's checkpoint (best.pt, else the latest), on the CPU."""
+    from toolkit.interfaces import DataContext
+
+    ckpt_path = find_checkpoint(path)
+    state = checkpoint.load(ckpt_path)
+    p = plan(state["algorithm"], config_values=state["config"])
+    if p.algo_class.loop != "data" or "data" not in state:
+        raise ToolkitError(f"'{p.algo}' is not a generative trainer (or {ckpt_path} predates sampling); "
+                           "use `toolkit eval` for env-loop algorithms")
+    run = p.run
+    context = DataContext(tuple(state["data"]["sample_shape"]), int(state["data"]["n_samples"]), run.steps, run.seed,
+                          "cpu", run.data, run.data_dir)
+    algorithm = p.algo_class(p.algo_config, context)
+    algorithm.load_state_dict(state["state"])
+    return algorithm
+
+
+def sample_checkpoint(path: str | Path, n: int, out: str | Path, seed: int = 0) -> Path:
+    """``toolkit sample``: ``n`` samples of a generative run's checkpoint, saved as a PNG."""
+    import torch
+
+    algorithm = load_generative(path)
+    torch.manual_seed(seed)
+    return save_samples(algorithm.sample(n), Path(out))
+
+
 def _build_world(p: Plan, device: str) -> World:
     from toolkit.interfaces import DataContext, EnvContext
     from toolkit.vec_env import make_vec_env
 
     run = p.run
     if p.env is None:
-        data = get_registry().load("dataset", run.data)(split="train", seed=run.seed, data_dir=run.data_dir or None)
-        context = DataContext(tuple(data.shape[1:]), len(data), run.steps, run.seed, device, run.data)
-        return World(p.algo_class(p.algo_config, context), data=data)
+        from toolkit.datasets import load_dataset
+
+        data, _ = load_dataset(run.data, "train", run.seed, run.data_dir or None)
+        context = DataContext(tuple(data.shape[1:]), len(data), run.steps, run.seed, device, run.data, run.data_dir)
+        world = World(p.algo_class(p.algo_config, context), data=data)
+        if hasattr(world.algorithm, "evaluate"):
+            world.held_out = load_dataset(run.data, "test", run.seed, run.data_dir or None)[0]
+        return world
     envs = make_vec_env(p.env, run.n_envs, vec_env=run.vec_env, max_episode_steps=run.max_episode_steps)
     context = EnvContext(envs.single_observation_space, envs.single_action_space, run.n_envs, p.env.frame_stack,
                          run.steps, run.seed, device, p.env.id)

@@ -82,11 +82,7 @@ def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: i
 
         reporter = _Collect()
         _, obs = env_loop(first, envs, obs, step=0, total_steps=steps, report=reporter)
-        for key, value in reporter.seen.items():
-            if "/" not in key:
-                raise ConformanceError(f"metric '{key}' is not namespaced (use e.g. 'loss/{key}')")
-            if not np.isfinite(value):
-                raise ConformanceError(f"metric '{key}' is not finite: {value}")
+        _check_metrics(reporter.seen)
 
         restored = cls(config, context)
         restored.load_state_dict(_round_trip(first.state_dict()))
@@ -99,18 +95,40 @@ def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: i
         envs.close()
 
 
+def _check_metrics(seen: dict[str, float]) -> None:
+    for key, value in seen.items():
+        if "/" not in key:
+            raise ConformanceError(f"metric '{key}' is not namespaced (use e.g. 'loss/{key}')")
+        if not np.isfinite(value):
+            raise ConformanceError(f"metric '{key}' is not finite: {value}")
+
+
 def _check_data_algorithm(cls: type, config: Any, data: np.ndarray, steps: int, seed: int) -> None:
     from toolkit.loops import data_loop, iterate_batches
 
     context = DataContext(tuple(data.shape[1:]), len(data), steps, seed, "cpu", "check")
     first, second = cls(config, context), cls(config, context)
     _same_state(first.state_dict(), second.state_dict(), "two instances built with the same seed")
-    batch_size = getattr(config, "batch_size", 32)
+    batch_size = min(getattr(config, "batch_size", 32), len(data))
     batches = iterate_batches(data, batch_size, seed)
-    data_loop(first, batches, step=0, total_steps=min(steps, 20), report=_Collect())
+    collected = _Collect()
+    data_loop(first, batches, step=0, total_steps=min(steps, 20), report=collected)
+    _check_metrics(collected.seen)
+    try:
+        _same_state(first.state_dict(), second.state_dict(), "")
+    except ConformanceError:
+        pass
+    else:
+        raise ConformanceError("20 updates left the state unchanged")
     samples = first.sample(4)
     if samples.shape != (4, *data.shape[1:]):
         raise ConformanceError(f"sample(4) has shape {samples.shape}, expected {(4, *data.shape[1:])}")
+    if not np.isfinite(samples).all():
+        raise ConformanceError("sample(4) has non-finite values")
+    if hasattr(first, "evaluate"):
+        for name, value in first.evaluate(data[: max(8, len(data) // 4)]).items():
+            if not isinstance(value, np.ndarray) and not np.isfinite(float(value)):
+                raise ConformanceError(f"evaluate() gave a non-finite {name}: {value}")
     restored = cls(config, context)
     restored.load_state_dict(_round_trip(first.state_dict()))
     _same_state(first.state_dict(), restored.state_dict(), "state after a checkpoint round trip")

@@ -102,7 +102,8 @@ def test_data_loop_trains_samples_and_resumes(test_plugin, tmp_path):
     from PIL import Image
 
     grid = np.asarray(Image.open(grids[-1]))
-    assert grid.shape == (8 * 6 + 2, 8 * 6 + 2) and grid[2:6, 2:6].mean() > 150  # learned "bright"
+    side = 8 * 6 + 2  # 64 samples of 4x4 with 2-pixel padding, enlarged 5x (256 // 50)
+    assert grid.shape == (side * 5, side * 5) and grid[10:30, 10:30].mean() > 150  # learned "bright"
     toolkit.resume(run_dir, steps=90)
     from toolkit import checkpoint
 
