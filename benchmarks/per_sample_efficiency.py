@@ -5,9 +5,10 @@
 
 Every run is DQN with the env's default preset (the same one benchmarks/dqn_classic.py
 compares with SB3); only ``--replay`` differs, with the paper's alpha and beta0 for each
-sampler and the preset's learning rate (the paper's advice to lower it is for Atari's
-Nature settings; here the learning rate is left alone so only the sampler changes). Each
-run (one process, one torch thread) evaluates the deterministic policy every tenth of its budget over 10 episodes.
+sampler and the preset's learning rate, so only the sampler changes; ``--per-lr-scale 0.25``
+adds runs of the prioritized samplers with the learning rate divided by 4, the paper's
+advice (prioritized replay makes larger updates on the high-error transitions it replays
+most). Each run (one process, one torch thread) evaluates the deterministic policy every tenth of its budget over 10 episodes.
 
 Reported per (env, sampler), over seeds: the final evaluation return and the area under
 the evaluation curve (the mean of the ten evaluations, so it is in return units), each as
@@ -28,15 +29,21 @@ from common import plot_curves, run_workers
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000}
 
 
-def run_toolkit(sampler: str, env_id: str, seed: int) -> dict:
+def run_toolkit(label: str, env_id: str, seed: int) -> dict:
+    """``label`` is a sampler name, optionally with ``:lr<scale>`` (the preset's learning rate times scale)."""
     import toolkit
+    from toolkit.run import plan
 
+    sampler, _, scale = label.partition(":lr")
+    overrides = {}
+    if scale:
+        overrides["learning_rate"] = plan("dqn", {"env": env_id}).algo_config.learning_rate * float(scale)
     budget = BUDGET[env_id]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_dir = toolkit.train("dqn", env=env_id, seed=seed, replay=sampler, threads=1, steps=budget,
                                 eval_every=budget // 10, eval_episodes=10, checkpoint_every=0, progress=False,
-                                run_dir=str(Path(tmp) / "run"))
+                                run_dir=str(Path(tmp) / "run"), **overrides)
         seconds = time.perf_counter() - start
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
@@ -60,6 +67,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--plot", type=Path, help="write the mean learning curves to this PNG")
+    parser.add_argument("--per-lr-scale", type=float, default=0.0,
+                        help="also run the prioritized samplers with the preset's learning rate times this "
+                             "(0.25: the paper's advice), labelled SAMPLER:lrSCALE")
     parser.add_argument("--worker", nargs=3, metavar=("SAMPLER", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -67,6 +77,8 @@ def main() -> None:
         print(json.dumps(run_toolkit(sampler, env_id, int(seed))))
         return
 
+    if args.per_lr_scale:
+        args.samplers += [f"{s}:lr{args.per_lr_scale:g}" for s in args.samplers if s != "uniform"]
     jobs = [(sampler, env, seed) for env in args.envs for seed in range(args.seeds) for sampler in args.samplers]
     results = run_workers(__file__, jobs, args.jobs)
     print("\n| env | replay | final eval return (mean, 95% CI) | area under the eval curve (mean, 95% CI) | per seed (final) |")

@@ -50,6 +50,14 @@ class PixelGaussian:
         self.rng.bit_generator.state = state["rng"]
 
 
+class PixelGaussianWithEvaluation(PixelGaussian):
+    """The same, with the optional ``evaluate(held_out)``: a number and an image batch."""
+
+    def evaluate(self, held_out):
+        return {"held_out_error": float(np.abs(held_out.mean(axis=0) - self.mean).mean()),
+                "means": np.repeat(self.mean[None], 4, axis=0)}
+
+
 @dataclass(frozen=True)
 class PresetConfig:
     lr: float = 1.0
@@ -78,6 +86,7 @@ class TestPlugin:
             }
 
         register("pixel-gaussian", PixelGaussian, "Per-pixel Gaussian (test)")
+        register("pixel-gaussian-eval", PixelGaussianWithEvaluation, "Per-pixel Gaussian with evaluate (test)")
         register("with-presets", Preset_, "Random actions with presets (test)")
 
     @hookimpl
@@ -109,6 +118,25 @@ def test_data_loop_trains_samples_and_resumes(test_plugin, tmp_path):
 
     state = checkpoint.load(checkpoint.latest(run_dir))
     assert state["step"] == 90 and state["state"]["mean"].mean() > 0.7
+
+
+def test_data_evaluation_logs_numbers_and_grids_to_the_metrics_file_and_wandb(test_plugin, tmp_path, monkeypatch):
+    from wandb_records import read_records
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run_dir = toolkit.train("pixel-gaussian-eval", data="squares", steps=40, eval_every=20, checkpoint_every=0,
+                            track=True, run_dir=str(tmp_path / "gen"), progress=False)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    errors = [r["eval/held_out_error"] for r in records if "eval/held_out_error" in r]
+    assert len(errors) == 2 and errors[1] < errors[0]  # evaluated on the held-out split as it learned
+    assert (run_dir / "samples" / "means_step_000000040.png").is_file()
+    assert any(r.get("means_path", "").endswith("means_step_000000040.png") for r in records)
+    [run_file] = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in read_records(run_file) if r.WhichOneof("record_type") == "history"]
+    images = [h for h in history if h.get("samples/_type") == "image-file" and h.get("means/_type") == "image-file"]
+    assert [h["global_step"] for h in images] == [20, 40]
+    assert [h["global_step"] for h in history if "eval/held_out_error" in h] == [20, 40]
 
 
 def test_check_algorithm_for_a_data_algorithm():

@@ -80,7 +80,8 @@ class VAEConfig:
     free_bits: float = 0.0
     """lambda of free bits, in nats per latent dimension (per latent space with a flow); 0 = off."""
     flow: Literal["none", "planar", "radial"] = "none"
-    """Normalizing flow on the posterior."""
+    """Normalizing flow on the posterior; pair it with ``--kl-anneal-updates`` as the paper does
+    (its one-sample KL estimate lets training settle in posterior collapse otherwise)."""
     flow_length: int = 10
     """Number of flow maps K."""
     importance_samples: int = 1
