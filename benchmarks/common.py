@@ -68,3 +68,15 @@ def plot_curves(panels: dict[str, dict[str, list]], out: Path, ylabel: str, smoo
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"curves: {out}")
+
+
+def image_panel(ax, samples, title: str) -> None:
+    """An 8-column grid of (N, C, H, W) images in [0, 1] on a matplotlib axis, without ticks."""
+    import numpy as np
+    from toolkit.images import make_grid
+
+    ax.imshow(make_grid(np.asarray(samples, dtype=np.float32), columns=8).squeeze(), cmap="gray",
+              interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_workers
+from common import image_panel, run_workers
 
 ALGOS = {  # label -> (algorithm, preset, critic updates per generator update)
     "gan": ("gan", None, 1), "dcgan": ("dcgan", None, 1), "wgan": ("wgan", None, 5), "wgan-gp": ("wgan", "gp", 5),
@@ -94,7 +94,6 @@ def plot_samples(results: dict, labels: list[str], datasets: list[str], out: Pat
     import matplotlib.pyplot as plt
     import numpy as np
     from toolkit.datasets import load_dataset
-    from toolkit.images import make_grid
 
     fig, axes = plt.subplots(len(datasets), len(labels), figsize=(3 * len(labels), 3 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
@@ -109,11 +108,10 @@ def plot_samples(results: dict, labels: list[str], datasets: list[str], out: Pat
                 ax.set_aspect("equal")
                 ax.set_title(f"{label} on {dataset}: {result['metrics']['modes_covered']:.0f} modes, "
                              f"{result['metrics']['high_quality']:.0%} HQ", fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
             else:
-                ax.imshow(make_grid(samples, columns=8).squeeze(), cmap="gray", interpolation="nearest")
-                ax.set_title(f"{label}: FD-{dataset} {result['metrics'][f'FD-{dataset}']:.1f}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+                image_panel(ax, samples, f"{label}: FD-{dataset} {result['metrics'][f'FD-{dataset}']:.1f}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import run_workers
+from common import image_panel, run_workers
 
 MODELS = {  # label -> (algorithm, overrides)
     "vae": ("vae", {}), "planar10": ("vae", {"flow": "planar", "flow_length": 10}),
@@ -85,17 +85,11 @@ def plot_samples(results: dict, labels: list[str], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
-    from toolkit.images import make_grid
 
     fig, axes = plt.subplots(1, len(labels), figsize=(3 * len(labels), 3.2), squeeze=False)
     for ax, label in zip(axes[0], labels):
         result = results[(label, "digits", 0)]
-        ax.imshow(make_grid(np.array(result["samples"], dtype=np.float32), columns=8).squeeze(), cmap="gray",
-                  interpolation="nearest")
-        ax.set_title(f"{label}: NLL {result['metrics']['nll']:.2f}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        image_panel(ax, result["samples"], f"{label}: NLL {result['metrics']['nll']:.2f}")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")

@@ -85,14 +85,18 @@ class GenerativeTrainer:
         loss.backward()
         optimizer.step()
 
-    def sample(self, n: int) -> np.ndarray:
-        """Samples drawn with torch's global RNG, the generator in eval mode (batch-norm running statistics)."""
+    def generate(self, inputs: torch.Tensor) -> np.ndarray:
+        """The generator's outputs for given inputs, in eval mode (batch-norm running statistics)."""
         self.generator.eval()
         try:
             with torch.no_grad():
-                return self.generator(self.noise(n)).cpu().numpy()
+                return self.generator(inputs).cpu().numpy()
         finally:
             self.generator.train()
+
+    def sample(self, n: int) -> np.ndarray:
+        """Samples drawn with torch's global RNG."""
+        return self.generate(self.noise(n))
 
     def evaluate(self, held_out: np.ndarray) -> dict[str, Any]:
         """Mode coverage on the 2-D mixtures; FD- and IS-<dataset> on labelled image data."""

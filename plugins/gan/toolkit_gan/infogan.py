@@ -123,12 +123,7 @@ class InfoGAN(GenerativeTrainer):
         continuous = torch.zeros(len(z), c.continuous_codes, device=self.device)
         if c.continuous_codes:
             continuous[:, 0] = torch.linspace(-2, 2, TRAVERSAL_STEPS, device=self.device).repeat(c.categories)
-        self.generator.eval()
-        try:
-            with torch.no_grad():
-                return self.generator(self.generator_input(z, categories, continuous)).cpu().numpy()
-        finally:
-            self.generator.train()
+        return self.generate(self.generator_input(z, categories, continuous))
 
     def evaluate(self, held_out: np.ndarray) -> dict[str, Any]:
         metrics = super().evaluate(held_out)

@@ -110,18 +110,23 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int, seed: 
     return model.eval(), accuracy
 
 
-_CLASSIFIERS: dict[str, FeatureClassifier] = {}
+_CLASSIFIERS: dict[tuple[str, str | None, str], FeatureClassifier | None] = {}
 
 
 def dataset_classifier(dataset: str, data_dir: str | None) -> FeatureClassifier | None:
     """The cached classifier of a labelled image dataset (trained on first use), or None when
-    the dataset has no labels."""
+    the dataset has no labels. Memoised per process, so evaluations do not reload the dataset."""
+    key = (dataset, data_dir, str(cache_dir()))
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = _load_or_train_classifier(dataset, data_dir)
+    return _CLASSIFIERS[key]
+
+
+def _load_or_train_classifier(dataset: str, data_dir: str | None) -> FeatureClassifier | None:
     images, labels = load_dataset(dataset, "train", 0, data_dir)
     if labels is None or images.ndim != 4:
         return None
     path = cache_dir("classifiers", f"FD-{dataset}-{'x'.join(map(str, images.shape[1:]))}-v1.pt")
-    if str(path) in _CLASSIFIERS:
-        return _CLASSIFIERS[str(path)]
     model = FeatureClassifier(tuple(images.shape[1:]), int(labels.max()) + 1)
     if path.is_file():
         model.load_state_dict(checkpoint.load(path)["state"])
@@ -130,8 +135,7 @@ def dataset_classifier(dataset: str, data_dir: str | None) -> FeatureClassifier 
         model, accuracy = train_classifier(images, labels, epochs)
         checkpoint.save({"format": checkpoint.FORMAT_VERSION, "state": model.state_dict(),
                          "train_accuracy": accuracy, "epochs": epochs}, path)
-    _CLASSIFIERS[str(path)] = model.eval()
-    return _CLASSIFIERS[str(path)]
+    return model.eval()
 
 
 def classifier_outputs(model: FeatureClassifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
