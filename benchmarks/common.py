@@ -19,23 +19,44 @@ def training_rate(run_dir: Path, after_step: int = 0) -> float:
     return (previous - after_step) / seconds
 
 
-def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = ()) -> dict[tuple, dict]:
+def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = (),
+                results_file: Path | None = None) -> dict[tuple, dict]:
     """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS]`` for every (lib, env, seed) job,
     ``parallel`` processes at a time; each worker prints one JSON line with at least ``final`` and ``sps``.
-    Prints a line per finished job and returns job -> result."""
+    Prints a line per finished job and returns job -> result.
+
+    With ``results_file``, every finished job is appended to it as a JSON line and jobs already
+    there (same job and extra arguments) are not run again: an interrupted benchmark resumes,
+    and a table can grow by adding algorithms or seeds."""
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
+    def key(job: tuple) -> str:
+        return json.dumps([*map(str, job), *extra_args])
+
+    done = {}
+    if results_file and Path(results_file).exists():
+        for line in Path(results_file).read_text().splitlines():
+            record = json.loads(line)
+            done[record["key"]] = record["result"]
+
     def launch(job: tuple) -> tuple[tuple, dict]:
+        if key(job) in done:
+            return job, done[key(job)]
         out = subprocess.run([sys.executable, script, "--worker", *map(str, job), *extra_args], capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"  {job[0]:11s} {job[1]:15s} seed {job[2]}: final {result['final']:8.1f} ({result['sps']:.0f} steps/s)",
               flush=True)
+        if results_file:
+            with open(results_file, "a") as f:  # one write per line: parallel jobs do not interleave
+                f.write(json.dumps({"key": key(job), "result": result}) + "\n")
         return job, result
 
+    if done:
+        print(f"  {sum(key(job) in done for job in jobs)} of {len(jobs)} jobs already in {results_file}", flush=True)
     with ThreadPoolExecutor(parallel) as pool:
         return dict(pool.map(launch, jobs))
 

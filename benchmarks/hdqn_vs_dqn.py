@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["hdqn", "dqn"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--results", type=Path,
+                        help="JSON-lines file of finished runs: appended to, and runs already in it are reused")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--steps", type=int, default=0, help="env steps per run (default: the h-DQN preset's)")
     parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
@@ -64,7 +66,7 @@ def main() -> None:
         return
     seeds = range(args.seeds)
     jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
-    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)])
+    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)], results_file=args.results)
     print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return (mean ± std) |")
     print("|---|---|---|---|")
     for env in args.envs:

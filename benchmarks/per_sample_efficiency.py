@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=["uniform", "prioritized", "rank"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--results", type=Path,
+                        help="JSON-lines file of finished runs: appended to, and runs already in it are reused")
     parser.add_argument("--plot", type=Path, help="write the mean learning curves to this PNG")
     parser.add_argument("--per-lr-scale", type=float, default=0.0,
                         help="also run the prioritized samplers with the preset's learning rate times this "
@@ -80,7 +82,7 @@ def main() -> None:
     if args.per_lr_scale:
         args.samplers += [f"{s}:lr{args.per_lr_scale:g}" for s in args.samplers if s != "uniform"]
     jobs = [(sampler, env, seed) for env in args.envs for seed in range(args.seeds) for sampler in args.samplers]
-    results = run_workers(__file__, jobs, args.jobs)
+    results = run_workers(__file__, jobs, args.jobs, results_file=args.results)
     print("\n| env | replay | final eval return (mean, 95% CI) | area under the eval curve (mean, 95% CI) | per seed (final) |")
     print("|---|---|---|---|---|")
     for env in args.envs:

@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--results", type=Path,
+                        help="JSON-lines file of finished runs: appended to, and runs already in it are reused")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,7 +111,7 @@ def main() -> None:
         keys = [f"{algo}@{error:g}" for error in args.errors for algo in ("svg1", "svginf")]
         envs = ["Pendulum-v1"]
     jobs = [(key, env, seed) for env in envs for seed in seeds for key in keys]
-    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)])
+    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)], results_file=args.results)
     table(results, keys, envs, seeds)
     if args.plot:
         title = "SVG and SAC" if args.what == "control" else "model error"

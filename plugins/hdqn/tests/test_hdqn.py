@@ -136,6 +136,31 @@ def test_options_time_out_after_max_option_steps():
     assert agent.meta_replay.sample(1, gamma=0.9).discount[0] == pytest.approx(0.9)  # gamma, raised to N in training
 
 
+def test_goal_success_rate_follows_recent_options():
+    from toolkit_hdqn.hdqn import SUCCESS_WINDOW
+
+    agent = _chain_agent()
+    agent.act(_one_hot(1), 0)
+
+    def option(reached: bool) -> None:  # one single-step option with goal s3 that reaches it or ends the episode
+        agent.goals[:], agent.needs_goal[:] = 2, False
+        _step(agent, 1, 2 if reached else 0, 0.0, terminated=not reached)
+
+    for _ in range(3):
+        option(False)
+    option(True)
+    assert agent.goal_options[2] == 4 and agent.goal_success_rate[2] == pytest.approx(0.25)  # a plain mean at first
+    for _ in range(5 * SUCCESS_WINDOW):
+        option(True)
+    # after many more options the early failures are forgotten, unlike a lifetime success count
+    assert agent.goal_success_rate[2] > 0.99
+    start = agent.config.learning_starts
+    agent.update(start - 1)  # before learning starts: nothing to report
+    metrics = agent.update(start)  # one update
+    assert metrics["train/goal_success/s3"] == pytest.approx(agent.goal_success_rate[2])
+    assert "train/goal_success/s6" not in metrics  # no option has pursued s6 yet
+
+
 def test_meta_controller_picks_random_goals_in_phase_one():
     agent = _chain_agent()
     agent.config = HDQNConfig(pretrain_steps=100, meta_exploration_steps=100, exploration_final=0.1)

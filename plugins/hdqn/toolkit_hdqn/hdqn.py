@@ -88,6 +88,8 @@ class HDQNConfig:
     """Torch CPU threads (0: torch's default)."""
 
 
+SUCCESS_WINDOW = 100  # options per goal behind the logged train/goal_success/<goal> rates
+
 PRESETS: dict[str, Preset] = {
     "chain": Preset({"steps": 60_000, "gamma": 0.99, "learning_starts": 500, "controller_buffer_size": 50_000,
                      "meta_buffer_size": 20_000, "controller_exploration_steps": 20_000,
@@ -215,8 +217,9 @@ class HDQN:
         self.option_obs = np.zeros((n, *obs_space.shape), dtype=obs_space.dtype)
         self.option_return = np.zeros(n)
         self.option_length = np.zeros(n, dtype=np.int64)
-        self.goal_attempts = np.zeros(self.n_goals, dtype=np.int64)
-        self.goal_successes = np.zeros(self.n_goals, dtype=np.int64)
+        # per goal: options ended, and the success rate over about the last SUCCESS_WINDOW of them
+        self.goal_options = np.zeros(self.n_goals, dtype=np.int64)
+        self.goal_success_rate = np.zeros(self.n_goals)
         self.last_train_step = self.last_target_step = 0
 
     # -- acting ------------------------------------------------------------------------------
@@ -257,7 +260,6 @@ class HDQN:
             self.option_obs[new] = obs[new]
             self.option_return[new], self.option_length[new] = 0.0, 0
             self.needs_goal[new] = False
-            np.add.at(self.goal_attempts, self.goals[new], 1)
         return self.choose_actions(obs, self.goals, controller_epsilon, self.rng)
 
     def observe(self, t: Transition) -> None:
@@ -279,7 +281,11 @@ class HDQN:
             self.meta_replay.add(self.option_obs[e : e + 1], np.array([[self.goals[e], self.option_length[e]]]),
                                  np.array([self.option_return[e]]), t.next_obs[e : e + 1], t.terminated[e : e + 1],
                                  ~t.terminated[e : e + 1])
-        np.add.at(self.goal_successes, self.goals[reached], 1)
+            goal = self.goals[e]
+            self.goal_options[goal] += 1
+            # a running mean over the first options, then an exponential average: a learning curve, not a lifetime total
+            weight = 1.0 / min(self.goal_options[goal], SUCCESS_WINDOW)
+            self.goal_success_rate[goal] += weight * (float(reached[e]) - self.goal_success_rate[goal])
         self.needs_goal |= ended
 
     # -- learning ----------------------------------------------------------------------------
@@ -303,8 +309,8 @@ class HDQN:
         if metrics:
             controller_epsilon, meta_epsilon = self.epsilons(step)
             metrics |= {"train/controller_epsilon": controller_epsilon, "train/meta_epsilon": meta_epsilon}
-            rates = self.goal_successes / np.maximum(self.goal_attempts, 1)
-            metrics |= {f"train/goal_success/{name}": float(rate) for name, rate in zip(self.goal_names, rates)}
+            metrics |= {f"train/goal_success/{name}": float(rate)
+                        for name, rate, options in zip(self.goal_names, self.goal_success_rate, self.goal_options) if options}
         return metrics
 
     def controller_step(self, step: int) -> dict[str, float]:
@@ -351,8 +357,8 @@ class HDQN:
         return {"controller_replay": self.controller_replay, "meta_replay": self.meta_replay}
 
     _NETWORKS = ("controller", "controller_target", "meta", "meta_target", "controller_optimizer", "meta_optimizer")
-    _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "goal_attempts",
-                     "goal_successes")
+    _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "goal_options",
+                     "goal_success_rate")
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name).state_dict() for name in self._NETWORKS}
