@@ -191,13 +191,15 @@ def plot(
     run_dirs: list[str] = typer.Argument(..., help="Run directories; runs sharing algorithm and env become mean + band"),
     out: str = typer.Option("curve.png", "--out", help="PNG file to write"),
     smoothing: int = typer.Option(20, "--smoothing", help="Episodes in the moving average of training returns"),
+    metric: list[str] = typer.Option([], "--metric",
+                                     help="Plot this metric of metrics.jsonl instead (repeatable), e.g. loss/td or eval/nll"),
 ) -> None:
-    """Plot evaluation and training return against env steps."""
+    """Plot evaluation and training return (or any logged metric) against env steps."""
     from pathlib import Path
 
     from toolkit.plot import plot_runs
 
-    typer.echo(f"wrote {plot_runs([Path(d) for d in run_dirs], Path(out), smoothing=smoothing)}")
+    typer.echo(f"wrote {plot_runs([Path(d) for d in run_dirs], Path(out), smoothing=smoothing, metrics=metric)}")
 
 
 @app.command(context_settings=_PASS_THROUGH)

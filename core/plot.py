@@ -1,4 +1,5 @@
-"""Learning curves from run directories: evaluation and training return against env steps.
+"""Learning curves from run directories: evaluation and training return (or any logged
+metric) against env steps.
 
 Runs that share an algorithm and an env are one group, drawn as the mean across seeds with
 a band of one standard deviation (and the min-max range, lighter); a group of one run is a
@@ -18,25 +19,25 @@ from toolkit.errors import ToolkitError
 
 
 def read_run(run_dir: Path) -> dict:
+    """A run's algorithm, env (or dataset), seed and every numeric metric as (step, value) rows."""
     config_path = run_dir / "config.toml"
     metrics_path = run_dir / "metrics.jsonl"
     if not config_path.is_file() or not metrics_path.is_file():
         raise ToolkitError(f"{run_dir} is not a toolkit run directory (needs config.toml and metrics.jsonl)")
     config = tomllib.loads(config_path.read_text())
-    eval_curve, train_curve = [], []
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for line in metrics_path.read_text().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
-            continue
-        if record.get("eval/mean_return") is not None:
-            eval_curve.append((record["step"], record["eval/mean_return"]))
-        if record.get("train/episode_return") is not None:
-            train_curve.append((record["step"], record["train/episode_return"]))
+            continue  # a line cut short by a crash
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                series[key].append((record["step"], value))
     run = config.get("run", {})
+    metrics = {key: np.array(rows, dtype=float).reshape(-1, 2) for key, rows in series.items()}
     return {"algo": config.get("algorithm", "?"), "env": run.get("env") or run.get("data", "?"),
-            "seed": run.get("seed"), "eval": np.array(eval_curve, dtype=float).reshape(-1, 2),
-            "train": np.array(train_curve, dtype=float).reshape(-1, 2), "dir": run_dir}
+            "seed": run.get("seed"), "metrics": metrics, "dir": run_dir}
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -56,7 +57,9 @@ def on_grid(curves: list[np.ndarray], points: int = 200) -> tuple[np.ndarray, np
     return grid, np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
 
 
-def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
+def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: list[str] | None = None) -> Path:
+    """Evaluation and training return per env, or with ``metrics`` one panel per named metric
+    (``train/episode_*`` metrics smoothed like the training return)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,33 +67,39 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
     import matplotlib.ticker
 
     runs = [read_run(Path(d)) for d in run_dirs]
+    if metrics:
+        check_metrics(runs, metrics)
+        panels = [(name, name + (f" (moving average of {smoothing})" if name.startswith("train/episode_") else ""))
+                  for name in metrics]
+    else:
+        panels = [("eval/mean_return", "evaluation return (deterministic policy)"),
+                  ("train/episode_return", f"training episode return (moving average of {smoothing})")]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["algo"], run["env"])].append(run)
     envs = sorted({env for _, env in groups})
     # One row per env (returns of different envs do not share a scale), one column per curve.
-    fig, axes = plt.subplots(len(envs), 2, figsize=(12, 4.2 * len(envs)), squeeze=False)
-    panels = (("eval", "evaluation return (deterministic policy)"),
-              ("train", f"training episode return (moving average of {smoothing})"))
+    fig, axes = plt.subplots(len(envs), len(panels), figsize=(6 * len(panels), 4.2 * len(envs)), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     algos = sorted({algo for algo, _ in groups})
+    empty = np.zeros((0, 2))
     for row, env in enumerate(envs):
-        last_step = max((r[k][-1, 0] for r in runs if r["env"] == env for k in ("eval", "train") if len(r[k])),
-                        default=1.0)
+        last_step = max((r["metrics"][k][-1, 0] for r in runs if r["env"] == env for k, _ in panels
+                         if len(r["metrics"].get(k, empty))), default=1.0)
         for ax, (key, ylabel) in zip(axes[row], panels):
-            ax.set_xlim(0, last_step * 1.02)  # both panels of a row share the step axis
+            ax.set_xlim(0, last_step * 1.02)  # the panels of a row share the step axis
             drawn = False
             for algo in algos:
-                members = groups.get((algo, env), [])
-                curves = [m[key] if key == "eval" else np.column_stack([m[key][:, 0], smooth(m[key][:, 1], smoothing)])
-                          for m in members if len(m[key])]
+                members = [m["metrics"].get(key, empty) for m in groups.get((algo, env), [])]
+                curves = [c if not key.startswith("train/episode_") else np.column_stack([c[:, 0], smooth(c[:, 1], smoothing)])
+                          for c in members if len(c)]
                 if not curves:
                     continue
                 color = colors[algos.index(algo) % len(colors)]
                 label = algo + (f" ({len(curves)} seeds)" if len(curves) > 1 else "")
                 if len(curves) == 1:
                     ax.plot(curves[0][:, 0], curves[0][:, 1], color=color, label=label,
-                            marker="o" if key == "eval" else None, markersize=3)
+                            marker=None if key.startswith("train/episode_") else "o", markersize=3)
                 else:
                     grid, values = on_grid(curves)
                     mean, std = values.mean(axis=0), values.std(axis=0)
@@ -107,9 +116,21 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20) -> Path:
             if drawn:
                 ax.legend(fontsize=8, loc="best")
             else:
-                ax.text(0.5, 0.5, f"no {key} returns logged", ha="center", va="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, f"no {key} logged", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: " + ", ".join(algos))
     return save_figure(fig, out, dpi=120)
+
+
+def check_metrics(runs: list[dict], names: list[str]) -> None:
+    """A clear error for a metric no run logged, with the closest names that were."""
+    import difflib
+
+    logged = sorted({key for run in runs for key in run["metrics"]})
+    for name in names:
+        if name not in logged:
+            close = difflib.get_close_matches(name, logged, n=3, cutoff=0.4)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; logged: {', '.join(logged[:12])}"
+            raise ToolkitError(f"no run logged the metric '{name}'{hint}")
 
 
 def save_figure(fig, out: Path, dpi: int) -> Path:

@@ -199,6 +199,26 @@ def test_plot_three_runs(tmp_path):
     assert np.asarray(image.convert("L")).std() > 10  # something was drawn
 
 
+def test_plot_any_logged_metric_and_reject_unknown_ones(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("train", "random", "--env", "CartPole-v1", "--steps", "600", "--eval-every", "200",
+                   "--eval-episodes", "2", "--run-dir", str(run_dir), "--no-progress").returncode == 0
+    from toolkit.plot import read_run
+
+    logged = read_run(run_dir)["metrics"]
+    assert logged["eval/mean_return"].shape == (3, 2) and "train/episode_length" in logged
+    out = tmp_path / "lengths.png"
+    result = run_cli("plot", str(run_dir), "--metric", "train/episode_length", "--metric", "eval/mean_return",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    assert Image.open(out).size[0] > 1000  # two panels side by side
+    result = run_cli("plot", str(run_dir), "--metric", "eval/mean_retrun", "--out", str(out))
+    assert result.returncode == 2
+    assert "no run logged the metric 'eval/mean_retrun'; did you mean eval/mean_return" in result.stderr
+
+
 def test_plot_of_a_non_run_is_one_line_error(tmp_path):
     result = run_cli("plot", str(tmp_path), "--out", str(tmp_path / "x.png"))
     assert result.returncode == 2 and "is not a toolkit run directory" in result.stderr
