@@ -60,6 +60,14 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
 
 
+def versus(values: list[float], baseline: list[float]) -> str:
+    """The difference of means to the baseline with the p-value of Welch's t-test."""
+    from scipy import stats
+
+    p = stats.ttest_ind(values, baseline, equal_var=False).pvalue
+    return f"{statistics.mean(values) - statistics.mean(baseline):+.1f} (p {p:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(BUDGET))
@@ -83,16 +91,24 @@ def main() -> None:
         args.samplers += [f"{s}:lr{args.per_lr_scale:g}" for s in args.samplers if s != "uniform"]
     jobs = [(sampler, env, seed) for env in args.envs for seed in range(args.seeds) for sampler in args.samplers]
     results = run_workers(__file__, jobs, args.jobs, results_file=args.results)
-    print("\n| env | replay | final eval return (mean, 95% CI) | area under the eval curve (mean, 95% CI) | per seed (final) |")
-    print("|---|---|---|---|---|")
+    compare = "uniform" in args.samplers
+    print("\n| env | replay | final eval return (mean, 95% CI) | area under the eval curve (mean, 95% CI) | per seed (final) |"
+          + (" vs uniform: final, AUC (Welch p) |" if compare else ""))
+    print("|---|---|---|---|---|" + ("---|" if compare else ""))
     for env in args.envs:
+        uniform = [results[("uniform", env, s)] for s in range(args.seeds)] if compare else []
         for sampler in args.samplers:
             runs = [results[(sampler, env, s)] for s in range(args.seeds)]
             finals = [r["final"] for r in runs]
             final, final_ci = t_interval(finals)
             auc, auc_ci = t_interval([r["auc"] for r in runs])
-            print(f"| {env} | {sampler} | {final:.1f} ± {final_ci:.1f} | {auc:.1f} ± {auc_ci:.1f} | "
-                  f"{', '.join(f'{f:.0f}' for f in finals)} |")
+            row = f"| {env} | {sampler} | {final:.1f} ± {final_ci:.1f} | {auc:.1f} ± {auc_ci:.1f} | {', '.join(f'{f:.0f}' for f in finals)} |"
+            if compare and sampler != "uniform":
+                row += (f" {versus(finals, [r['final'] for r in uniform])}, "
+                        f"{versus([r['auc'] for r in runs], [r['auc'] for r in uniform])} |")
+            elif compare:
+                row += " |"
+            print(row)
     if args.plot:
         panels = {f"{env} (DQN, {args.seeds} seeds)": {sampler: [results[(sampler, env, s)]["curve"] for s in range(args.seeds)]
                                                        for sampler in args.samplers} for env in args.envs}
