@@ -300,3 +300,34 @@ def test_sample_command_draws_from_a_checkpoint(tmp_path):
     again = tmp_path / "again.png"
     main(["sample", str(run_dir), "--n", "16", "--out", str(again), "--seed", "3"])
     assert np.array_equal(np.asarray(Image.open(again)), grid)  # the seed picks the samples
+
+
+def test_real_fid_only_with_local_inception_weights(tmp_path, monkeypatch):
+    from toolkit_gan import inception
+    from toolkit_gan.metrics import real_fid
+
+    monkeypatch.setenv("TOOLKIT_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
+    images = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)  # few: 299x299 on a CPU
+    assert real_fid(images, images) == {}  # no weights: no FID, no download
+    network = inception.FIDInception()
+    state = network.state_dict()
+    # the layout of the published FID weights (torchvision's Inception3 names, 1008 classes):
+    # 23,850,960 parameters, so the checkpoint loads strictly
+    assert sum(p.numel() for p in network.parameters()) == 23_850_960
+    assert state["Conv2d_1a_3x3.conv.weight"].shape == (32, 3, 3, 3)
+    assert state["Mixed_6e.branch7x7dbl_5.conv.weight"].shape == (192, 192, 1, 7)
+    assert state["Mixed_7c.branch3x3dbl_3b.conv.weight"].shape == (384, 384, 3, 1)
+    assert state["fc.weight"].shape == (1008, 2048)
+    torch.manual_seed(0)
+    for module in network.modules():  # batch-norm statistics of real activations, not 0 and 1
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    with torch.no_grad():
+        network.train()(torch.rand(2, 3, 8, 8))
+    torch.save({k: v.clone() for k, v in network.state_dict().items()}, tmp_path / "weights.pth")
+    monkeypatch.setenv("TOOLKIT_INCEPTION_WEIGHTS", str(tmp_path / "weights.pth"))
+    inception._NETWORK.clear()
+    shifted = np.clip(images[::-1] * 0.2 + 0.8, 0, 1)
+    same, different = real_fid(images, images)["FID"], real_fid(shifted, images)["FID"]
+    # sqrtm of 2048-d covariances of three images is only approximately exact
+    assert abs(same) < 0.01 * different, (same, different)

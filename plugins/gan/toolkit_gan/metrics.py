@@ -10,8 +10,8 @@
   small convolutional classifier trained on the same dataset's training split (once; cached
   in ``~/.cache/toolkit/classifiers``). They are named for what they are, ``FD-digits`` and
   ``IS-digits``, and are comparable only with each other, never with published FID or
-  Inception-score values (those need the Inception network's weights, which toolkit does not
-  download).
+  Inception-score values. Real ``FID`` is added when the Inception network's weights are on
+  the machine (toolkit_gan.inception; toolkit does not download them).
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    # Dead ReLU features make the covariances singular; a tiny ridge keeps the square root
-    # defined (as FID implementations do) and changes the distance by ~1e-6 per feature.
+    # Dead ReLU features make the covariances singular; a tiny ridge on both keeps the square
+    # root defined (as FID implementations do); identical sets still give 0.
     ridge = np.eye(len(cov_a)) * 1e-6
+    cov_a, cov_b = cov_a + ridge, cov_b + ridge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        root = linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
+        root = linalg.sqrtm(cov_a @ cov_b)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 
@@ -162,5 +163,18 @@ def sample_metrics(dataset: str, data_dir: str | None, samples: np.ndarray, held
         return {}
     fake_features, fake_probabilities = classifier_outputs(model, samples)
     real_features, _ = classifier_outputs(model, held_out)
-    return {f"FD-{dataset}": frechet_distance(real_features, fake_features),
-            f"IS-{dataset}": inception_style_score(fake_probabilities)}
+    metrics = {f"FD-{dataset}": frechet_distance(real_features, fake_features),
+               f"IS-{dataset}": inception_style_score(fake_probabilities)}
+    return metrics | real_fid(samples, held_out)
+
+
+def real_fid(samples: np.ndarray, held_out: np.ndarray) -> dict[str, float]:
+    """``FID`` in the Inception network's pool features when its weights are on this machine
+    (toolkit_gan.inception), else nothing."""
+    from toolkit_gan.inception import inception_features, inception_network, weights_path
+
+    path = weights_path()
+    if path is None:
+        return {}
+    network = inception_network(path)
+    return {"FID": frechet_distance(inception_features(network, held_out), inception_features(network, samples))}
