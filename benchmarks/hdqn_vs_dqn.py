@@ -34,7 +34,8 @@ def run(algo: str, env_id: str, seed: int, steps: int = 0) -> dict:
         overrides = {"buffer_size": preset["controller_buffer_size"], "learning_starts": preset["learning_starts"],
                      "target_update_interval": preset["target_update_interval"], "train_frequency": 1,
                      "exploration_steps": preset["controller_exploration_steps"], "exploration_final": 0.1,
-                     "hidden": preset.get("hidden", (64, 64)), "learning_rate": 1e-3}
+                     "hidden": preset.get("hidden", (64, 64)), "learning_rate": 1e-3,
+                     "eval_epsilon": preset.get("eval_epsilon", 0.0)}
     else:
         overrides = {}
     with tempfile.TemporaryDirectory() as tmp:

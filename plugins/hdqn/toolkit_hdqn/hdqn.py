@@ -100,7 +100,8 @@ PRESETS: dict[str, Preset] = {
                        "meta_buffer_size": 20_000, "controller_exploration_steps": 20_000,
                        "meta_exploration_steps": 30_000, "pretrain_steps": 10_000, "max_option_steps": 50,
                        "target_update_interval": 1_000, "hidden": (128, 128), "eval_every": 10_000,
-                       "eval_episodes": 20},
+                       # a greedy agent can walk into a wall for the whole episode; DQN's evaluation epsilon
+                       "eval_episodes": 20, "eval_epsilon": 0.05},
                       envs=("toolkit/KeyDoor-v0",), description="the key-door gridworld"),
     "montezuma": Preset({"learning_rate": 2.5e-4, "controller_buffer_size": 1_000_000, "meta_buffer_size": 50_000,
                          "learning_starts": 50_000, "train_frequency": 4, "target_update_interval": 40_000,
