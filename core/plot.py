@@ -99,7 +99,7 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: lis
                 label = algo + (f" ({len(curves)} seeds)" if len(curves) > 1 else "")
                 if len(curves) == 1:
                     ax.plot(curves[0][:, 0], curves[0][:, 1], color=color, label=label,
-                            marker=None if key.startswith("train/episode_") else "o", markersize=3)
+                            marker="o" if len(curves[0]) <= 50 else None, markersize=3)  # dots for sparse evals
                 else:
                     grid, values = on_grid(curves)
                     mean, std = values.mean(axis=0), values.std(axis=0)
