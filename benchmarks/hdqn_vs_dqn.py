@@ -23,7 +23,7 @@ from common import plot_curves, run_workers
 ENVS = ("toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0")
 
 
-def run(algo: str, env_id: str, seed: int, steps: int = 0) -> dict:
+def run(algo: str, env_id: str, seed: int, steps: int = 0, dqn_gamma: float = 0.0) -> dict:
     import toolkit
     from toolkit_hdqn.hdqn import PRESETS
 
@@ -36,6 +36,8 @@ def run(algo: str, env_id: str, seed: int, steps: int = 0) -> dict:
                      "exploration_steps": preset["controller_exploration_steps"], "exploration_final": 0.1,
                      "hidden": preset.get("hidden", (64, 64)), "learning_rate": 1e-3,
                      "eval_epsilon": preset.get("eval_epsilon", 0.0)}
+        if dqn_gamma:
+            overrides["gamma"] = dqn_gamma
     else:
         overrides = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,15 +61,18 @@ def main() -> None:
                         help="JSON-lines file of finished runs: appended to, and runs already in it are reused")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--steps", type=int, default=0, help="env steps per run (default: the h-DQN preset's)")
+    parser.add_argument("--dqn-gamma", type=float, default=0.0,
+                        help="flat DQN's discount (default: DQN's 0.99), e.g. the h-DQN controller's 0.9 on the gridworld")
     parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         algo, env_id, seed = args.worker
-        print(json.dumps(run(algo, env_id, int(seed), args.steps)))
+        print(json.dumps(run(algo, env_id, int(seed), args.steps, args.dqn_gamma)))
         return
     seeds = range(args.seeds)
     jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
-    results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)], results_file=args.results)
+    extra = ["--steps", str(args.steps)] + (["--dqn-gamma", str(args.dqn_gamma)] if args.dqn_gamma else [])
+    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results)
     print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return (mean ± std) |")
     print("|---|---|---|---|")
     for env in args.envs:

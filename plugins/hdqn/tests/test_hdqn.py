@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 import toolkit
@@ -159,6 +160,23 @@ def test_goal_success_rate_follows_recent_options():
     metrics = agent.update(start)  # one update
     assert metrics["train/goal_success/s3"] == pytest.approx(agent.goal_success_rate[2])
     assert "train/goal_success/s6" not in metrics  # no option has pursued s6 yet
+
+
+@pytest.mark.parametrize("controller_gamma, discount", [(0.0, 0.9), (0.5, 0.5)])
+def test_controller_bootstraps_with_its_own_discount(controller_gamma, discount):
+    agent = _chain_agent()
+    agent.config = HDQNConfig(gamma=0.9, controller_gamma=controller_gamma, hidden=(8,))
+    agent.act(_one_hot(1), 0)
+    for _ in range(8):  # transitions that do not reach the goal s6 and do not end the episode
+        agent.goals[:], agent.needs_goal[:] = 5, False
+        _step(agent, 1, 2, 0.0)
+    with torch.no_grad():  # the target network says Q' = 1 everywhere, the online one 0
+        for network, value in ((agent.controller_target, 1.0), (agent.controller, 0.0)):
+            last = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.zero_()
+            last.bias.fill_(value)
+    # target = 0 + discount * max_a' Q'(s', a') = discount; squared error to 0
+    assert agent.controller_step(0)["loss/controller"] == pytest.approx(discount**2)
 
 
 def test_meta_controller_picks_random_goals_in_phase_one():
