@@ -1,7 +1,7 @@
 """h-DQN against flat DQN on the goal environments, same budgets and observations.
 
     python benchmarks/hdqn_vs_dqn.py [--envs toolkit/StochasticChain-v0 toolkit/KeyDoor-v0] [--seeds 5]
-        [--jobs 2] [--plot hdqn_curves.png]
+        [--algos hdqn dqn] [--dqn-gamma 0.9] [--jobs 2] [--results runs.jsonl] [--plot hdqn_curves.png]
 
 Each (algorithm, env, seed) runs in its own process with one torch thread. h-DQN uses the
 env's preset; flat DQN gets the same budget, replay size, target interval and exploration
