@@ -35,7 +35,7 @@ def weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
-class ConvBN(nn.Sequential):
+class ConvBN(nn.Module):
     """Convolution without bias, batch norm (eps 1e-3, as TensorFlow's), ReLU."""
 
     def __init__(self, c_in: int, c_out: int, kernel, stride=1, padding=0) -> None:
