@@ -13,5 +13,7 @@ def register_algorithms(register):
 @hookimpl
 def register_envs(register):
     register("goals", "toolkit_hdqn.envs:resolve",
-             "Goal envs for h-DQN: toolkit/StochasticChain-v0, toolkit/KeyDoor-v0, MontezumaRevenge-goals",
-             names=["toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0", "MontezumaRevenge-goals"])
+             "Goal envs for h-DQN: toolkit/StochasticChain-v0, toolkit/KeyDoor-v0, toolkit/KeyDoorLarge-v0, "
+             "MontezumaRevenge-goals",
+             names=["toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0", "toolkit/KeyDoorLarge-v0",
+                    "MontezumaRevenge-goals"])

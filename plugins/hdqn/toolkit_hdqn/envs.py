@@ -18,7 +18,8 @@ The envs:
   current state one-hot (it does not say whether s6 was visited). Goals: the six states.
 * ``toolkit/KeyDoor-v0`` — a gridworld with sparse, delayed reward: pick up the key, open
   the door in the wall (only with the key), then reach the exit behind it; reward 1 at the
-  exit, 0 otherwise. Goals: key, door, exit (the agent stands on the object).
+  exit, 0 otherwise. Goals: key, door, exit (the agent stands on the object). 9x9, 200 steps;
+  ``toolkit/KeyDoorLarge-v0`` is the same in a 15x15 room, 500 steps.
 * ``MontezumaRevenge-goals`` — Montezuma's Revenge with the DQN preprocessing and a goal
   oracle read from the ALE's RAM (player position and room), with hand-defined regions of
   the first room as goals (see ``MONTEZUMA_GOALS``).
@@ -167,13 +168,19 @@ class MontezumaGoals(gym.Wrapper):
 
 # -- registration ------------------------------------------------------------------------------
 
-TOY_GOAL_ENVS = {"toolkit/StochasticChain-v0": (StochasticChainEnv, 100), "toolkit/KeyDoor-v0": (KeyDoorEnv, 200)}
+# env id -> (class, constructor arguments, time limit)
+TOY_GOAL_ENVS = {
+    "toolkit/StochasticChain-v0": (StochasticChainEnv, {}, 100),
+    "toolkit/KeyDoor-v0": (KeyDoorEnv, {"size": 9}, 200),
+    # a random walk finishes the 9x9 room in ~3% of its episodes, the 15x15 one in ~0.7%
+    "toolkit/KeyDoorLarge-v0": (KeyDoorEnv, {"size": 15}, 500),
+}
 MONTEZUMA = "MontezumaRevenge-goals"
 
 
 def _make_toy(env_id: str, training: bool = True, render_mode: str | None = None) -> gym.Env:
-    env_class, max_steps = TOY_GOAL_ENVS[env_id]
-    return gym.wrappers.TimeLimit(env_class(), max_steps)
+    env_class, kwargs, max_steps = TOY_GOAL_ENVS[env_id]
+    return gym.wrappers.TimeLimit(env_class(**kwargs), max_steps)
 
 
 def _make_montezuma(training: bool = True, render_mode: str | None = None) -> gym.Env:
@@ -184,7 +191,7 @@ def _make_montezuma(training: bool = True, render_mode: str | None = None) -> gy
 
 def resolve(name: str) -> ResolvedEnv | None:
     if name in TOY_GOAL_ENVS:
-        limit = TOY_GOAL_ENVS[name][1]
+        limit = TOY_GOAL_ENVS[name][-1]
         return ResolvedEnv(name, "goals", functools.partial(_make_toy, name),
                            f"goal env (h-DQN), time limit {limit} steps")
     if name.lower() == MONTEZUMA.lower():
@@ -203,7 +210,8 @@ def goal_names_of(env: gym.Env) -> list[str]:
                 break
     if not names:
         raise ValueError("h-DQN needs a goal environment (one with goal_names and info['achieved_goals']), "
-                         "such as toolkit/StochasticChain-v0, toolkit/KeyDoor-v0 or MontezumaRevenge-goals")
+                         "such as toolkit/StochasticChain-v0, toolkit/KeyDoor-v0, toolkit/KeyDoorLarge-v0 "
+                         "or MontezumaRevenge-goals")
     return list(names)
 
 

@@ -106,6 +106,13 @@ PRESETS: dict[str, Preset] = {
                        # a greedy agent can walk into a wall for the whole episode; DQN's evaluation epsilon
                        "eval_episodes": 20, "eval_epsilon": 0.05},
                       envs=("toolkit/KeyDoor-v0",), description="the key-door gridworld"),
+    # the 15x15 room: every schedule about 2.5x the 9x9 room's, options long enough to cross it
+    "keydoor-large": Preset({"steps": 150_000, "learning_starts": 1_000, "controller_buffer_size": 150_000,
+                             "controller_gamma": 0.9, "meta_buffer_size": 20_000,
+                             "controller_exploration_steps": 50_000, "meta_exploration_steps": 60_000,
+                             "pretrain_steps": 25_000, "max_option_steps": 100, "target_update_interval": 1_000,
+                             "hidden": (128, 128), "eval_every": 25_000, "eval_episodes": 20, "eval_epsilon": 0.05},
+                            envs=("toolkit/KeyDoorLarge-v0",), description="the 15x15 key-door gridworld"),
     "montezuma": Preset({"learning_rate": 2.5e-4, "controller_buffer_size": 1_000_000, "meta_buffer_size": 50_000,
                          "learning_starts": 50_000, "train_frequency": 4, "target_update_interval": 40_000,
                          "pretrain_steps": 1_000_000, "controller_exploration_steps": 1_000_000,
