@@ -162,6 +162,32 @@ def test_goal_success_rate_follows_recent_options():
     assert "train/goal_success/s6" not in metrics  # no option has pursued s6 yet
 
 
+def test_options_that_begin_on_their_goal_do_not_count_towards_its_success_rate():
+    agent = _chain_agent()
+    agent.config = HDQNConfig(max_option_steps=1)
+    agent.choose_goals = lambda obs, epsilon, rng: np.array([2])  # always pursue s3
+    _step(agent, 1, 2, 0.0)  # from s2 to s3: reached
+    assert agent.goal_options[2] == 1 and agent.goal_success_rate[2] == 1.0
+    _step(agent, 2, 3, 0.0)  # the next option for s3 began on s3; it times out in s4
+    assert len(agent.meta_replay) == 2  # the meta-controller still learns from it
+    assert agent.goal_options[2] == 1 and agent.goal_success_rate[2] == 1.0
+    _step(agent, 3, 4, 0.0)  # began in s4, away from s3, and fails: counted
+    assert agent.goal_options[2] == 2 and agent.goal_success_rate[2] == 0.5
+
+
+def test_montezuma_critic_counts_a_live_player_standing_in_a_region():
+    from toolkit_hdqn.envs import DEAD_SPRITE, RAM_AIRBORNE, RAM_DYING, RAM_ROOM, RAM_SPRITE, RAM_X, RAM_Y, \
+        montezuma_goals_reached
+
+    ram = np.zeros(128, dtype=np.uint8)
+    ram[RAM_ROOM], ram[RAM_X], ram[RAM_Y], ram[RAM_SPRITE] = 1, 30, 148, 6  # on the lower floor, left
+    assert montezuma_goals_reached(ram).tolist() == [False, False, False, True, False]
+    for byte, value in ((RAM_AIRBORNE, 41), (RAM_DYING, 12), (RAM_SPRITE, DEAD_SPRITE), (RAM_ROOM, 0)):
+        other = ram.copy()
+        other[byte] = value  # falling through, dying there, lying dead, or in another room
+        assert not montezuma_goals_reached(other).any()
+
+
 @pytest.mark.parametrize("controller_gamma, discount", [(0.0, 0.9), (0.5, 0.5)])
 def test_controller_bootstraps_with_its_own_discount(controller_gamma, discount):
     agent = _chain_agent()

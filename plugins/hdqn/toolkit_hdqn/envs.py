@@ -116,11 +116,11 @@ class KeyDoorEnv(gym.Env):
 # -- Montezuma's Revenge with a RAM goal oracle ------------------------------------------------
 
 # Regions of the first room in the ALE's RAM coordinates (x = ram[42], y = ram[43]; y grows
-# upwards; the player starts near (77, 251) on the top platform): (name, x_min, x_max, y_min,
-# y_max). Measured on MontezumaRevengeNoFrameskip-v4 by walking the room (DOWN from the start
-# reaches (77, 192) at the foot of the middle ladder, where the conveyor carries the player
-# left) and from the positions a random policy visits. The key is not among them: this
-# session did not measure where it is picked up.
+# upwards; the player starts at (77, 235) on the top platform, above the middle ladder):
+# (name, x_min, x_max, y_min, y_max). Measured on MontezumaRevengeNoFrameskip-v4 by walking the
+# room (DOWN from the start reaches (77, 192) at the foot of the middle ladder, where the
+# conveyor carries the player left) and from the positions a random policy visits. The key
+# is not among them: its pick-up position was not measured.
 MONTEZUMA_GOALS = [
     ("middle ladder bottom", 68, 82, 190, 194),
     ("middle platform left", 36, 48, 190, 198),
@@ -129,6 +129,13 @@ MONTEZUMA_GOALS = [
     ("lower floor right", 120, 136, 146, 152),
 ]
 RAM_X, RAM_Y, RAM_ROOM = 42, 43, 3
+# A player jumping off the top platform falls through "lower floor left" and dies there. Read
+# from the RAM of 15k random steps: ram[88] counts the frames of a jump or fall (0 on the
+# ground or a ladder), ram[55] counts down the death animation from 12 and ram[53] is 22
+# exactly while the dead sprite shows (also after the last life's countdown). Goals count
+# only for a live player on the ground; without this, 65 of the 109 random visits to
+# "lower floor left" were deadly falls, which a controller learns as the way to get there.
+RAM_AIRBORNE, RAM_DYING, RAM_SPRITE, DEAD_SPRITE = 88, 55, 53, 22
 
 
 def _screen_mask(x_min: int, x_max: int, y_min: int, y_max: int, size: int = 84) -> np.ndarray:
@@ -142,9 +149,17 @@ def _screen_mask(x_min: int, x_max: int, y_min: int, y_max: int, size: int = 84)
     return mask
 
 
+def montezuma_goals_reached(ram: np.ndarray) -> np.ndarray:
+    """The critic: which goal regions a live player stands in, from the ALE's RAM."""
+    x, y, room = int(ram[RAM_X]), int(ram[RAM_Y]), int(ram[RAM_ROOM])
+    standing = ram[RAM_AIRBORNE] == 0 and ram[RAM_DYING] == 0 and ram[RAM_SPRITE] != DEAD_SPRITE
+    return np.array([standing and room == 1 and x0 <= x <= x1 and y0 <= y <= y1
+                     for _, x0, x1, y0, y1 in MONTEZUMA_GOALS])
+
+
 class MontezumaGoals(gym.Wrapper):
-    """Adds the goal interface to a preprocessed MontezumaRevenge env: the player is in a
-    region of the first room (room 1) when its RAM position lies inside it."""
+    """Adds the goal interface to a preprocessed MontezumaRevenge env: a goal is reached when
+    the live player stands in its region of the first room (room 1)."""
 
     goal_names = [name for name, *_ in MONTEZUMA_GOALS]
 
@@ -153,9 +168,7 @@ class MontezumaGoals(gym.Wrapper):
         self.goal_masks = np.stack([_screen_mask(*box) for _, *box in MONTEZUMA_GOALS])
 
     def _achieved(self) -> np.ndarray:
-        ram = self.env.unwrapped.ale.getRAM()
-        x, y, room = int(ram[RAM_X]), int(ram[RAM_Y]), int(ram[RAM_ROOM])
-        return np.array([room == 1 and x0 <= x <= x1 and y0 <= y <= y1 for _, x0, x1, y0, y1 in MONTEZUMA_GOALS])
+        return montezuma_goals_reached(self.env.unwrapped.ale.getRAM())
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)

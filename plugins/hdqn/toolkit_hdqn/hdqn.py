@@ -228,7 +228,11 @@ class HDQN:
         self.option_obs = np.zeros((n, *obs_space.shape), dtype=obs_space.dtype)
         self.option_return = np.zeros(n)
         self.option_length = np.zeros(n, dtype=np.int64)
-        # per goal: options ended, and the success rate over about the last SUCCESS_WINDOW of them
+        # the goals the current state satisfies, and whether the option's goal already was when it began
+        self.achieved = np.zeros((n, self.n_goals), dtype=bool)
+        self.option_began_reached = np.zeros(n, dtype=bool)
+        # per goal: options ended (that began away from the goal), and the success rate over
+        # about the last SUCCESS_WINDOW of them
         self.goal_options = np.zeros(self.n_goals, dtype=np.int64)
         self.goal_success_rate = np.zeros(self.n_goals)
         self.last_train_step = self.last_target_step = 0
@@ -270,6 +274,7 @@ class HDQN:
             self.goals[new] = self.choose_goals(obs[new], meta_epsilon, self.rng)
             self.option_obs[new] = obs[new]
             self.option_return[new], self.option_length[new] = 0.0, 0
+            self.option_began_reached[new] = self.achieved[new, self.goals[new]]
             self.needs_goal[new] = False
         return self.choose_actions(obs, self.goals, controller_epsilon, self.rng)
 
@@ -293,11 +298,14 @@ class HDQN:
                                  np.array([self.option_return[e]]), t.next_obs[e : e + 1], t.terminated[e : e + 1],
                                  ~t.terminated[e : e + 1])
             goal = self.goals[e]
+            if self.option_began_reached[e]:
+                continue  # standing on the goal says nothing about reaching it
             self.goal_options[goal] += 1
             # a running mean over the first options, then an exponential average: a learning curve, not a lifetime total
             weight = 1.0 / min(self.goal_options[goal], SUCCESS_WINDOW)
             self.goal_success_rate[goal] += weight * (float(reached[e]) - self.goal_success_rate[goal])
         self.needs_goal |= ended
+        self.achieved = np.array(t.infos["achieved_goals"], dtype=bool)  # after a reset: the new episode's
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -369,8 +377,8 @@ class HDQN:
         return {"controller_replay": self.controller_replay, "meta_replay": self.meta_replay}
 
     _NETWORKS = ("controller", "controller_target", "meta", "meta_target", "controller_optimizer", "meta_optimizer")
-    _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "goal_options",
-                     "goal_success_rate")
+    _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "achieved",
+                     "option_began_reached", "goal_options", "goal_success_rate")
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name).state_dict() for name in self._NETWORKS}
