@@ -1,13 +1,15 @@
 """h-DQN against flat DQN on the goal environments, same budgets and observations.
 
-    python benchmarks/hdqn_vs_dqn.py [--envs toolkit/StochasticChain-v0 toolkit/KeyDoor-v0] [--seeds 5]
-        [--algos hdqn dqn] [--dqn-gamma 0.9] [--jobs 2] [--results runs.jsonl] [--plot hdqn_curves.png]
+    python benchmarks/hdqn_vs_dqn.py [--envs toolkit/StochasticChain-v0 toolkit/KeyDoor-v0 toolkit/KeyDoorLarge-v0]
+        [--seeds 5] [--algos hdqn dqn] [--dqn-gamma 0.9] [--jobs 2] [--results runs.jsonl] [--plot hdqn_curves.png]
 
 Each (algorithm, env, seed) runs in its own process with one torch thread. h-DQN uses the
 env's preset; flat DQN gets the same budget, replay size, target interval and exploration
 length (epsilon 1 -> 0.1) on the same observations, with toolkit's DQN defaults otherwise.
 Reported: the average extrinsic reward per training episode over the last 20% of the budget
-(the paper's measure), and the final evaluation return, each as mean ± std over seeds.
+(the paper's measure), the final evaluation return, each as mean ± std over seeds, and on
+the gridworlds the step by which each seed solved the room (the end of its first run of
+SOLVED_RUN successful training episodes in a row).
 """
 
 from __future__ import annotations
@@ -21,6 +23,18 @@ from pathlib import Path
 from common import plot_curves, run_workers
 
 ENVS = ("toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0")
+GRIDWORLDS = ("toolkit/KeyDoor-v0", "toolkit/KeyDoorLarge-v0")  # episodes either reach the exit (1) or not (0)
+SOLVED_RUN = 10  # successful training episodes in a row (at epsilon 0.1) that count as solving a gridworld
+
+
+def solved_at(episodes: list[tuple[int, float]]) -> int | None:
+    """The step that ends the first SOLVED_RUN successful episodes in a row, or None."""
+    streak = 0
+    for step, episode_return in episodes:
+        streak = streak + 1 if episode_return > 0 else 0
+        if streak == SOLVED_RUN:
+            return step
+    return None
 
 
 def run(algo: str, env_id: str, seed: int, steps: int = 0, dqn_gamma: float = 0.0) -> dict:
@@ -73,14 +87,18 @@ def main() -> None:
     jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
     extra = ["--steps", str(args.steps)] + (["--dqn-gamma", str(args.dqn_gamma)] if args.dqn_gamma else [])
     results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results)
-    print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return (mean ± std) |")
-    print("|---|---|---|---|")
+    print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return "
+          f"(mean ± std) | solved at step ({SOLVED_RUN} successes in a row; gridworlds) |")
+    print("|---|---|---|---|---|")
     for env in args.envs:
         for algo in args.algos:
             late = [results[(algo, env, s)]["late_train"] for s in seeds]
             final = [results[(algo, env, s)]["final"] for s in seeds]
+            solved = [solved_at(results[(algo, env, s)]["episodes"]) for s in seeds]
+            solved_text = "-" if env not in GRIDWORLDS else ", ".join("never" if v is None else f"{v:,}" for v in solved)
             print(f"| {env} | {algo} | {statistics.mean(late):.3f} ± {statistics.pstdev(late):.3f} "
-                  f"({', '.join(f'{v:.2f}' for v in late)}) | {statistics.mean(final):.3f} ± {statistics.pstdev(final):.3f} |")
+                  f"({', '.join(f'{v:.2f}' for v in late)}) | {statistics.mean(final):.3f} ± {statistics.pstdev(final):.3f} "
+                  f"| {solved_text} |")
     if args.plot:
         panels = {f"{env} ({len(seeds)} seeds)": {algo: [results[(algo, env, s)]["episodes"] for s in seeds] for algo in args.algos}
                   for env in args.envs}

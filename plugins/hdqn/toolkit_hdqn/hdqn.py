@@ -106,7 +106,7 @@ PRESETS: dict[str, Preset] = {
                        # a greedy agent can walk into a wall for the whole episode; DQN's evaluation epsilon
                        "eval_episodes": 20, "eval_epsilon": 0.05},
                       envs=("toolkit/KeyDoor-v0",), description="the key-door gridworld"),
-    # the 15x15 room: every schedule about 2.5x the 9x9 room's, options long enough to cross it
+    # the 15x15 room: schedules about 2.5x the 9x9 room's, options long enough to cross it
     "keydoor-large": Preset({"steps": 150_000, "learning_starts": 1_000, "controller_buffer_size": 150_000,
                              "controller_gamma": 0.9, "meta_buffer_size": 20_000,
                              "controller_exploration_steps": 50_000, "meta_exploration_steps": 60_000,
