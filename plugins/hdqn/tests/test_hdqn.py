@@ -49,6 +49,17 @@ def test_key_door_needs_the_key_before_the_door():
     assert (reward, terminated) == (1.0, True) and info["achieved_goals"][2]
 
 
+@pytest.mark.parametrize("env_id, size", [("toolkit/KeyDoor-v0", 9), ("toolkit/KeyDoorLarge-v0", 15)])
+def test_key_door_rooms_end_after_200_steps(env_id, size):
+    from toolkit_hdqn.envs import resolve
+
+    env = resolve(env_id).make()
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (size * size + 2,) and env.unwrapped.size == size
+    truncated = [env.step(2)[3] for _ in range(200)]  # walking into the left wall
+    assert truncated == [False] * 199 + [True]
+
+
 def test_goal_interface_is_required():
     import gymnasium as gym
 
