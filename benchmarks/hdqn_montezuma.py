@@ -55,6 +55,7 @@ def goal_trials(run_dir: Path, trials: int, max_steps: int, seed: int) -> dict[t
     from toolkit.interfaces import EnvContext
     from toolkit.run import find_checkpoint, plan
     from toolkit.vec_env import make_vec_env
+    from toolkit_hdqn.envs import MontezumaGoals
 
     state = checkpoint.load(find_checkpoint(run_dir))
     p = plan(state["algorithm"], config_values=state["config"])
@@ -63,14 +64,14 @@ def goal_trials(run_dir: Path, trials: int, max_steps: int, seed: int) -> dict[t
     rng = np.random.default_rng(seed)
     for epsilon in (0.05, 1.0):
         for trial in range(trials):
-            # a fresh game each time: an episodic-life env's reset only continues the game
-            envs = make_vec_env(p.env, 1, seed + trial, training=True)
-            if algorithm is None:
-                context = EnvContext(envs.single_observation_space, envs.single_action_space, 1, p.env.frame_stack,
-                                     p.run.steps, p.run.seed, "cpu", p.env.id)
-                algorithm = p.algo_class(p.algo_config, context)
-                algorithm.load_state_dict(state["state"])
-            for goal_index, goal in enumerate(algorithm.goal_names):
+            for goal_index, goal in enumerate(MontezumaGoals.goal_names):
+                # a fresh game each time: an episodic-life env's reset only continues the game
+                envs = make_vec_env(p.env, 1, seed + trial, training=True)
+                if algorithm is None:
+                    context = EnvContext(envs.single_observation_space, envs.single_action_space, 1,
+                                         p.env.frame_stack, p.run.steps, p.run.seed, "cpu", p.env.id)
+                    algorithm = p.algo_class(p.algo_config, context)
+                    algorithm.load_state_dict(state["state"])
                 obs, _ = envs.reset(seed=seed + trial)
                 outcome = None
                 for step in range(1, max_steps + 1):
@@ -81,8 +82,8 @@ def goal_trials(run_dir: Path, trials: int, max_steps: int, seed: int) -> dict[t
                         break
                     if terminated[0] or truncated[0]:
                         break
+                envs.close()
                 results.setdefault((goal, epsilon), []).append(outcome)
-            envs.close()
     return results
 
 
