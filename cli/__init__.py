@@ -35,35 +35,10 @@ def _registry():
     return get_registry()
 
 
-def _split_special(argv: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
-    """Pull options that are not config fields (--config, --preset) out of the argument list."""
-    special: dict[str, str] = {}
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        name, has_value, value = argv[i].partition("=")
-        if name in names:
-            if not has_value:
-                if i + 1 >= len(argv):
-                    raise ToolkitError(f"option {name} needs a value")
-                value = argv[i + 1]
-                i += 1
-            special[name[2:]] = value
-        else:
-            rest.append(argv[i])
-        i += 1
-    return special, rest
-
-
 def _plan_from_argv(algo: str, argv: list[str]):
-    from toolkit.config import RunConfig, parse_options
-    from toolkit.run import load_algorithm, plan
+    from toolkit.planning import plan_from_argv
 
-    registry = _registry()
-    _, cls = load_algorithm(algo, registry)
-    special, rest = _split_special(argv, ("--config", "--preset"))
-    flags = parse_options(rest, [RunConfig, cls.Config])
-    return plan(algo, flags, config_file=special.get("config"), preset=special.get("preset"), registry=registry)
+    return plan_from_argv(algo, argv, _registry())
 
 
 def _train_help(algo: str | None) -> None:
@@ -76,7 +51,7 @@ def _train_help(algo: str | None) -> None:
             typer.echo(f"  {name:<14} {registry.get('algorithm', name).description}")
         typer.echo("\nSee the options of one: toolkit train ALGO --help")
         return
-    from toolkit.run import load_algorithm
+    from toolkit.planning import load_algorithm
 
     entry, cls = load_algorithm(algo, registry)
     typer.echo(f"Usage: toolkit train {algo} [OPTIONS]\n\n{entry.description}\n")
@@ -127,7 +102,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Evaluate a checkpoint with the deterministic policy on evaluation envs."""
-    from toolkit.run import evaluate_checkpoint
+    from toolkit.offline import evaluate_checkpoint
 
     if episodes is not None and episodes < 1:
         raise ToolkitError(f"--episodes must be at least 1, got {episodes}")
@@ -148,7 +123,7 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling noise"),
 ) -> None:
     """Draw samples from a trained generative model (GAN, VAE) into a PNG."""
-    from toolkit.run import sample_checkpoint
+    from toolkit.offline import sample_checkpoint
 
     if n < 1:
         raise ToolkitError(f"--n must be at least 1, got {n}")
@@ -205,10 +180,8 @@ def plot(
 @app.command(context_settings=_PASS_THROUGH)
 def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm name")) -> None:
     """Print the resolved config of ALGO (with --env ENV and any other options) as TOML."""
-    from toolkit.config import to_toml
-
     p = _plan_from_argv(algo, list(ctx.args))
-    typer.echo(to_toml(p.algo, p.run, p.algo_config, p.preset), nl=False)
+    typer.echo(p.toml(), nl=False)
 
 
 def main(argv: list[str] | None = None) -> int:

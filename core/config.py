@@ -45,6 +45,8 @@ class RunConfig:
     """sync steps envs in this process; async runs each in a subprocess."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """Torch device; auto picks cuda when available, else cpu."""
+    threads: int = 0
+    """Torch CPU threads (0: torch's default); give parallel runs on one machine 1 each."""
     run_dir: str = ""
     """Exact run directory (default runs/<env>__<algo>__<seed>__<time>)."""
     eval_every: int = 50_000

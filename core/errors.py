@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sysconfig
+import traceback
 from collections.abc import Iterable
 
 
@@ -30,3 +33,40 @@ def unknown_name(kind: str, name: str, candidates: Iterable[str]) -> ToolkitErro
     else:
         hint = "see `toolkit list`"
     return ToolkitError(f"unknown {kind} '{name}'; {hint}")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (file.py:line)`` on one line, where the line is the deepest frame in the
+    code that raised it (a plugin's), not in the library it called (numpy, torch, the stdlib)."""
+    message = " ".join(str(exc).split())
+    where = origin(exc)
+    return f"{type(exc).__name__}: {message}" + (f" ({where})" if where else "")
+
+
+def origin(exc: BaseException) -> str:
+    """``path/file.py:line`` of the deepest frame outside the stdlib, third-party packages and
+    toolkit's core; the deepest frame when there is none. For a SyntaxError, where it is."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    if not frames:
+        return ""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    core = os.path.dirname(os.path.abspath(__file__))
+
+    def ours(filename: str) -> bool:
+        path = os.path.abspath(filename)
+        if path.startswith(core + os.sep) or path.startswith(stdlib + os.sep) or filename.startswith("<"):
+            return False
+        if "site-packages" in path:  # an installed plugin is named toolkit_<name> by convention
+            package = path.split("site-packages" + os.sep, 1)[1].split(os.sep, 1)[0]
+            return package.startswith("toolkit")
+        return True
+
+    frame = next((f for f in reversed(frames) if ours(f.filename)), frames[-1])
+    return f"{frame.filename}:{frame.lineno}"
+
+
+def plugin_error(plugin: str, what: str, exc: BaseException) -> ToolkitError:
+    """One line for an exception raised inside a plugin: which plugin, what failed, where."""
+    return ToolkitError(f"plugin '{plugin}': {what}: {describe_exception(exc)}")

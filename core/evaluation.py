@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.interfaces import Policy, Transition
+from toolkit.interfaces import Policy, StatefulPolicy, Transition
+from toolkit.loops import finished_episodes, successor_obs
 
 
 def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = None,
@@ -22,7 +23,7 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
     ``render_mode="rgb_array"``) and written there as MP4. A stateful policy (h-DQN's
     options) may define ``observe(transition)``; it is called after every step.
     """
-    observe = getattr(policy, "observe", None)
+    observe = policy.observe if isinstance(policy, StatefulPolicy) else None
     n_envs = envs.num_envs
     quota = np.array([(episodes + i) // n_envs for i in range(n_envs)])
     done_counts = np.zeros(n_envs, dtype=int)
@@ -34,25 +35,18 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
         action = policy(obs)
         next_obs, reward, terminated, truncated, infos = envs.step(action)
         if observe is not None:
-            true_next_obs = next_obs
-            if "final_obs" in infos:
-                true_next_obs = next_obs.copy()
-                for i in np.flatnonzero(infos["_final_obs"]):
-                    true_next_obs[i] = infos["final_obs"][i]
-            observe(Transition(obs, action, reward, true_next_obs, terminated, truncated, infos))
+            observe(Transition(obs, action, reward, successor_obs(next_obs, infos), terminated, truncated, infos))
         obs = next_obs
         if frames is not None:
             if terminated[0] or truncated[0]:
                 frames = _finish_video(frames, video_path, fps)
             else:
                 frames.append(envs.envs[0].render())
-        final_info = infos.get("final_info", {})
-        if "episode" in final_info:
-            for i in np.flatnonzero(final_info["_episode"]):
-                if done_counts[i] < quota[i]:
-                    done_counts[i] += 1
-                    returns.append(float(final_info["episode"]["r"][i]))
-                    lengths.append(int(final_info["episode"]["l"][i]))
+        for i, episode_return, length in finished_episodes(infos):
+            if done_counts[i] < quota[i]:
+                done_counts[i] += 1
+                returns.append(episode_return)
+                lengths.append(length)
     if frames:
         _finish_video(frames, video_path, fps)
     return {
@@ -69,3 +63,39 @@ def _finish_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Non
 
     write_mp4(frames, path, fps)
     return None
+
+
+def evaluate_data_algorithm(algorithm: Any, held_out: np.ndarray | None, run_dir: Path, step: int, report: Any,
+                            console: Any) -> None:
+    """Samples as a PNG (an image grid, or a scatter plot of 2-D points over the held-out
+    data), then the algorithm's own ``evaluate(held_out)`` if it has one: numbers are logged
+    as ``eval/<name>``, image batches (N, C, H, W) saved as grids, point sets as scatter plots."""
+    from toolkit.interfaces import EvaluatesHeldOut
+
+    n = 64 if held_out is None or held_out.ndim > 2 else 2000
+    media = {"samples": str(save_samples(algorithm.sample(n), run_dir / "samples" / f"step_{step:09d}.png",
+                                         reference=held_out))}
+    if held_out is not None and isinstance(algorithm, EvaluatesHeldOut):
+        scores: dict[str, float] = {}
+        for name, value in algorithm.evaluate(held_out).items():
+            if isinstance(value, np.ndarray) and value.ndim >= 2:
+                media[name] = str(save_samples(value, run_dir / "samples" / f"{name.replace('/', '_')}_step_{step:09d}.png"))
+            else:
+                scores[f"eval/{name}"] = float(value)
+        if scores:
+            report.write(step, scores)
+            console.print(f"eval at step {step:,}: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in scores.items()))
+    report.media(step, media)
+
+
+def save_samples(samples: np.ndarray, path: Path, reference: np.ndarray | None = None) -> Path:
+    """(N, C, H, W) images -> a grid PNG; (N, 2) points -> a scatter PNG (over ``reference``)."""
+    from toolkit.images import make_grid, save_png
+
+    if samples.ndim == 2:
+        from toolkit.plot import scatter_points
+
+        return scatter_points(samples, path, reference=reference if reference is not None and reference.ndim == 2 else None)
+    grid = make_grid(samples)
+    scale = max(1, 256 // max(grid.shape[:2]))  # 8x8 digits would give a thumbnail: enlarge small grids
+    return save_png(grid.repeat(scale, axis=0).repeat(scale, axis=1), path)

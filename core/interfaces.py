@@ -6,8 +6,8 @@ with these methods (``typing.Protocol``), checked by ``toolkit.testing.check_alg
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -38,19 +38,14 @@ class Transition(NamedTuple):
     infos: dict | None = None
     """The vector env's info dict of this step. For an env whose episode ended, it holds the
     new episode's reset info, and the ended step's info is in ``infos["final_info"]``
-    (``final_step_info`` picks the right one per env)."""
+    (``toolkit.loops.step_info`` picks the right one per env)."""
 
 
 def final_step_info(transition: Transition, key: str) -> np.ndarray:
-    """``infos[key]`` of the step each env took, with ``final_info[key]`` for the envs whose
-    episode ended (their ``infos[key]`` already belongs to the next episode)."""
-    infos = transition.infos
-    values = np.array(infos[key], copy=True)
-    final = infos.get("final_info")
-    if final is not None and key in final:
-        ended = np.flatnonzero(infos.get("_final_info", np.logical_or(transition.terminated, transition.truncated)))
-        values[ended] = final[key][ended]
-    return values
+    """Deprecated alias of ``toolkit.loops.step_info`` (autoreset knowledge lives in the loops)."""
+    from toolkit.loops import step_info
+
+    return step_info(transition, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +97,53 @@ class ResolvedEnv:
     """One line that says how the env is set up (printed at the start of a run)."""
     frame_stack: int = 0
     """Frames per observation when observations are frame stacks (first axis), else 0."""
+    capabilities: Mapping[str, Any] = field(default_factory=dict)
+    """What the family knows about the env beyond gymnasium's API: ``"goals"`` (a
+    ``GoalInterface``) and ``"reward_function"`` (see ``EnvSpec``); each value may be a
+    "module:attr" string, imported when a run needs it."""
+
+
+@dataclass(frozen=True)
+class GoalInterface:
+    """An env family's goals (h-DQN's critic): the env names its goals and reports which the
+    current state satisfies in ``info["achieved_goals"]`` (a bool per goal), every step and at reset."""
+
+    names: tuple[str, ...]
+    masks: np.ndarray | None = None
+    """For image observations, one (H, W) mask per goal (where on the screen the goal is), else None."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the planner learned about an env by resolving its name and making one instance:
+    everything an algorithm may need to know about it, so no plugin resolves or builds envs itself.
+
+    Capabilities come from the env family (``ResolvedEnv.capabilities``) or from attributes of
+    the env or one of its wrappers: ``goal_names`` (+ ``goal_masks``) for a goal interface,
+    ``reward_function(obs, action) -> reward`` (torch, differentiable) for a known reward."""
+
+    id: str
+    """The gymnasium id that is made."""
+    family: str
+    """The env family that resolved the name ("atari", "toy", "gymnasium", ...)."""
+    observation_space: Any
+    action_space: Any
+    frame_stack: int = 0
+    """Frames per observation when observations are frame stacks (first axis), else 0."""
+    max_episode_steps: int | None = None
+    """The episode limit in force (``--max-episode-steps`` or the env's own), None for none."""
+    protocol: str = ""
+    goals: GoalInterface | None = None
+    """The goal interface, for envs that have one (h-DQN's goal envs, MontezumaRevenge-goals)."""
+    reward_function: Callable[[Any, Any], Any] | None = None
+    """A differentiable reward ``r(obs, action)`` on torch tensors, for envs where it is known
+    (Pendulum-v1): model-based algorithms may use it instead of a learned reward."""
 
 
 @dataclass(frozen=True)
 class EnvContext:
-    """What an env-loop algorithm is told about its run when it is constructed."""
+    """What an env-loop algorithm is told about its run when it is constructed (built by the
+    runtime from the plan, in one place: ``toolkit.planning.env_context``)."""
 
     observation_space: Any
     """The observation space of one env (not the vector env)."""
@@ -121,7 +158,11 @@ class EnvContext:
     """The run's env-step budget (for schedules)."""
     seed: int
     device: str
+    """The torch device to put networks and tensors on ("cpu", "cuda", "mps")."""
     env_id: str = ""
+    spec: EnvSpec | None = None
+    """The env's full spec (episode limit, goal interface, known reward function); None only
+    where a context is built by hand (old tests and plugins)."""
 
 
 @dataclass(frozen=True)
@@ -251,3 +292,77 @@ class Logger(Protocol):
         (sample grids) or an MP4 video (evaluation episodes)."""
 
     def close(self) -> None: ...
+
+
+# -- optional capabilities -------------------------------------------------------------------
+# Small protocols for what an algorithm, policy, config or logger *may* offer; the runtime
+# tests for them with ``isinstance`` (they are runtime-checkable), never with ``hasattr``.
+
+
+@runtime_checkable
+class ChecksSpec(Protocol):
+    """An algorithm class that checks its config against the env (or dataset) before anything
+    is created: ``check(config, spec)`` raises ``ToolkitError`` (one line, with a suggestion)
+    for a combination it cannot train, e.g. a discrete-action algorithm on a Box action space.
+    ``spec`` is an ``EnvSpec`` for env-loop algorithms and a ``DataSpec`` for data-loop ones.
+    Called during planning, so a refused start leaves nothing on disk."""
+
+    def check(self, config: Any, spec: Any) -> None: ...
+
+
+@runtime_checkable
+class HasReplayBuffers(Protocol):
+    """An algorithm that keeps replay buffers: the runtime saves them with ``--save-replay``."""
+
+    def replay_buffers(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class EvaluatesHeldOut(Protocol):
+    """A data-loop algorithm with its own metrics on the dataset's test split (see
+    ``DataAlgorithm``): numbers -> ``eval/<name>``, image batches -> PNG grids."""
+
+    def evaluate(self, held_out: np.ndarray) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class StatefulPolicy(Protocol):
+    """A policy with state across steps (h-DQN's current goals): evaluation calls
+    ``observe(transition)`` after every step."""
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, transition: Transition) -> None: ...
+
+
+@runtime_checkable
+class BatchSizeConfig(Protocol):
+    """A data-loop algorithm's config that sets the batch size the data loop draws
+    (``DEFAULT_BATCH_SIZE`` otherwise)."""
+
+    batch_size: int
+
+
+DEFAULT_BATCH_SIZE = 64
+
+
+@runtime_checkable
+class FlushingLogger(Protocol):
+    """A logger that buffers: ``flush()`` is called at every metrics write and checkpoint."""
+
+    def flush(self) -> None: ...
+
+
+@runtime_checkable
+class ArtifactLogger(Protocol):
+    """A logger that keeps files: ``log_checkpoints(paths)`` gets the final and best checkpoints."""
+
+    def log_checkpoints(self, paths: list[Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the planner knows about a dataset before loading it (for ``ChecksSpec.check``)."""
+
+    name: str
+    data_dir: str = ""

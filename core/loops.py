@@ -111,14 +111,9 @@ def env_loop(
         next_obs, reward, terminated, truncated, infos = envs.step(action)
         true_next_obs = next_obs
         if "final_obs" in infos:  # at least one env finished an episode and was reset
-            true_next_obs = next_obs.copy()
-            for i in np.flatnonzero(infos["_final_obs"]):
-                true_next_obs[i] = infos["final_obs"][i]
-            final_info = infos["final_info"]
-            if "episode" in final_info:  # absent when a life was lost but the game goes on
-                for i in np.flatnonzero(final_info["_episode"]):
-                    report.episode(step + n_envs, float(final_info["episode"]["r"][i]),
-                                   int(final_info["episode"]["l"][i]))
+            true_next_obs = successor_obs(next_obs, infos)
+            for i, episode_return, length in finished_episodes(infos):
+                report.episode(step + n_envs, episode_return, length)
         algorithm.observe(Transition(obs, action, reward, true_next_obs, terminated, truncated, infos))
         obs = next_obs
         step += n_envs
@@ -131,6 +126,42 @@ def env_loop(
     position.obs = obs
     report.progress(step)
     return step, obs
+
+
+# -- gymnasium's autoreset (SAME_STEP), known here only ----------------------------------------
+
+
+def successor_obs(next_obs: np.ndarray, infos: dict) -> np.ndarray:
+    """The true successor of each env's step: ``next_obs`` except where an episode ended and
+    the env was reset, where it is the episode's final observation (``infos["final_obs"]``)."""
+    if "final_obs" not in infos:
+        return next_obs
+    true_next_obs = next_obs.copy()
+    for i in np.flatnonzero(infos["_final_obs"]):
+        true_next_obs[i] = infos["final_obs"][i]
+    return true_next_obs
+
+
+def finished_episodes(infos: dict) -> list[tuple[int, float, int]]:
+    """``(env index, return, length)`` of each episode that ended on this step, from the
+    episode statistics (absent when an Atari life was lost but the game goes on)."""
+    final_info = infos.get("final_info", {})
+    if "episode" not in final_info:
+        return []
+    stats = final_info["episode"]
+    return [(int(i), float(stats["r"][i]), int(stats["l"][i])) for i in np.flatnonzero(final_info["_episode"])]
+
+
+def step_info(transition: Transition, key: str) -> np.ndarray:
+    """``infos[key]`` of the step each env took: for envs whose episode ended, the ended
+    step's value (``final_info``), not the reset's value of the next episode."""
+    infos = transition.infos
+    values = np.array(infos[key], copy=True)
+    final = infos.get("final_info")
+    if final is not None and key in final:
+        ended = np.flatnonzero(infos.get("_final_info", np.logical_or(transition.terminated, transition.truncated)))
+        values[ended] = final[key][ended]
+    return values
 
 
 def iterate_batches(data: np.ndarray, batch_size: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:

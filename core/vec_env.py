@@ -9,18 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.errors import unknown_name
-from toolkit.interfaces import ResolvedEnv
+from toolkit.errors import ToolkitError, unknown_name
+from toolkit.interfaces import EnvSpec, GoalInterface, ResolvedEnv
 
 
 def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
-    """What ``name`` means, or a one-line error that lists the closest env names."""
+    """What ``name`` means, or a one-line error that lists the closest env names.
+
+    ``module:EnvId`` (gymnasium's syntax for envs of any installed package) imports ``module``
+    first, so that it registers its envs, then resolves ``EnvId`` as usual (an Atari id still
+    gets the Atari preprocessing)."""
     import gymnasium as gym
 
     if registry is None:
         from toolkit.plugins import get_registry
 
         registry = get_registry()
+    module, colon, env_name = name.rpartition(":")
+    if colon:
+        _import_env_module(module, name)
+        name = env_name
     for family in registry.names("env"):
         resolved = registry.load("env", family)(name)
         if resolved is not None:
@@ -37,7 +45,69 @@ def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
     for family in registry.names("env"):
         names = registry.get("env", family).extra_value("names", ())
         candidates.update(names() if callable(names) else names)
-    raise unknown_name("env", name, candidates)
+    raise unknown_name("env", (module + colon if colon else "") + name, candidates)
+
+
+def _import_env_module(module: str, name: str) -> None:
+    import importlib
+
+    if not module:
+        raise ToolkitError(f"--env {name}: expected module:EnvId, e.g. my_package:MyEnv-v0")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ToolkitError(f"--env {name}: cannot import module '{module}' ({exc}); is its package installed?") from None
+    except Exception as exc:
+        raise ToolkitError(f"--env {name}: importing '{module}' failed: {type(exc).__name__}: {exc}") from None
+
+
+def describe_env(resolved: ResolvedEnv, max_episode_steps: int = 0) -> EnvSpec:
+    """Make one (training) instance of ``resolved`` and read what algorithms need to know: the
+    spaces, the episode limit and the capabilities (a goal interface, a known reward)."""
+    env = resolved.make(training=True, render_mode=None)
+    try:
+        if max_episode_steps:
+            env = time_limit(env, max_episode_steps)
+        capabilities = {key: _imported(value) for key, value in resolved.capabilities.items()}
+        for layer in _layers(env):
+            for attribute in ("goal_names", "goal_masks", "reward_function"):
+                value = getattr(layer, attribute, None)
+                if value is not None:
+                    capabilities.setdefault(attribute, value)
+        goals = capabilities.get("goals")
+        if goals is None and capabilities.get("goal_names"):
+            goals = GoalInterface(tuple(capabilities["goal_names"]), capabilities.get("goal_masks"))
+        limit = max_episode_steps or (env.spec.max_episode_steps if env.spec is not None else None)
+        return EnvSpec(resolved.id, resolved.family, env.observation_space, env.action_space, resolved.frame_stack,
+                       limit or _time_limit_of(env), resolved.protocol, goals, capabilities.get("reward_function"))
+    finally:
+        env.close()
+
+
+def _imported(value: Any) -> Any:
+    if isinstance(value, str) and ":" in value:
+        import importlib
+
+        module, _, attr = value.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return value
+
+
+def _layers(env: Any):
+    """The env and every wrapper under it, outermost first."""
+    while env is not None:
+        yield env
+        env = getattr(env, "env", None)
+
+
+def _time_limit_of(env: Any) -> int | None:
+    import gymnasium as gym
+
+    limit = _find_wrapper(env, gym.wrappers.TimeLimit)
+    return int(limit._max_episode_steps) if limit is not None else None
 
 
 def make_vec_env(

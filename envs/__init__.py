@@ -4,6 +4,16 @@ plugin's: Atari games by name, and toy envs with known optimal policies."""
 from __future__ import annotations
 
 from toolkit import hookimpl
+from toolkit.gym_registry import register_with_gymnasium
+
+# The toy envs in gymnasium's registry too (raw envs with their time limits; frame stacking
+# is the toolkit resolver's job), so other libraries can gym.make them.
+register_with_gymnasium([
+    ("toolkit/Identity-v0", "toolkit.envs.toy:IdentityEnv", {}, 16),
+    ("toolkit/IdentityContinuous-v0", "toolkit.envs.toy:IdentityContinuousEnv", {}, 16),
+    ("toolkit/Corridor-v0", "toolkit.envs.toy:CorridorEnv", {}, 20),
+    ("toolkit/Frames-v0", "toolkit.envs.toy:FramesEnv", {}, None),
+])
 
 
 @hookimpl

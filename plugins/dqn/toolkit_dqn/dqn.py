@@ -90,8 +90,6 @@ class DQNConfig:
     amp: bool = False
     """Run the update's network passes in bfloat16 autocast (AMX CPUs, GPUs): about a third
     faster on Atari here; off by default so results match float32 runs."""
-    threads: int = 0
-    """Torch CPU threads (0: torch's default)."""
 
 
 def _zoo(**values: Any) -> dict[str, Any]:
@@ -275,8 +273,6 @@ class DQN:
         self.config = config
         self.total_steps = context.total_steps
         self.device = torch.device(context.device)
-        if config.threads:
-            torch.set_num_threads(config.threads)
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
         self.q = build_q_network(config, context.observation_space, self.n_actions).to(self.device)

@@ -87,8 +87,6 @@ class HDQNConfig:
     """Hidden widths of the MLPs."""
     eval_epsilon: float = 0.0
     """Epsilon of both levels during evaluation."""
-    threads: int = 0
-    """Torch CPU threads (0: torch's default)."""
 
 
 SUCCESS_WINDOW = 100  # options per goal behind the logged train/goal_success/<goal> rates
@@ -185,8 +183,6 @@ class HDQN:
 
         self.config = config
         self.seed = context.seed
-        if config.threads:
-            torch.set_num_threads(config.threads)
         torch.manual_seed(context.seed)
         probe = resolve_env(context.env_id).make(training=True)
         self.goal_names = goal_names_of(probe)

@@ -93,8 +93,6 @@ class SVGConfig:
     study robustness to model error (0: the model as learned)."""
     replay: str = "uniform"
     """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
-    threads: int = 0
-    """Torch CPU threads (0: torch's default)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -244,8 +242,6 @@ class SVG:
         if not isinstance(context.action_space, spaces.Box):
             raise ValueError(f"{self.variant} needs a continuous (Box) action space, got {context.action_space}")
         self.config = config
-        if config.threads:
-            torch.set_num_threads(config.threads)
         torch.manual_seed(context.seed)
         self.generator = torch.Generator().manual_seed(context.seed)
         self.action_space = context.action_space

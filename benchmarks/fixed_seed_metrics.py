@@ -1,0 +1,86 @@
+"""Fixed-seed runs whose metrics must not move when the runtime is restructured.
+
+    python benchmarks/fixed_seed_metrics.py record --out before/     # before a change
+    python benchmarks/fixed_seed_metrics.py record --out after/      # after it
+    python benchmarks/fixed_seed_metrics.py compare before/ after/   # every line equal, perf/* aside
+
+Each run is a real ``toolkit train`` (a subprocess, as a user would start it); ``compare``
+prints the first differing line of each run, or "identical", and exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUNS = {
+    "dqn-cartpole": ["dqn", "--env", "CartPole-v1", "--steps", "20000", "--seed", "3", "--eval-every", "5000",
+                     "--eval-episodes", "5"],
+    "hdqn-chain": ["hdqn", "--env", "toolkit/StochasticChain-v0", "--steps", "15000", "--seed", "3",
+                   "--eval-every", "5000", "--eval-episodes", "20"],
+}
+
+
+def record(out: Path, names: list[str]) -> None:
+    for name in names:
+        run_dir = out / name
+        if run_dir.exists():
+            print(f"{run_dir} exists; skipped")
+            continue
+        command = [str(Path(sys.executable).parent / "toolkit"), "train", *RUNS[name], "--run-dir", str(run_dir),
+                   "--no-progress", "--threads", "1"]
+        print("toolkit " + " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
+
+
+def stable_lines(path: Path) -> list[dict]:
+    lines = []
+    for line in path.read_text().splitlines():
+        record = {k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}
+        if len(record) > 1:  # a line of throughput only
+            lines.append(record)
+    return lines
+
+
+def compare(before: Path, after: Path) -> int:
+    differ = 0
+    for name in RUNS:
+        a_path, b_path = before / name / "metrics.jsonl", after / name / "metrics.jsonl"
+        if not (a_path.exists() and b_path.exists()):
+            print(f"{name}: missing in one of the two")
+            differ += 1
+            continue
+        a, b = stable_lines(a_path), stable_lines(b_path)
+        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if first is None and len(a) == len(b):
+            print(f"{name}: identical ({len(a)} lines, perf/* aside)")
+            continue
+        differ += 1
+        if first is None:
+            print(f"{name}: {len(a)} lines before, {len(b)} after")
+        else:
+            print(f"{name}: line {first + 1} differs:\n  before {a[first]}\n  after  {b[first]}")
+    return 1 if differ else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
+    cmp = sub.add_parser("compare")
+    cmp.add_argument("before", type=Path)
+    cmp.add_argument("after", type=Path)
+    args = parser.parse_args()
+    if args.command == "record":
+        record(args.out, args.runs)
+        return 0
+    return compare(args.before, args.after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Offline use of a checkpoint: ``restore_algorithm`` is the one way a saved algorithm is
+rebuilt (checkpoint -> plan -> context -> construct -> load), used by ``toolkit eval``,
+``toolkit sample`` and anything later (loading, exporting, sharing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit import checkpoint
+from toolkit.errors import ToolkitError
+
+EVAL_SEED_OFFSET = 1_000_003  # as in toolkit.run: the same evaluation a run performs
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A checkpoint's algorithm, rebuilt and loaded, with the plan and the raw checkpoint."""
+
+    algorithm: Any
+    plan: Any
+    state: dict[str, Any]
+    path: Path
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the best (else latest) checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "best.pt", checkpoint.latest(path)):
+            if candidate is not None and candidate.is_file():
+                return candidate
+        raise ToolkitError(f"no checkpoint in {path} (looked for best.pt and checkpoints/step_*.pt)")
+    if not path.exists():
+        raise ToolkitError(f"{path} does not exist (expected a run directory or a .pt checkpoint)")
+    return path
+
+
+def restore_algorithm(path: str | Path, device: str = "auto") -> Restored:
+    """The algorithm of a checkpoint (a file, or a run directory's best.pt else latest), built
+    from the checkpoint's own config and loaded, on ``device``."""
+    from toolkit.planning import construct, data_context, env_context, plan
+    from toolkit.plugins import get_registry
+
+    ckpt_path = find_checkpoint(path)
+    state = checkpoint.load(ckpt_path)
+    for key in ("algorithm", "config", "state", "step"):
+        if key not in state:
+            raise ToolkitError(f"checkpoint {ckpt_path} has no '{key}' entry; it was not written by a toolkit run")
+    algo = state["algorithm"]
+    registry = get_registry()
+    if algo not in registry.entries["algorithm"] and (algo, "algorithm") not in registry.conflicts and state.get("plugin"):
+        version = f" {state['plugin_version']}" if state.get("plugin_version") else ""
+        raise ToolkitError(f"{ckpt_path} was written by algorithm '{algo}' of plugin '{state['plugin']}'{version}, "
+                           "which is not installed (or not loaded: see `toolkit plugins` and TOOLKIT_PLUGINS)")
+    p = plan(algo, {"device": device}, config_values=state["config"], registry=registry)
+    if p.algo_class.loop == "env":
+        context = env_context(p)
+    elif "data" in state:
+        context = data_context(p, state["data"]["sample_shape"], state["data"]["n_samples"])
+    else:
+        raise ToolkitError(f"{ckpt_path} predates sampling (no data shape recorded)")
+    algorithm = construct(p, context)
+    try:
+        algorithm.load_state_dict(state["state"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ToolkitError(f"{ckpt_path} does not fit '{algo}' as its config describes: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}") from None
+    return Restored(algorithm, p, state, ckpt_path)
+
+
+def evaluate_checkpoint(path: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint."""
+    from toolkit.evaluation import evaluate
+    from toolkit.vec_env import make_vec_env
+
+    restored = restore_algorithm(path)
+    p = restored.plan
+    if p.algo_class.loop != "env":
+        raise ToolkitError(f"'{p.algo}' is a generative trainer; evaluation needs an env-loop algorithm "
+                           "(use `toolkit sample`)")
+    run = p.run
+    episodes = episodes or run.eval_episodes
+    seed = run.seed + EVAL_SEED_OFFSET if seed is None else seed
+    envs = make_vec_env(p.env, min(episodes, 4), seed, training=False, max_episode_steps=run.max_episode_steps)
+    try:
+        result = evaluate(restored.algorithm.policy(), envs, episodes)
+    finally:
+        envs.close()
+    return {"checkpoint": str(restored.path), "algorithm": p.algo, "env": p.env.id, "step": restored.state["step"],
+            **result}
+
+
+def load_generative(path: str | Path) -> Any:
+    """The data-loop algorithm of a generative run's checkpoint (best.pt, else the latest), on the CPU."""
+    restored = restore_algorithm(path, device="cpu")
+    if restored.plan.algo_class.loop != "data":
+        raise ToolkitError(f"'{restored.plan.algo}' is not a generative trainer; use `toolkit eval` for env-loop "
+                           "algorithms")
+    return restored.algorithm
+
+
+def sample_checkpoint(path: str | Path, n: int, out: str | Path, seed: int = 0) -> Path:
+    """``toolkit sample``: ``n`` samples of a generative run's checkpoint, saved as a PNG."""
+    import torch
+
+    from toolkit.evaluation import save_samples
+
+    algorithm = load_generative(path)
+    torch.manual_seed(seed)
+    return save_samples(algorithm.sample(n), Path(out))

@@ -1,0 +1,31 @@
+"""The global random generators a run seeds, saves in checkpoints and restores."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state()[1:], "torch": torch.get_rng_state()}
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    import torch
+
+    python_state = states["python"]
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    np.random.set_state(("MT19937", *states["numpy"]))
+    torch.set_rng_state(states["torch"])
