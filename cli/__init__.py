@@ -137,8 +137,12 @@ def list_command() -> None:
     for kind, title in (("algorithm", "Algorithms"), ("sampler", "Replay samplers"), ("env", "Env families"),
                         ("dataset", "Datasets"), ("logger", "Loggers")):
         typer.echo(f"{title}:")
-        names = registry.names(kind)
+        names = sorted([*registry.names(kind), *registry.ambiguous(kind)])
         for name in names:
+            if (kind, name) in registry.conflicts:  # listed, not used: only a qualified name chooses
+                owners = registry.conflicts[(kind, name)]
+                typer.echo(f"  {name:<14} registered by several plugins: use " + " or ".join(f"{o}:{name}" for o in owners))
+                continue
             entry = registry.get(kind, name)
             typer.echo(f"  {name:<14} {entry.description}  [{entry.plugin}]")
         if not names:
@@ -159,6 +163,10 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print a JSON lis
         status = f"ERROR: {info.error}" if info.error else ", ".join(info.provides) or "-"
         kind = " (built-in)" if info.builtin else ""
         typer.echo(f"{info.name} {info.version or ''}{kind}: {status}")
+        for clash in info.clashes:
+            typer.echo(f"  CLASH: {clash}")
+        for warning in info.warnings:
+            typer.echo(f"  warning: {warning}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -84,13 +85,24 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         # mmap: a checkpoint holding a large replay buffer is paged in, not read twice.
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise ToolkitError(f"checkpoint {path} is unsafe: loading it would execute code ({unsafe.group(1)}); "
+                               "toolkit loads weights and plain data only") from None
+        raise ToolkitError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, KeyError, IndexError, TypeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ToolkitError(f"checkpoint {path} is corrupt or truncated ({reason[:160]})") from None
+        raise ToolkitError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise ToolkitError(f"{path} is not a toolkit checkpoint (format {FORMAT_VERSION})")
     return from_storable(state)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without terminal escape codes, for a one-line error."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def remove_temporaries(run_dir: Path) -> None:

@@ -13,12 +13,12 @@ class ToolkitError(Exception):
     """Bad input or a broken artefact that the user can fix; the CLI prints it as one line."""
 
 
-def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+def closest(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
     """The valid names nearest to a mistyped one (case-insensitive), best first."""
     by_lower: dict[str, str] = {}
     for candidate in candidates:
         by_lower.setdefault(candidate.lower(), candidate)
-    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.5)
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=cutoff)
     return [by_lower[m] for m in matches]
 
 

@@ -48,12 +48,14 @@ def restore_algorithm(path: str | Path, device: str = "auto") -> Restored:
     for key in ("algorithm", "config", "state", "step"):
         if key not in state:
             raise ToolkitError(f"checkpoint {ckpt_path} has no '{key}' entry; it was not written by a toolkit run")
-    algo = state["algorithm"]
+    algo, plugin = state["algorithm"], state.get("plugin")
     registry = get_registry()
-    if algo not in registry.entries["algorithm"] and (algo, "algorithm") not in registry.conflicts and state.get("plugin"):
+    if plugin and registry.plugin(plugin) is None:
         version = f" {state['plugin_version']}" if state.get("plugin_version") else ""
-        raise ToolkitError(f"{ckpt_path} was written by algorithm '{algo}' of plugin '{state['plugin']}'{version}, "
+        raise ToolkitError(f"{ckpt_path} was written by algorithm '{algo}' of plugin '{plugin}'{version}, "
                            "which is not installed (or not loaded: see `toolkit plugins` and TOOLKIT_PLUGINS)")
+    if plugin and ("algorithm", algo) in registry.conflicts:
+        algo = f"{plugin}:{algo}"  # the name is ambiguous now; the checkpoint says whose it is
     p = plan(algo, {"device": device}, config_values=state["config"], registry=registry)
     if p.algo_class.loop == "env":
         context = env_context(p)

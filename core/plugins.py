@@ -16,16 +16,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
+import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from toolkit import hookspecs
-from toolkit.errors import ToolkitError, unknown_name
+from toolkit.errors import ToolkitError, closest, describe_exception, unknown_name
 
 ENTRY_POINT_GROUP = "toolkit"
 PLUGINS_ENV = "TOOLKIT_PLUGINS"
@@ -76,8 +76,7 @@ class Entry:
                 obj = getattr(obj, part)
         except Exception as exc:  # a broken plugin must not crash with a traceback
             raise ToolkitError(
-                f"plugin '{self.plugin}' cannot load {self.kind} '{self.name}' "
-                f"from {target}: {type(exc).__name__}: {exc}"
+                f"plugin '{self.plugin}' cannot load {self.kind} '{self.name}' from {target}: {describe_exception(exc)}"
             ) from exc
         return obj
 
@@ -92,6 +91,10 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     provides: list[str] = field(default_factory=list)
     error: str | None = None
+    clashes: list[str] = field(default_factory=list)
+    """Names this plugin registers that another plugin registers too (usable qualified: plugin:name)."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop the plugin loading, e.g. a hook function without @hookimpl."""
 
 
 class Registry:
@@ -100,6 +103,9 @@ class Registry:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Entry]] = {k: {} for k in REGISTRATION_HOOKS.values()}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
+        """(kind, name) -> the plugins that all registered it; the name alone is then ambiguous."""
+        self.claims: dict[tuple[str, str], dict[str, Entry]] = {}
+        """(kind, name) -> each plugin's own entry, for qualified names (``plugin:name``)."""
         self.plugins: list[PluginInfo] = []
         self.pm = pluggy.PluginManager("toolkit")
         self.pm.add_hookspecs(hookspecs)
@@ -108,17 +114,29 @@ class Registry:
         return sorted(self.entries[kind])
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry called ``name``; a one-line error naming the closest names otherwise."""
+        """The entry called ``name`` (or ``plugin:name``, qualified by the plugin that registered
+        it); a one-line error naming the closest names, or how to choose between plugins."""
+        plugin, colon, bare = name.partition(":")
+        if colon and (kind, bare) in self.claims and plugin in self.claims[(kind, bare)]:
+            entry = self.claims[(kind, bare)][plugin]
+            if (kind, bare) not in self.conflicts:
+                return entry
+            return replace(entry, name=name)  # the qualified name is what configs must record
         if (kind, name) in self.conflicts:
-            a, b = self.conflicts[(kind, name)][:2]
+            owners = self.conflicts[(kind, name)]
+            qualified = " or ".join(f"'{owner}:{name}'" for owner in owners)
             raise ToolkitError(
-                f"{kind} '{name}' is registered by two plugins, '{a}' and '{b}'; uninstall one "
-                f"or choose with {PLUGINS_ENV}"
+                f"{kind} '{name}' is registered by several plugins ({', '.join(owners)}); choose one with a "
+                f"qualified name, {qualified}, or load only one of them with {PLUGINS_ENV}=<plugins>"
             )
         try:
             return self.entries[kind][name]
         except KeyError:
-            raise unknown_name(kind, name, self.entries[kind]) from None
+            raise unknown_name(kind, name, [*self.entries[kind], *(n for k, n in self.conflicts if k == kind)]) from None
+
+    def ambiguous(self, kind: str) -> list[str]:
+        """Names of this kind that several plugins registered."""
+        return sorted(n for k, n in self.conflicts if k == kind)
 
     def load(self, kind: str, name: str) -> Any:
         return self.get(kind, name).load()
@@ -137,12 +155,16 @@ class Registry:
         except Exception as exc:
             info.error = _describe(exc)
             return
-        try:
-            self.pm.check_pending()  # a hookimpl whose name matches no hook, e.g. a typo
-        except pluggy.PluginValidationError as exc:
-            info.error = f"PluginValidationError: {exc}"
+        unknown = _unknown_hooks(module)
+        if unknown:  # a @hookimpl whose name matches no hook, e.g. a typo
+            info.error = "; ".join(f"unknown hook '{hook}'" + "".join(f"; did you mean: {c}?" for c in closest(hook, _HOOK_NAMES, n=1))
+                                   for hook in unknown)
+            _trace(f"{name}: {info.error}")
             self.pm.unregister(module)
             return
+        info.warnings = _unmarked_hooks(module)
+        for warning in info.warnings:
+            _trace(f"{name}: warning: {warning}")
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
         added: list[tuple[str, str]] = []
         try:
@@ -154,8 +176,9 @@ class Registry:
                 impl.function(**_args(impl, register=self._register_callback(kind, name, info, added)))
         except Exception as exc:
             info.error = _describe(exc)
+            _trace(f"{name}: failed in a registration hook: {info.error}")
             for kind, entry_name in added:  # roll back so a half-registered plugin leaves no trace
-                self.entries[kind].pop(entry_name, None)
+                self._unregister(kind, entry_name, name)
             info.provides = []
             self.pm.unregister(module)
 
@@ -165,20 +188,39 @@ class Registry:
                 raise TypeError(f"{kind} names must be non-empty strings, got {name!r}")
             if kind == "env" and target is None:
                 target = extra.pop("resolve")
-            existing = self.entries[kind].get(name)
-            if existing is not None:
-                self.conflicts[(kind, name)] = [existing.plugin, plugin]
-                message = f"{kind} '{name}' is also registered by plugin '{existing.plugin}'"
-                info.error = f"{info.error}; {message}" if info.error else message
-                _trace(f"{plugin}: duplicate {kind} {name}")
-                return
             description = (description or "").strip().splitlines()[0] if description else ""
-            self.entries[kind][name] = Entry(kind, name, target, description, plugin, extra)
+            entry = Entry(kind, name, target, description, plugin, extra)
+            claims = self.claims.setdefault((kind, name), {})
+            claims[plugin] = entry
             added.append((kind, name))
             info.provides.append(f"{kind}:{name}")
-            _trace(f"{plugin}: registered {kind} {name}")
+            existing = self.entries[kind].pop(name, None)
+            if existing is None and (kind, name) not in self.conflicts:
+                self.entries[kind][name] = entry
+                _trace(f"{plugin}: registered {kind} {name}")
+                return
+            # A clash: the bare name becomes ambiguous; every plugin keeps its own, qualified.
+            owners = self.conflicts.setdefault((kind, name), [existing.plugin] if existing else [])
+            owners.append(plugin)
+            for owner in owners:
+                owner_info = self.plugin(owner)
+                others = ", ".join(f"'{o}'" for o in owners if o != owner)
+                note = f"{kind} '{name}' is also registered by {others}: use '{owner}:{name}'"
+                if owner_info is not None:
+                    owner_info.clashes = [c for c in owner_info.clashes if not c.startswith(f"{kind} '{name}' ")] + [note]
+            _trace(f"{plugin}: {kind} {name} clashes with {', '.join(owners[:-1])}")
 
         return register
+
+    def _unregister(self, kind: str, name: str, plugin: str) -> None:
+        claims = self.claims.get((kind, name), {})
+        claims.pop(plugin, None)
+        owners = [o for o in self.conflicts.pop((kind, name), []) if o != plugin]
+        self.entries[kind].pop(name, None)
+        if len(owners) > 1:
+            self.conflicts[(kind, name)] = owners
+        elif claims:
+            self.entries[kind][name] = next(iter(claims.values()))
 
     def call_commands(self, cli: Any) -> None:
         """Let every plugin add CLI sub-commands; a plugin that raises is recorded, not fatal."""
@@ -203,10 +245,38 @@ def _args(impl: Any, **available: Any) -> dict[str, Any]:
     return {name: available[name] for name in impl.argnames if name in available}
 
 
+_HOOK_NAMES = [name for name in dir(hookspecs) if name.startswith("register_")]
+_IMPL_MARK = "toolkit_impl"  # the attribute pluggy's HookimplMarker("toolkit") sets
+
+
+def _hook_functions(module: Any) -> dict[str, Any]:
+    """Functions named register* that the plugin itself defines (not ones it imported)."""
+    owner = module.__name__ if isinstance(module, types.ModuleType) else type(module).__module__
+    found = {name: getattr(module, name, None) for name in dir(module) if name.startswith("register")}
+    return {name: fn for name, fn in found.items() if getattr(fn, "__module__", owner) == owner}
+
+
+def _unknown_hooks(module: Any) -> list[str]:
+    """Names of functions marked @hookimpl that match no hook."""
+    return [name for name, fn in _hook_functions(module).items()
+            if hasattr(fn, _IMPL_MARK) and name not in _HOOK_NAMES]
+
+
+def _unmarked_hooks(module: Any) -> list[str]:
+    """Functions named like a hook (or close to one) but not marked @hookimpl: pluggy ignores them."""
+    found = []
+    for name, fn in _hook_functions(module).items():
+        if not callable(fn) or hasattr(fn, _IMPL_MARK) or isinstance(fn, type):
+            continue
+        close = [name] if name in _HOOK_NAMES else closest(name, _HOOK_NAMES, n=1, cutoff=0.85)
+        if close:
+            found.append(f"{name}() is not marked @hookimpl and is ignored (decorate it with "
+                         f"@toolkit.hookimpl{'' if close == [name] else f'; did you mean {close[0]}?'})")
+    return found
+
+
 def _describe(exc: BaseException) -> str:
-    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" ({os.path.basename(frame[0].filename)}:{frame[0].lineno})" if frame else ""
-    return f"{type(exc).__name__}: {exc}{where}".replace("\n", " ")
+    return describe_exception(exc)
 
 
 def _trace(message: str) -> None:
@@ -235,8 +305,10 @@ def load_registry() -> Registry:
         _trace(f"loading entry point {ep.name} = {ep.value}")
         try:
             module = ep.load()
-        except Exception as exc:  # includes SyntaxError and errors raised at import time
-            registry.plugins.append(PluginInfo(ep.name, version, False, error=_describe(exc)))
+        except (Exception, SystemExit) as exc:  # SyntaxError, errors and sys.exit() at import time
+            info = PluginInfo(ep.name, version, False, error=_describe(exc))
+            registry.plugins.append(info)
+            _trace(f"{ep.name}: failed to load: {info.error}")
             continue
         registry.add_plugin(ep.name, module, version, False)
     return registry

@@ -93,7 +93,7 @@ def new_run_dir(p: Plan) -> Path:
             raise ToolkitError(f"--run-dir {run_dir} exists and is not a directory")
         return run_dir
     subject = (p.spec.id if p.spec else p.run.data).replace("/", "-")
-    base = Path("runs") / f"{subject}__{p.algo}__{p.run.seed}__{int(time.time())}"
+    base = Path("runs") / f"{subject}__{p.algo.replace(':', '-')}__{p.run.seed}__{int(time.time())}"
     run_dir, n = base, 1
     while run_dir.exists():
         run_dir, n = base.with_name(f"{base.name}_{n}"), n + 1

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import checkpoint
-from toolkit.interfaces import DataContext, EnvContext
+from toolkit.interfaces import DataContext, EnvContext, HasReplayBuffers
 
 ENV_METHODS = ("act", "observe", "update", "policy", "state_dict", "load_state_dict")
 DATA_METHODS = ("update", "sample", "state_dict", "load_state_dict")
@@ -81,18 +81,74 @@ def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: i
             raise ConformanceError("the same seed gave different greedy actions")
 
         reporter = _Collect()
-        _, obs = env_loop(first, envs, obs, step=0, total_steps=steps, report=reporter)
+        # an odd number of vector steps, so the round trip falls inside a partly filled rollout
+        first_phase = (steps // n_envs) // 2 * 2 * n_envs + n_envs
+        step, obs = env_loop(first, envs, obs, step=0, total_steps=first_phase, report=reporter)
         _check_metrics(reporter.seen)
 
         restored = cls(config, context)
         restored.load_state_dict(_round_trip(first.state_dict()))
+        if isinstance(first, HasReplayBuffers):  # as a run with --save-replay resumes
+            saved = {name: buffer.state_dict() for name, buffer in first.replay_buffers().items()}
+            for name, buffer in restored.replay_buffers().items():
+                buffer.load_state_dict(_round_trip(saved[name]))
         _same_state(first.state_dict(), restored.state_dict(), "state after a checkpoint round trip")
         if not np.array_equal(first.policy()(obs), restored.policy()(obs)):
             raise ConformanceError("greedy actions differ after a checkpoint round trip")
-        if not np.array_equal(first.act(obs, steps), restored.act(obs, steps)):
-            raise ConformanceError("exploration differs after a checkpoint round trip (is the RNG state saved?)")
+        _twin_env_run(first, restored, envs, obs, step, steps, learns=bool(reporter.seen))
     finally:
         envs.close()
+
+
+def _paired(call: Any, first: Any, restored: Any) -> tuple[Any, Any]:
+    """``call(first)`` and ``call(restored)`` from the same global RNG state, as a resumed run
+    starts from the checkpoint's global RNG state (the runtime saves it)."""
+    from toolkit.rng import restore_rng_states, rng_states
+
+    before = rng_states()
+    a = call(first)
+    after = rng_states()
+    restore_rng_states(before)
+    b = call(restored)
+    restore_rng_states(after)
+    return a, b
+
+
+def _twin_env_run(first: Any, restored: Any, envs: Any, obs: np.ndarray, step: int, steps: int, learns: bool) -> None:
+    """The uninterrupted algorithm and its restored copy, fed the same transitions for
+    ``steps`` more env steps: every action, every update's metrics and the final state must
+    agree, so forgotten RNG, optimizer, schedule or rollout state shows."""
+    from toolkit.interfaces import Transition
+    from toolkit.loops import successor_obs
+
+    end, updates = step + steps, 0
+    while step < end:
+        a, b = _paired(lambda algorithm: algorithm.act(obs, step), first, restored)
+        if not np.array_equal(a, b):
+            raise ConformanceError(f"act() at step {step} differs between the restored algorithm and its uninterrupted "
+                                   "twin: is every RNG and schedule position in state_dict()?")
+        next_obs, reward, terminated, truncated, infos = envs.step(a)
+        transition = Transition(obs, a, reward, successor_obs(next_obs, infos), terminated, truncated, infos)
+        _paired(lambda algorithm: algorithm.observe(transition), first, restored)
+        obs, step = next_obs, step + envs.num_envs
+        m1, m2 = _paired(lambda algorithm: algorithm.update(step), first, restored)
+        _same_metrics(m1, m2, f"update() at step {step}")
+        updates += bool(m1)
+    _same_state(first.state_dict(), restored.state_dict(),
+                f"after {steps} more steps, the restored algorithm and its uninterrupted twin")
+    if learns and not updates:
+        raise ConformanceError(f"no update in the {steps} steps after the checkpoint round trip; pass overrides "
+                               "(learning_starts, n_steps, ...) so that the algorithm learns within `steps`")
+
+
+def _same_metrics(a: dict[str, float] | None, b: dict[str, float] | None, where: str) -> None:
+    a = {k: float(v) for k, v in (a or {}).items() if not k.startswith("perf/")}
+    b = {k: float(v) for k, v in (b or {}).items() if not k.startswith("perf/")}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if x is None or y is None or not (x == y or (np.isnan(x) and np.isnan(y))):
+            raise ConformanceError(f"{where}: {key} is {y} for the restored algorithm but {x} for its uninterrupted "
+                                   "twin: is the optimizer state (and any partly filled rollout) in state_dict()?")
 
 
 def _check_metrics(seen: dict[str, float]) -> None:
@@ -132,6 +188,12 @@ def _check_data_algorithm(cls: type, config: Any, data: np.ndarray, steps: int, 
     restored = cls(config, context)
     restored.load_state_dict(_round_trip(first.state_dict()))
     _same_state(first.state_dict(), restored.state_dict(), "state after a checkpoint round trip")
+    for i in range(10):
+        batch = next(batches)
+        m1, m2 = _paired(lambda algorithm: algorithm.update(batch), first, restored)
+        _same_metrics(m1, m2, f"update {i + 1} after the round trip")
+    _same_state(first.state_dict(), restored.state_dict(),
+                "after 10 more updates, the restored algorithm and its uninterrupted twin")
 
 
 class _Collect:
@@ -148,7 +210,31 @@ class _Collect:
         pass
 
 
+SAFE_LEAVES = (bool, int, float, str, bytes, type(None))
+
+
+def unsafe_values(value: Any, path: str = "state") -> list[str]:
+    """``path (type)`` of each value in a state dict that the safe checkpoint loader rejects
+    (anything but containers, numbers, strings, tensors and numeric numpy arrays)."""
+    import torch
+
+    if isinstance(value, dict):
+        found = [f"{path} has a key of type {type(k).__name__}" for k in value if not isinstance(k, (str, int))]
+        return found + [u for k, v in value.items() for u in unsafe_values(v, f"{path}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [u for i, v in enumerate(value) for u in unsafe_values(v, f"{path}[{i}]")]
+    if isinstance(value, np.ndarray | np.generic):
+        return [f"{path} (numpy {value.dtype})"] if value.dtype.kind in "OUSV" else []
+    if isinstance(value, SAFE_LEAVES + (torch.Tensor, torch.dtype, torch.Size)):
+        return []
+    return [f"{path} ({type(value).__module__}.{type(value).__qualname__})"]
+
+
 def _round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    unsafe = unsafe_values(state)
+    if unsafe:
+        raise ConformanceError("state_dict() holds values the safe checkpoint loader rejects (use tensors, numpy "
+                               "arrays, numbers, strings): " + ", ".join(unsafe[:5]))
     with tempfile.TemporaryDirectory() as tmp:
         path = checkpoint.save({"format": checkpoint.FORMAT_VERSION, "state": state}, Path(tmp) / "check.pt")
         return checkpoint.load(path)["state"]

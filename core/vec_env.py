@@ -38,7 +38,7 @@ def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
         return ResolvedEnv(
             id=name,
             family="gymnasium",
-            make=lambda training=True, render_mode=None: gym.make(name, render_mode=render_mode),
+            make=lambda training=True, render_mode=None: make_registered(name, render_mode),
             protocol=f"gymnasium {name} as registered (max_episode_steps={spec.max_episode_steps})",
         )
     candidates = set(gym.registry)
@@ -46,6 +46,14 @@ def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
         names = registry.get("env", family).extra_value("names", ())
         candidates.update(names() if callable(names) else names)
     raise unknown_name("env", (module + colon if colon else "") + name, candidates)
+
+
+def make_registered(env_id: str, render_mode: str | None = None) -> Any:
+    """``gym.make(env_id)``, passing ``render_mode`` only when one is asked for (envs of other
+    packages need not accept the argument)."""
+    import gymnasium as gym
+
+    return gym.make(env_id, render_mode=render_mode) if render_mode else gym.make(env_id)
 
 
 def _import_env_module(module: str, name: str) -> None:
@@ -179,3 +187,14 @@ def _find_wrapper(env: Any, wrapper_class: type) -> Any:
 
 def _has_wrapper(env: Any, wrapper_class: type) -> bool:
     return _find_wrapper(env, wrapper_class) is not None
+
+
+def spec_of(context: Any) -> EnvSpec:
+    """``context.spec``; for a context built by hand without one (older code and tests), the
+    described env its ``env_id`` names, else a spec of the context's spaces alone."""
+    if context.spec is not None:
+        return context.spec
+    try:
+        return describe_env(resolve_env(context.env_id))
+    except ToolkitError:
+        return EnvSpec(context.env_id, "", context.observation_space, context.action_space, context.frame_stack)

@@ -26,6 +26,9 @@ def register_envs(register):
              "toolkit/Corridor-v0, toolkit/Frames-v0",
              names=["toolkit/Identity-v0", "toolkit/IdentityContinuous-v0", "toolkit/Corridor-v0",
                     "toolkit/Frames-v0"])
+    register("rewards", "toolkit.envs.rewards:resolve",
+             "gymnasium envs with a known differentiable reward (reward_function capability): Pendulum-v1",
+             names=["Pendulum-v1"])
 
 
 def make_vec_env(name, n_envs=1, seed=None, **options):

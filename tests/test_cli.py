@@ -169,3 +169,20 @@ def test_corrupt_checkpoint_is_one_line_error(how, tmp_path):
 def test_unknown_command_is_one_line_error():
     result = run_cli("trian")
     assert result.returncode == 2 and "No such command 'trian'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unsafe_checkpoint_is_called_unsafe_and_named(tmp_path):
+    import torch
+
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("this would run on load",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "algorithm": "random", "state": RunsCode()}, path)
+    result = run_cli("eval", str(path))
+    assert result.returncode == 2 and "this would run" not in result.stdout
+    line = result.stderr.strip()
+    assert line == f"error: checkpoint {path} is unsafe: loading it would execute code (print); toolkit loads " \
+                   "weights and plain data only"
+    assert "\x1b[" not in result.stderr

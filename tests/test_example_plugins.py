@@ -64,3 +64,45 @@ def test_plugin_that_raises_on_import_is_reported_and_harmless(installed, tmp_pa
                      "--run-dir", str(tmp_path / "ok"), "--no-progress")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "ok" / "checkpoints").is_dir()
+
+
+def test_plugin_that_reregisters_dqn_breaks_nothing_else(installed, tmp_path):
+    installed("toolkit-clash", "toolkit-clash")
+    listing = run_cli("list")
+    assert listing.returncode == 0, listing.stderr
+    assert "dqn            registered by several plugins: use clash:dqn or dqn:dqn" in listing.stdout
+
+    plugins = run_cli("plugins").stdout
+    assert "CLASH: algorithm 'dqn' is also registered by 'clash': use 'dqn:dqn'" in plugins
+    assert "CLASH: algorithm 'dqn' is also registered by 'dqn': use 'clash:dqn'" in plugins
+
+    ok = run_cli("train", "random", "--env", "CartPole-v1", "--steps", "200", "--eval-episodes", "1",
+                 "--run-dir", str(tmp_path / "random"), "--no-progress")
+    assert ok.returncode == 0, ok.stderr
+
+    ambiguous = run_cli("train", "dqn", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "no"))
+    assert ambiguous.returncode == 2 and len(ambiguous.stderr.strip().splitlines()) == 1
+    assert "'clash:dqn' or 'dqn:dqn'" in ambiguous.stderr and "TOOLKIT_PLUGINS" in ambiguous.stderr
+    assert not (tmp_path / "no").exists()
+
+    chosen = run_cli("train", "dqn:dqn", "--env", "CartPole-v1", "--steps", "300", "--learning-starts", "100",
+                     "--eval-episodes", "1", "--run-dir", str(tmp_path / "qualified"), "--no-progress")
+    assert chosen.returncode == 0, chosen.stderr
+    assert 'algorithm = "dqn:dqn"' in (tmp_path / "qualified" / "config.toml").read_text()
+    evaluation = run_cli("eval", str(tmp_path / "qualified"), "--json")
+    assert evaluation.returncode == 0 and json.loads(evaluation.stdout)["algorithm"] == "dqn:dqn"
+
+    pinned = run_cli("list", env={"TOOLKIT_PLUGINS": "dqn"})
+    assert "registered by several plugins" not in pinned.stdout and "Deep Q" in pinned.stdout
+
+
+def test_checkpoint_of_an_uninstalled_plugin_names_it(installed, tmp_path):
+    installed("toolkit-tabular", "toolkit-tabular")
+    run_dir = tmp_path / "tabular"
+    result = run_cli("train", "tabular-q", "--env", "toolkit/Corridor-v0", "--steps", "200", "--eval-episodes", "1",
+                     "--run-dir", str(run_dir), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    pip("uninstall", "-y", "toolkit-tabular")
+    gone = run_cli("eval", str(run_dir))
+    assert gone.returncode == 2
+    assert "written by algorithm 'tabular-q' of plugin 'tabular' 0.1.0, which is not installed" in gone.stderr

@@ -1,5 +1,6 @@
 import pytest
 
+from conftest import run_cli
 from toolkit import hookimpl, hookspecs
 from toolkit.errors import ToolkitError
 from toolkit.plugins import REGISTRATION_HOOKS, Registry, load_registry
@@ -48,14 +49,33 @@ def test_plugin_registrations_and_descriptions():
     assert info.provides == ["algorithm:mine", "sampler:mysampler"]
 
 
-def test_duplicate_names_are_an_error_naming_both_plugins():
+def test_a_name_clash_is_shown_on_both_plugins_and_qualified_names_choose():
     registry = Registry()
     registry.add_plugin("good", Good(), "1.0", builtin=False)
     registry.add_plugin("copycat", Duplicate(), "0.1", builtin=False)
-    assert "also registered by plugin 'good'" in registry.plugin("copycat").error
-    with pytest.raises(ToolkitError, match="registered by two plugins, 'good' and 'copycat'"):
+    assert registry.plugin("copycat").error is None and registry.plugin("good").error is None
+    assert registry.plugin("good").clashes == ["algorithm 'mine' is also registered by 'copycat': use 'good:mine'"]
+    assert registry.plugin("copycat").clashes == ["algorithm 'mine' is also registered by 'good': use 'copycat:mine'"]
+    with pytest.raises(ToolkitError, match="registered by several plugins \\(good, copycat\\).*'good:mine' or "
+                                           "'copycat:mine'.*TOOLKIT_PLUGINS"):
         registry.get("algorithm", "mine")
+    assert registry.get("algorithm", "copycat:mine").description == "Same name again"
+    assert registry.get("algorithm", "good:mine").plugin == "good"
+    assert registry.names("algorithm") == [] and registry.ambiguous("algorithm") == ["mine"]
     assert registry.get("sampler", "mysampler").plugin == "good"  # other names unaffected
+
+
+def test_a_clash_with_a_plugin_that_then_fails_is_undone():
+    class DuplicateThenRaise:
+        @hookimpl
+        def register_algorithms(self, register):
+            register("mine", "toolkit.random_agent:RandomAgent", "Same name")
+            raise RuntimeError("late failure")
+
+    registry = Registry()
+    registry.add_plugin("good", Good(), "1.0", builtin=False)
+    registry.add_plugin("late", DuplicateThenRaise(), "0.1", builtin=False)
+    assert registry.get("algorithm", "mine").plugin == "good"
 
 
 def test_a_plugin_that_raises_is_recorded_and_rolled_back():
@@ -67,10 +87,55 @@ def test_a_plugin_that_raises_is_recorded_and_rolled_back():
     assert "mine" in registry.names("algorithm")
 
 
-def test_a_misspelt_hook_is_reported():
+def test_a_misspelt_hook_is_reported_with_a_suggestion():
     registry = Registry()
     registry.add_plugin("typo", Misspelt(), "1.0", builtin=False)
-    assert "register_algoritms" in registry.plugin("typo").error
+    assert registry.plugin("typo").error == "unknown hook 'register_algoritms'; did you mean: register_algorithms?"
+
+
+def test_a_hook_function_without_hookimpl_gets_a_warning():
+    class Unmarked:
+        def register_algorithms(self, register):
+            register("never", "toolkit.random_agent:RandomAgent", "never registered")
+
+        def register_sampler(self, register):
+            pass
+
+    registry = Registry()
+    registry.add_plugin("forgetful", Unmarked(), "1.0", builtin=False)
+    warnings = registry.plugin("forgetful").warnings
+    assert warnings[0].startswith("register_algorithms() is not marked @hookimpl and is ignored")
+    assert "did you mean register_samplers?" in warnings[1]
+    assert "never" not in registry.names("algorithm")
+
+
+def _write_plugin(tmp_path, name, source):
+    """A plugin distribution visible to importlib.metadata through PYTHONPATH (a dist-info folder)."""
+    (tmp_path / f"{name}.py").write_text(source)
+    dist = tmp_path / f"{name}-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text(f"[toolkit]\n{name} = {name}\n")
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def test_import_error_names_the_plugin_file_and_line_and_is_traced(tmp_path):
+    env = _write_plugin(tmp_path, "numpy_victim", "import numpy as np\n\nSHAPE = np.zeros(3).reshape(2, 2)\n")
+    result = run_cli("plugins", "--json", env={**env, "TOOLKIT_TRACE_PLUGINS": "1"})
+    assert result.returncode == 0, result.stderr
+    import json
+
+    error = next(p for p in json.loads(result.stdout) if p["name"] == "numpy_victim")["error"]
+    assert error.startswith("ValueError: cannot reshape") and error.endswith(f"{tmp_path}/numpy_victim.py:3)")
+    assert "numpy_victim: failed to load: ValueError" in result.stderr
+
+
+def test_a_plugin_calling_sys_exit_at_import_cannot_take_the_cli_down(tmp_path):
+    env = _write_plugin(tmp_path, "quitter", "import sys\nsys.exit(3)\n")
+    listing = run_cli("list", env=env)
+    assert listing.returncode == 0 and "random" in listing.stdout
+    assert "quitter 0.0.1: ERROR: SystemExit: 3" in run_cli("plugins", env=env).stdout
+    assert run_cli("--help", env=env).returncode == 0
 
 
 def test_unknown_names_suggest_the_closest():
@@ -85,7 +150,7 @@ def test_builtins_register_through_the_same_hooks(monkeypatch):
     monkeypatch.setenv("TOOLKIT_PLUGINS", "")
     registry = load_registry()
     assert [p.name for p in registry.plugins] == ["toolkit", "toolkit.envs"]
-    assert registry.names("algorithm") == ["random"] and registry.names("env") == ["atari", "toy"]
+    assert registry.names("algorithm") == ["random"] and registry.names("env") == ["atari", "rewards", "toy"]
     assert {"uniform"} == set(registry.names("sampler"))
 
 

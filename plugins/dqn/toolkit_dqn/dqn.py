@@ -20,10 +20,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gymnasium import spaces
 from torch import nn
 
 from toolkit.config import Preset
-from toolkit.interfaces import EnvContext, Transition
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import linear
@@ -244,6 +246,17 @@ def build_q_network(config: DQNConfig, observation_space: Any, n_actions: int) -
     return QNetwork(torso, n_actions, config.dueling)
 
 
+def check_q_learning_spaces(config: DQNConfig, spec: EnvSpec, algo: str) -> None:
+    """A Q-network needs a finite action set, and a CNN needs (C, H, W) image observations."""
+    if not isinstance(spec.action_space, spaces.Discrete):
+        raise ToolkitError(f"{algo} needs a discrete action space; {spec.id} has {spec.action_space} "
+                           "(for continuous actions try trpo or svg0)")
+    shape = tuple(spec.observation_space.shape or ())
+    if config.network in ("nature", "nips2013") and len(shape) != 3:
+        raise ToolkitError(f"--network {config.network} is a CNN for image stacks (C, H, W); {spec.id} observes "
+                           f"shape {shape}: use --network mlp or auto")
+
+
 # -- the algorithm ---------------------------------------------------------------------------
 
 
@@ -268,6 +281,12 @@ class DQN:
     Config: ClassVar[type] = DQNConfig
     loop: ClassVar[str] = "env"
     presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    @classmethod
+    def check(cls, config: DQNConfig, spec: EnvSpec) -> None:
+        """Refuse, before anything is created, what DQN cannot train: continuous actions, a CNN
+        on observations that are not image stacks."""
+        check_q_learning_spaces(config, spec, "dqn")
 
     def __init__(self, config: DQNConfig, context: EnvContext) -> None:
         self.config = config

@@ -33,11 +33,13 @@ import torch
 from gymnasium import spaces
 
 from toolkit.config import Preset
-from toolkit.interfaces import EnvContext, Transition, final_step_info
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.loops import step_info
+from toolkit.vec_env import spec_of
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import linear
-from toolkit_dqn.dqn import DQNConfig, build_q_network, td_loss, td_target
-from toolkit_hdqn.envs import goal_masks_of, goal_names_of
+from toolkit_dqn.dqn import DQNConfig, build_q_network, check_q_learning_spaces, td_loss, td_target
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class HierarchicalPolicy:
         return a.choose_actions(obs, self.goals, self.epsilon, self.rng)
 
     def observe(self, t: Transition) -> None:
-        achieved = final_step_info(t, "achieved_goals").astype(bool)
+        achieved = step_info(t, "achieved_goals").astype(bool)
         self.needs_goal |= achieved[np.arange(len(self.goals)), self.goals] | t.terminated | t.truncated
 
 
@@ -178,21 +180,29 @@ class HDQN:
     loop: ClassVar[str] = "env"
     presets: ClassVar[dict[str, Preset]] = PRESETS
 
-    def __init__(self, config: HDQNConfig, context: EnvContext) -> None:
-        from toolkit.vec_env import resolve_env
+    @classmethod
+    def check(cls, config: HDQNConfig, spec: EnvSpec) -> None:
+        """h-DQN needs the env's goal interface (the critic), discrete actions, and for image
+        observations a screen mask per goal (the controller's goal channel)."""
+        if spec.goals is None:
+            raise ToolkitError(f"hdqn needs a goal environment (one with goal_names and info['achieved_goals']); "
+                               f"{spec.id} has none. Try toolkit/StochasticChain-v0, toolkit/KeyDoor-v0, "
+                               "toolkit/KeyDoorLarge-v0 or MontezumaRevenge-goals")
+        check_q_learning_spaces(DQNConfig(network=config.network), spec, "hdqn")
+        if len(spec.observation_space.shape) == 3 and spec.goals.masks is None:
+            raise ToolkitError(f"{spec.id} has image observations but no goal_masks for the controller")
 
+    def __init__(self, config: HDQNConfig, context: EnvContext) -> None:
         self.config = config
         self.seed = context.seed
         torch.manual_seed(context.seed)
-        probe = resolve_env(context.env_id).make(training=True)
-        self.goal_names = goal_names_of(probe)
-        masks = goal_masks_of(probe)
-        probe.close()
+        spec = spec_of(context)
+        self.check(config, spec)
+        self.goal_names = list(spec.goals.names)
+        masks = spec.goals.masks
         self.n_goals, self.n_actions = len(self.goal_names), int(context.action_space.n)
         obs_space = context.observation_space
         self.image = len(obs_space.shape) == 3
-        if self.image and masks is None:
-            raise ValueError(f"{context.env_id} has image observations but no goal_masks for the controller")
         self.goal_masks = torch.as_tensor(masks * 255, dtype=torch.uint8) if self.image else None
         controller_shape = ((obs_space.shape[0] + 1, *obs_space.shape[1:]) if self.image
                             else (int(np.prod(obs_space.shape)) + self.n_goals,))
@@ -277,7 +287,7 @@ class HDQN:
     def observe(self, t: Transition) -> None:
         """Store the controller's step; where an option ended, store the meta-controller's."""
         c = self.config
-        achieved = final_step_info(t, "achieved_goals").astype(bool)
+        achieved = step_info(t, "achieved_goals").astype(bool)
         envs = np.arange(len(self.goals))
         reached = achieved[envs, self.goals]
         codes = pack_controller_action(self.goals, np.asarray(t.action), reached, self.n_actions)

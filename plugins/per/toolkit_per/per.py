@@ -260,11 +260,20 @@ class RankSampler:
         self.changes += int(live.sum())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"priority": self.priority.copy(), "valid": self.valid.copy(), "max_priority": self.max_priority}
+        # the last sort and what came since are state too: a resumed run samples from the same
+        # (possibly stale) order as an uninterrupted one
+        return {"priority": self.priority.copy(), "valid": self.valid.copy(), "max_priority": self.max_priority,
+                "order": self.order.copy(), "fresh": self.fresh.copy(), "changes": self.changes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.priority[:] = state["priority"]
         self.valid[:] = state["valid"]
         self.count = int(self.valid.sum())
         self.max_priority = float(state["max_priority"])
-        self._resort()
+        if "order" not in state:  # a checkpoint from before the sort was saved
+            self._resort()
+            return
+        self.order, self.fresh = np.array(state["order"], dtype=np.int64), np.array(state["fresh"], dtype=np.int64)
+        self.is_fresh[:] = False
+        self.is_fresh[self.fresh] = True
+        self.changes = int(state["changes"])

@@ -46,9 +46,11 @@ from gymnasium import spaces
 from torch import nn
 
 from toolkit.config import Preset
-from toolkit.interfaces import EnvContext, Transition
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp
 from toolkit.replay import ReplayBuffer
+from toolkit.vec_env import spec_of
 
 
 @dataclass(frozen=True)
@@ -152,18 +154,6 @@ def svg_infinity_gradient(
     return value_theta, value_s
 
 
-# -- known differentiable rewards ------------------------------------------------------------
-
-
-def pendulum_reward(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """Pendulum-v1's reward -(theta^2 + 0.1 theta_dot^2 + 0.001 u^2), theta from (cos, sin)."""
-    theta = torch.atan2(obs[..., 1], obs[..., 0])
-    return -(theta.square() + 0.1 * obs[..., 2].square() + 0.001 * action[..., 0].square())
-
-
-KNOWN_REWARDS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"Pendulum-v1": pendulum_reward}
-
-
 # -- networks --------------------------------------------------------------------------------
 
 
@@ -238,9 +228,20 @@ class SVG:
     presets: ClassVar[dict[str, Preset]] = PRESETS
     variant: ClassVar[str] = "svg1"
 
+    @classmethod
+    def check(cls, config: SVGConfig, spec: EnvSpec) -> None:
+        """SVG differentiates through the action: it needs a continuous (Box) action space, and
+        ``--reward known`` needs an env whose reward function is known."""
+        if not isinstance(spec.action_space, spaces.Box):
+            raise ToolkitError(f"{cls.variant} needs a continuous (Box) action space; {spec.id} has "
+                               f"{spec.action_space} (for discrete actions try dqn or trpo)")
+        if cls.variant != "svg0" and config.reward == "known" and spec.reward_function is None:
+            raise ToolkitError(f"{spec.id} has no known differentiable reward (the env's reward_function "
+                               "capability); use --reward learned")
+
     def __init__(self, config: SVGConfig, context: EnvContext) -> None:
-        if not isinstance(context.action_space, spaces.Box):
-            raise ValueError(f"{self.variant} needs a continuous (Box) action space, got {context.action_space}")
+        spec = spec_of(context)
+        self.check(config, spec)
         self.config = config
         torch.manual_seed(context.seed)
         self.generator = torch.Generator().manual_seed(context.seed)
@@ -263,10 +264,7 @@ class SVG:
             self.model = DynamicsModel(obs_dim, action_dim, config.hidden, config.model_error, self.generator)
             model_params = list(self.model.parameters())
             if config.reward == "known":
-                if context.env_id not in KNOWN_REWARDS:
-                    raise ValueError(f"no known differentiable reward for {context.env_id!r} "
-                                     f"(have: {', '.join(KNOWN_REWARDS)}); use --reward learned")
-                self.known_reward = KNOWN_REWARDS[context.env_id]
+                self.known_reward = spec.reward_function
             else:
                 self.reward_model = mlp(obs_dim + action_dim, config.hidden, 1)
                 model_params += list(self.reward_model.parameters())

@@ -1,3 +1,5 @@
+from collections import deque
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 import toolkit
 from toolkit.interfaces import EnvContext
 from toolkit.loops import env_loop
-from toolkit.testing import check_algorithm
+from toolkit.testing import ConformanceError, check_algorithm
 from toolkit.vec_env import make_vec_env
 from toolkit_trpo.trpo import (TRPO, CategoricalPolicy, GaussianPolicy, TRPOConfig, conjugate_gradient,
                                fisher_vector_product, get_flat, set_flat)
@@ -109,6 +111,38 @@ def test_rejected_line_search_keeps_the_old_parameters():
                                             ("CartPole-v1", {"normalize_obs": True})])
 def test_conformance(env, overrides):
     check_algorithm("trpo", env=env, steps=300, overrides={"n_steps": 64, "critic_epochs": 1, **overrides})
+
+
+def forgets(key):
+    """TRPO that leaves ``key`` out of its checkpoints (and keeps its own on loading): the
+    mistakes that break an exact resume without breaking a round trip of what is saved."""
+
+    class Forgetful(TRPO):
+        def state_dict(self):
+            return {k: v for k, v in super().state_dict().items() if k != key}
+
+        def load_state_dict(self, state):
+            super().load_state_dict({**state, key: TRPO.state_dict(self)[key]})
+
+    Forgetful.__name__ = f"Forgets_{key}"
+    return Forgetful
+
+
+@pytest.mark.parametrize("key, message", [("generator", "act\\(\\) at step .* differs"),
+                                          ("critic_optimizer", "update\\(\\) at step .* loss/value"),
+                                          ("rollout", "update\\(\\) at step")])
+def test_conformance_check_catches_state_that_breaks_exact_resume(key, message):
+    with pytest.raises(ConformanceError, match=message):
+        check_algorithm(forgets(key), env="CartPole-v1", steps=300, overrides={"n_steps": 64, "critic_epochs": 1})
+
+
+def test_conformance_check_names_unsafe_state_values():
+    class KeepsAnObject(TRPO):
+        def state_dict(self):
+            return {**super().state_dict(), "schedule": {"recent": deque([1.0, 2.0])}}
+
+    with pytest.raises(ConformanceError, match="state.schedule.recent \\(collections.deque\\)"):
+        check_algorithm(KeepsAnObject, env="CartPole-v1", steps=150, overrides={"n_steps": 64, "critic_epochs": 1})
 
 
 def test_checkpoint_mid_rollout_keeps_the_partial_rollout():

@@ -29,7 +29,8 @@ from gymnasium import spaces
 from torch import nn
 
 from toolkit.config import Preset
-from toolkit.interfaces import EnvContext, Transition
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp as core_mlp
 from toolkit.rollout import RolloutStorage
 
@@ -226,6 +227,12 @@ class TRPO:
     Config: ClassVar[type] = TRPOConfig
     loop: ClassVar[str] = "env"
     presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    @classmethod
+    def check(cls, config: TRPOConfig, spec: EnvSpec) -> None:
+        """TRPO's policies are categorical (Discrete) or Gaussian (Box) over flat observations."""
+        if not isinstance(spec.action_space, (spaces.Discrete, spaces.Box)):
+            raise ToolkitError(f"trpo needs a Discrete or Box action space; {spec.id} has {spec.action_space}")
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config

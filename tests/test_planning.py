@@ -1,0 +1,167 @@
+"""Planning refuses bad starts before anything is written; gymnasium interop both ways."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from conftest import run_cli
+from toolkit import hookimpl
+from toolkit.cli import main
+from toolkit.plugins import get_registry
+
+# (what a user typed, a phrase the one error line must contain)
+REFUSED_STARTS = [
+    (["svg0", "--env", "CartPole-v1"], "continuous (Box) action space"),
+    (["svg1", "--env", "CartPole-v1"], "continuous (Box) action space"),
+    (["hdqn", "--env", "CartPole-v1"], "needs a goal environment"),
+    (["hdqn", "--env", "toolkit/KeyDoor-v0", "--network", "nature"], "CNN for image stacks"),
+    (["dqn", "--env", "Pendulum-v1"], "discrete action space"),
+    (["dqn", "--env", "CartPole-v1", "--network", "nature"], "CNN for image stacks"),
+    (["svg1", "--env", "InvertedPendulum-v5", "--reward", "known"], "no known differentiable reward"),
+    (["random", "--loggers", "nope"], "unknown logger 'nope'"),
+    (["random", "--loggers", "jsonl,wandbb"], "did you mean: wandb"),
+    (["dqm"], "did you mean: dqn"),
+    (["random", "--env", "CartPol-v1"], "unknown env 'CartPol-v1'"),
+    (["random", "--env", "no_such_module_here:Thing-v0"], "cannot import module 'no_such_module_here'"),
+    (["random", "--stepz", "10"], "unknown option '--stepz'"),
+    (["random", "--steps", "ten"], "is not an integer"),
+    (["random", "--steps", "0"], "--steps must be at least 1"),
+    (["random", "--threads", "-1"], "--threads must not be negative"),
+    (["dqn", "--replay", "prioritised"], "unknown sampler 'prioritised'"),
+    (["dqn", "--preset", "nature2051"], "unknown preset 'nature2051'"),
+    (["random", "--device", "mps"], "MPS is not available"),
+    (["random", "--config", "no-such-file.toml"], "does not exist"),
+    (["gan", "--data", "digitz"], "unknown dataset 'digitz'"),
+]
+
+
+@pytest.mark.parametrize("argv, phrase", REFUSED_STARTS, ids=[" ".join(a) for a, _ in REFUSED_STARTS])
+def test_refused_start_is_one_line_exit_2_and_creates_nothing(argv, phrase, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    code = main(["train", *argv, "--run-dir", str(run_dir), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], err
+    assert not run_dir.exists() and not (tmp_path / "runs").exists()
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    size: int = 3
+    """A size."""
+
+
+class BrokenInConstructor:
+    """An algorithm whose constructor fails the way plugin code fails: an exception deep in numpy."""
+
+    Config: ClassVar[type] = BrokenConfig
+    loop: ClassVar[str] = "env"
+
+    def __init__(self, config, context):
+        import numpy as np
+
+        np.zeros(3).reshape(config.size, 2)
+
+
+class BrokenPlugin:
+    @hookimpl
+    def register_algorithms(self, register):
+        register("broken", BrokenInConstructor, "Fails while being built (test)")
+
+
+def test_constructor_exception_is_one_line_naming_the_plugin_and_no_run_dir(tmp_path, capsys):
+    get_registry().add_plugin("broken-plugin", BrokenPlugin(), "0", builtin=False)
+    run_dir = tmp_path / "run"
+    code = main(["train", "broken", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--no-progress"])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in line
+    assert line.startswith("error: plugin 'broken-plugin': algorithm 'broken' could not be built: ValueError")
+    assert f"{os.path.basename(__file__)}:" in line  # the plugin's own file and line, not numpy's
+    assert not run_dir.exists()
+
+
+def test_existing_empty_run_dir_is_kept_when_a_start_fails(tmp_path, capsys):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    assert main(["train", "svg0", "--env", "CartPole-v1", "--run-dir", str(run_dir)]) == 2
+    assert run_dir.is_dir()  # not created by this invocation: left alone
+
+
+ENV_PACKAGE = '''
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Lights(gym.Env):
+    """Two lights; the reward is 1 for switching on the one that is off."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(0.0, 1.0, (2,), np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.off = int(self.np_random.integers(2))
+        return self._obs(), {}
+
+    def _obs(self):
+        obs = np.ones(2, np.float32)
+        obs[self.off] = 0.0
+        return obs
+
+    def step(self, action):
+        reward = float(int(action) == self.off)
+        self.off = int(self.np_random.integers(2))
+        return self._obs(), reward, False, False, {}
+
+
+gym.register("Lights-v0", entry_point=Lights, max_episode_steps=10)
+'''
+
+
+def test_dqn_trains_on_an_env_from_a_package_toolkit_does_not_ship(tmp_path):
+    (tmp_path / "lights_envs.py").write_text(textwrap.dedent(ENV_PACKAGE))
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "dqn", "--env", "lights_envs:Lights-v0", "--steps", "400", "--learning-starts", "100",
+                     "--eval-every", "0", "--eval-episodes", "2", "--run-dir", str(run_dir), "--no-progress",
+                     env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert result.returncode == 0, result.stderr
+    assert "env: lights_envs:Lights-v0 -> Lights-v0" in result.stderr
+    assert (run_dir / "checkpoints" / "step_000000000400.pt").exists()
+    assert 'env = "lights_envs:Lights-v0"' in (run_dir / "config.toml").read_text()  # resumable as typed
+
+
+def test_sb3_trains_on_a_toolkit_env_made_with_gym_make():
+    code = textwrap.dedent('''
+        import toolkit_hdqn  # providing package imported before gymnasium: registered on its import
+        import gymnasium as gym
+        from stable_baselines3 import DQN
+
+        env = gym.make("toolkit/KeyDoor-v0")
+        assert env.spec.max_episode_steps == 200
+        model = DQN("MlpPolicy", env, learning_starts=200, seed=0, device="cpu").learn(1_000)
+        print("steps", model.num_timesteps)
+    ''')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "steps 1000"
+
+
+def test_toolkit_envs_register_when_gymnasium_is_already_imported():
+    import gymnasium as gym
+
+    import toolkit.envs  # noqa: F401
+
+    env = gym.make("toolkit/Corridor-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,) and env.spec.max_episode_steps == 20
