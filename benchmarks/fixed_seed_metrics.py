@@ -1,6 +1,7 @@
 """Fixed-seed runs whose metrics must not move when the runtime is restructured.
 
-    python benchmarks/fixed_seed_metrics.py record --out before/     # before a change
+    python benchmarks/fixed_seed_metrics.py record --out before/     # before a change (or --toolkit
+                                                                      # OTHER_VENV/bin/toolkit)
     python benchmarks/fixed_seed_metrics.py record --out after/      # after it
     python benchmarks/fixed_seed_metrics.py compare before/ after/   # every line equal, perf/* aside
 
@@ -12,28 +13,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 RUNS = {
     "dqn-cartpole": ["dqn", "--env", "CartPole-v1", "--steps", "20000", "--seed", "3", "--eval-every", "5000",
-                     "--eval-episodes", "5"],
+                     "--eval-episodes", "5", "--threads", "1"],
     "hdqn-chain": ["hdqn", "--env", "toolkit/StochasticChain-v0", "--steps", "15000", "--seed", "3",
-                   "--eval-every", "5000", "--eval-episodes", "20"],
+                   "--eval-every", "5000", "--eval-episodes", "20", "--threads", "1"],
+    "per-prioritized": ["dqn", "--env", "CartPole-v1", "--replay", "prioritized", "--steps", "10000", "--seed", "3",
+                        "--eval-every", "5000", "--eval-episodes", "5"],
+    "per-rank": ["dqn", "--env", "CartPole-v1", "--replay", "rank", "--steps", "10000", "--seed", "3",
+                 "--eval-every", "5000", "--eval-episodes", "5"],
+    "trpo-cartpole": ["trpo", "--env", "CartPole-v1", "--steps", "8192", "--seed", "3", "--eval-every", "4096",
+                      "--eval-episodes", "5"],
+    "svg1-pendulum": ["svg1", "--env", "Pendulum-v1", "--steps", "2000", "--seed", "3", "--learning-starts", "500",
+                      "--eval-every", "1000", "--eval-episodes", "2"],
+    "gan-ring8": ["gan", "--data", "ring8", "--steps", "300", "--seed", "3", "--eval-every", "150"],
+    "vae-digits": ["vae", "--data", "digits", "--steps", "300", "--seed", "3", "--eval-every", "150"],
 }
 
 
-def record(out: Path, names: list[str]) -> None:
+def record(out: Path, names: list[str], toolkit: str) -> None:
     for name in names:
         run_dir = out / name
         if run_dir.exists():
             print(f"{run_dir} exists; skipped")
             continue
-        command = [str(Path(sys.executable).parent / "toolkit"), "train", *RUNS[name], "--run-dir", str(run_dir),
-                   "--no-progress", "--threads", "1"]
+        command = [toolkit, "train", *RUNS[name], "--run-dir", str(run_dir), "--no-progress"]
         print("toolkit " + " ".join(command[1:]), flush=True)
-        subprocess.run(command, check=True)
+        # one thread everywhere (matmul reductions may round differently with more)
+        subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def stable_lines(path: Path) -> list[dict]:
@@ -72,12 +84,14 @@ def main() -> int:
     rec = sub.add_parser("record")
     rec.add_argument("--out", type=Path, required=True)
     rec.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
+    rec.add_argument("--toolkit", default=str(Path(sys.executable).parent / "toolkit"),
+                     help="the toolkit command to run (another checkout's venv, for the 'before')")
     cmp = sub.add_parser("compare")
     cmp.add_argument("before", type=Path)
     cmp.add_argument("after", type=Path)
     args = parser.parse_args()
     if args.command == "record":
-        record(args.out, args.runs)
+        record(args.out, args.runs, args.toolkit)
         return 0
     return compare(args.before, args.after)
 

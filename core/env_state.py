@@ -150,3 +150,23 @@ def restore(env: Any, layers: list[dict[str, Any]]) -> None:
         layer, depth = getattr(layer, "env", None), depth + 1
     if depth != len(layers):
         raise ValueError("the env has fewer wrapper layers than the snapshot")
+
+
+def snapshot_vector_env(envs: Any, obs: np.ndarray) -> dict[str, Any]:
+    """Every env of an in-process vector env, with the current observations; or what could not be saved."""
+    if not hasattr(envs, "envs"):
+        return {"missing": ["envs run in subprocesses (--vec-env async)"]}
+    layers, missing = [], []
+    for env in envs.envs:
+        env_layers, env_missing = snapshot(env)
+        layers.append(env_layers)
+        missing += env_missing
+    return {"missing": sorted(set(missing))} if missing else {"obs": obs, "layers": layers}
+
+
+def restore_vector_env(envs: Any, saved: dict[str, Any], seed: int) -> np.ndarray:
+    """Put ``snapshot_vector_env``'s envs back; returns the observations to continue from."""
+    envs.reset(seed=seed)
+    for env, layers in zip(envs.envs, saved["layers"]):
+        restore(env, layers)
+    return saved["obs"]

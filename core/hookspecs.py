@@ -56,7 +56,10 @@ def register_envs(register):
     ``register(name, resolve, description)``: ``resolve(env_name)`` returns a
     ``toolkit.interfaces.ResolvedEnv`` when the family owns that name (for example the Atari
     family owns "Pong" and "PongNoFrameskip-v4"), else ``None``; it may be a ``"module:attr"``
-    string. Names that no family owns fall through to gymnasium's registry unchanged.
+    string. Names that no family owns fall through to gymnasium's registry unchanged
+    (``module:EnvId`` imports ``module`` first). ``ResolvedEnv.capabilities`` tells the
+    planner what the family knows beyond gymnasium's API (a goal interface, a known reward),
+    which algorithms receive in ``EnvContext.spec``.
     ``register`` also accepts ``names=[...]``, the names listed by ``toolkit list`` and used
     for "did you mean" suggestions.
     """
@@ -81,9 +84,9 @@ def register_loggers(register):
     """Register metric sinks.
 
     ``register(name, target, description)``: ``target(run_dir, config: dict)`` returns an
-    object satisfying ``toolkit.interfaces.Logger``. Core registers ``jsonl`` (always on),
-    ``console`` (always on) and ``wandb`` (``--track``); others are enabled with
-    ``--loggers a,b``.
+    object satisfying ``toolkit.interfaces.Logger``. Core registers ``jsonl`` (always on) and
+    ``wandb`` (``--track``); others are enabled with ``--loggers a,b`` (names checked before a
+    run starts). The progress bar is the runtime's own, not a logger.
     """
 
 

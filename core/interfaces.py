@@ -56,7 +56,8 @@ class Batch:
     ``discount`` is the factor in front of the bootstrap value: gamma^n for an n-step return
     that did not terminate, 0 where the episode terminated. ``indices`` are the storage slots
     (pass them back to ``ReplayBuffer.update_priorities``) and ``weights`` the importance
-    weights that multiply each sample's loss (all ones for uniform sampling).
+    weights that multiply each sample's loss (all ones for uniform sampling). ``to_torch``
+    includes the extra columns under their own names.
     """
 
     obs: np.ndarray
@@ -66,6 +67,8 @@ class Batch:
     discount: np.ndarray
     indices: np.ndarray
     weights: np.ndarray
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """The algorithm's declared extra columns (``ReplayBuffer(extras=...)``), by name."""
 
     def to_torch(self, device: Any = "cpu") -> dict[str, Any]:
         """The batch as tensors on ``device`` (pinned and non-blocking on CUDA)."""
@@ -74,8 +77,9 @@ class Batch:
         device = torch.device(device)
         pin = device.type == "cuda"
         out = {}
-        for name in ("obs", "action", "reward", "next_obs", "discount", "weights"):
-            tensor = torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
+        arrays = {name: getattr(self, name) for name in ("obs", "action", "reward", "next_obs", "discount", "weights")}
+        for name, array in {**arrays, **self.extras}.items():
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
             if pin:
                 tensor = tensor.pin_memory()
             out[name] = tensor.to(device, non_blocking=pin)

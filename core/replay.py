@@ -123,7 +123,11 @@ class ReplayBuffer:
         frame_stack: int = 0,
         sampler: str | Sampler = "uniform",
         seed: int = 0,
+        extras: dict[str, Any] | None = None,
     ) -> None:
+        """``extras`` declares named columns stored beside each transition (name -> a gymnasium
+        space giving shape and dtype): h-DQN's goal, SVG's behaviour log-probability. ``add``
+        takes their values and sampled batches return them in ``Batch.extras``."""
         self.n_envs = n_envs
         self.slots = capacity // n_envs
         self.frame_stack = frame_stack
@@ -132,7 +136,7 @@ class ReplayBuffer:
         obs_shape = tuple(observation_space.shape)
         frame_shape = obs_shape[1:] if frame_stack else obs_shape
         action_shape = tuple(action_space.shape or ())
-        action_dtype = np.int64 if action_shape == () and np.issubdtype(action_space.dtype, np.integer) else action_space.dtype
+        action_dtype = _storage_dtype(action_space)
         shape = (self.slots, n_envs)
         self.frames = np.zeros(shape + frame_shape, dtype=observation_space.dtype)
         self.actions = np.zeros(shape + action_shape, dtype=action_dtype)
@@ -140,6 +144,8 @@ class ReplayBuffer:
         self.terminated = np.zeros(shape, dtype=bool)
         self.episode_end = np.zeros(shape, dtype=bool)  # the next slot holds the final observation
         self.has_transition = np.zeros(shape, dtype=bool)
+        self.extras = {name: np.zeros(shape + tuple(space.shape or ()), dtype=_storage_dtype(space))
+                       for name, space in (extras or {}).items()}
         # Frames of the same episode before this slot, capped at frame_stack - 1.
         self.frames_before = np.zeros(shape, dtype=np.uint8)
         self.pos = np.zeros(n_envs, dtype=np.int64)
@@ -176,15 +182,21 @@ class ReplayBuffer:
         if len(lost_indices):
             self.sampler.remove(lost_indices)
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated) -> np.ndarray:
+    def add(self, obs, action, reward, next_obs, terminated, truncated, extras: dict[str, Any] | None = None) -> np.ndarray:
         """Store one vector-env step (arrays with a leading n_envs axis); ``next_obs`` is the
-        true successor (the final observation where an episode ended). Returns the flat slot
-        indices written, one per env."""
+        true successor (the final observation where an episode ended); ``extras`` the values of
+        the declared extra columns. Returns the flat slot indices written, one per env."""
         e, t = self._envs, self.pos
         self._overwrite(t)
         self.frames[t, e] = self._newest_frame(obs)
         self.frames_before[t, e] = self.next_frames_before
         self.actions[t, e] = action
+        if self.extras:
+            if extras is None or set(extras) != set(self.extras):
+                raise ValueError(f"replay add() needs the extra columns {sorted(self.extras)}, got "
+                                 f"{sorted(extras or {})}")
+            for name, column in self.extras.items():
+                column[t, e] = extras[name]
         self.rewards[t, e] = reward
         self.terminated[t, e] = terminated
         done = np.logical_or(terminated, truncated)
@@ -238,6 +250,7 @@ class ReplayBuffer:
             discount=discount,
             indices=indices,
             weights=weights.astype(np.float32, copy=False),
+            extras={name: column[t, e] for name, column in self.extras.items()},
         )
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
@@ -252,6 +265,8 @@ class ReplayBuffer:
         state = {name: getattr(self, name)[: self.filled] for name in self._ARRAYS}
         state.update(pos=self.pos.copy(), next_frames_before=self.next_frames_before.copy(), added=self.added,
                      filled=self.filled, rng=self.rng.bit_generator.state, sampler=self.sampler.state_dict())
+        if self.extras:
+            state["extras"] = {name: column[: self.filled] for name, column in self.extras.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -263,3 +278,11 @@ class ReplayBuffer:
         self.added = int(state["added"])
         self.rng.bit_generator.state = state["rng"]
         self.sampler.load_state_dict(state["sampler"])
+        for name, column in self.extras.items():
+            column[: self.filled] = state["extras"][name]
+
+
+def _storage_dtype(space: Any) -> Any:
+    """int64 for discrete values (indexing and gather want it), the space's dtype otherwise."""
+    shape = tuple(space.shape or ())
+    return np.int64 if shape == () and np.issubdtype(space.dtype, np.integer) else space.dtype

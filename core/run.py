@@ -15,8 +15,6 @@ Run directory::
 from __future__ import annotations
 
 import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from toolkit.interfaces import DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConf
 from toolkit.planning import Plan, construct, data_context, env_context, plan, plan_from_options, resolve_device
 from toolkit.plugins import get_registry
 from toolkit.rng import restore_rng_states, rng_states, seed_everything
+from toolkit.signals import StopFlag
 
 # Names older code and plugins import from here.
 from toolkit.evaluation import evaluate_data_algorithm, save_samples  # noqa: E402,F401
@@ -98,33 +97,6 @@ def new_run_dir(p: Plan) -> Path:
     while run_dir.exists():
         run_dir, n = base.with_name(f"{base.name}_{n}"), n + 1
     return run_dir
-
-
-class StopFlag:
-    """Set by SIGINT / SIGTERM: the loop finishes its step, the run checkpoints and exits 0.
-    A second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.previous: dict[int, Any] = {}
-
-    def __call__(self) -> bool:
-        return self.stopped
-
-    def _handle(self, signum, frame) -> None:
-        if self.stopped:
-            raise KeyboardInterrupt
-        self.stopped = True
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
@@ -253,6 +225,8 @@ class Run:
 
     def checkpoint(self, step: int, path: Path | None = None) -> None:
         """Everything needed to continue exactly, written atomically (``path``: best.pt)."""
+        from toolkit.env_state import snapshot_vector_env
+
         p = self.plan
         state = {
             "format": checkpoint.FORMAT_VERSION,
@@ -268,7 +242,7 @@ class Run:
             "logger": self.report.state_dict(),
         }
         if p.env:
-            state["envs"] = _env_snapshot(self.world.envs, self.position.obs)
+            state["envs"] = snapshot_vector_env(self.world.envs, self.position.obs)
         else:
             state["data"] = {"sample_shape": list(self.world.data.shape[1:]), "n_samples": len(self.world.data)}
         if p.run.save_replay and isinstance(self.algorithm, HasReplayBuffers):
@@ -354,7 +328,7 @@ class Run:
     def _restore(self, state: dict[str, Any]) -> Any:
         """The rest of a checkpoint (the algorithm is already loaded): RNGs, logger averages,
         best return, the envs; returns the observations to continue from."""
-        from toolkit.env_state import restore
+        from toolkit.env_state import restore_vector_env
 
         for key, now in (("toolkit_version", _toolkit_version()), ("plugin_version", self.plugin_version)):
             if state.get(key) and now and state[key] != now:
@@ -369,10 +343,7 @@ class Run:
             return None
         envs, saved = self.world.envs, state.get("envs", {})
         if "layers" in saved:
-            envs.reset(seed=self.plan.run.seed)
-            for env, layers in zip(envs.envs, saved["layers"]):
-                restore(env, layers)
-            return saved["obs"]
+            return restore_vector_env(envs, saved, self.plan.run.seed)
         self.console.print(f"warning: env state could not be saved ({'; '.join(saved.get('missing', ['unknown']))}); "
                            "resuming with fresh episodes")
         obs, _ = envs.reset(seed=self.plan.run.seed + int(state["step"]))
@@ -399,19 +370,6 @@ def _load_algorithm_state(p: Plan, world: World, state: dict[str, Any]) -> None:
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise ToolkitError(f"the checkpoint does not fit '{p.algo}' as configured: {type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}") from None
-
-
-def _env_snapshot(envs: Any, obs: np.ndarray) -> dict[str, Any]:
-    from toolkit.env_state import snapshot
-
-    if not hasattr(envs, "envs"):
-        return {"missing": ["envs run in subprocesses (--vec-env async)"]}
-    layers, missing = [], []
-    for env in envs.envs:
-        env_layers, env_missing = snapshot(env)
-        layers.append(env_layers)
-        missing += env_missing
-    return {"missing": sorted(set(missing))} if missing else {"obs": obs, "layers": layers}
 
 
 def _toolkit_version() -> str | None:

@@ -125,3 +125,36 @@ def test_update_priorities_reaches_the_sampler():
     buffer = ReplayBuffer(8, spaces.Box(0, 1, (2,)), spaces.Discrete(2), sampler=sampler)
     buffer.update_priorities(np.array([1, 2]), np.array([0.5, 0.25]))
     np.testing.assert_array_equal(sampler.got[0], [1, 2])
+
+
+def test_extra_columns_are_stored_sampled_and_saved_with_frames_stored_once():
+    from gymnasium import spaces
+
+    from toolkit.replay import ReplayBuffer
+
+    obs_space = spaces.Box(0, 255, (4, 8, 8), np.uint8)
+    extras = {"goal": spaces.Discrete(5), "log_prob": spaces.Box(-np.inf, np.inf, (), np.float32)}
+    buffer = ReplayBuffer(64, obs_space, spaces.Discrete(3), n_envs=2, frame_stack=4, seed=0, extras=extras)
+    assert buffer.frames.shape == (32, 2, 8, 8)  # still one frame per slot
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 255, (2, 4, 8, 8), dtype=np.uint8)
+    for step in range(20):
+        next_obs = rng.integers(0, 255, (2, 4, 8, 8), dtype=np.uint8)
+        buffer.add(obs, np.array([step % 3, 1]), np.array([step, -step], np.float32), next_obs, np.zeros(2, bool),
+                   np.zeros(2, bool), extras={"goal": np.array([step % 5, 4]), "log_prob": np.array([-step, step], np.float32)})
+        obs = next_obs
+    batch = buffer.sample(16)
+    assert batch.extras["goal"].dtype == np.int64 and batch.extras["log_prob"].dtype == np.float32
+    # each sampled transition's extras are the ones stored with it
+    env0 = batch.indices % 2 == 0
+    np.testing.assert_array_equal(batch.extras["goal"][env0], (batch.reward[env0].astype(int)) % 5)
+    np.testing.assert_array_equal(batch.extras["log_prob"], -batch.reward)
+    assert set(batch.to_torch()) >= {"goal", "log_prob"}
+
+    restored = ReplayBuffer(64, obs_space, spaces.Discrete(3), n_envs=2, frame_stack=4, seed=0, extras=extras)
+    restored.load_state_dict(buffer.state_dict())
+    again = restored.sample(16)
+    np.testing.assert_array_equal(again.extras["goal"], buffer.sample(16).extras["goal"])
+
+    with pytest.raises(ValueError, match="needs the extra columns"):
+        buffer.add(obs, np.array([0, 0]), np.zeros(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool))

@@ -14,6 +14,7 @@ core, so ``--replay prioritized`` plugs in without any change here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -246,6 +247,96 @@ def build_q_network(config: DQNConfig, observation_space: Any, n_actions: int) -
     return QNetwork(torso, n_actions, config.dueling)
 
 
+# -- the Q-learner: DQN's update, reusable (h-DQN's two levels are two of these) -------------
+
+
+@dataclass(frozen=True)
+class TDUpdate:
+    """How a ``QLearner`` takes its TD step."""
+
+    loss: Literal["huber", "mse"] = "huber"
+    """huber clips the TD error's gradient to [-1, 1] (Nature); mse is the plain squared error."""
+    double: bool = False
+    """Double DQN targets: the online network picks a*, the target network values it."""
+    max_grad_norm: float = 0.0
+    """Clip the global gradient norm to this (0: no clipping)."""
+    tau: float = 1.0
+    """Target update rate: 1 copies the online network, < 1 is Polyak averaging."""
+    amp: bool = False
+    """The network passes in bfloat16 autocast."""
+
+
+def make_optimizer(config: DQNConfig, parameters: Any) -> torch.optim.Optimizer:
+    """DQN's optimizers; multi-tensor / fused kernels: one call per step, not one per tensor."""
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.learning_rate, alpha=config.rmsprop_alpha,
+                                   eps=config.optimizer_eps, centered=True, foreach=True)
+    return torch.optim.Adam(parameters, lr=config.learning_rate, eps=config.optimizer_eps, fused=True)
+
+
+class QLearner:
+    """One Q-function: online and target networks on a device, their optimizer, and the TD
+    step (eq. 3, or Double DQN's eq. 4, with n-step discounts, importance weights, gradient
+    clipping and autocast) and target sync. Inputs are tensors already on the device, so a
+    caller can transform observations first (h-DQN appends the goal)."""
+
+    def __init__(self, build_network: Callable[[], nn.Module], make_optim: Callable[[Any], torch.optim.Optimizer],
+                 update: TDUpdate, device: torch.device, *, target_network: bool = True,
+                 memory_format: torch.memory_format = torch.contiguous_format, compile: bool = False) -> None:
+        self.update, self.device = update, device
+        self.q = build_network().to(device).to(memory_format=memory_format)
+        self.target = None
+        if target_network:  # built, not copied, so the torch RNG advances as it always did
+            self.target = build_network().to(device).to(memory_format=memory_format)
+            self.target.load_state_dict(self.q.state_dict())
+            self.target.requires_grad_(False)
+        self.optimizer = make_optim(self.q.parameters())
+        self.q_forward = torch.compile(self.q) if compile else self.q
+        self.target_forward = torch.compile(self.target) if compile and self.target is not None else self.target
+
+    @torch.inference_mode()
+    def greedy(self, obs: torch.Tensor) -> np.ndarray:
+        """argmax_a Q(s, a) per row."""
+        return self.q_forward(obs).argmax(dim=1).cpu().numpy()
+
+    def td_step(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor,
+                next_obs: torch.Tensor, weights: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One gradient step on the importance-weighted TD loss; returns (loss, Q(s, a), TD error)."""
+        u = self.update
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=u.amp):
+            with torch.no_grad():
+                target_net = self.target_forward if self.target is not None else self.q_forward
+                next_q_target = target_net(next_obs).float()
+                next_q_online = self.q_forward(next_obs).float() if u.double else None
+                target = td_target(reward, discount, next_q_target, next_q_online)
+            q = self.q_forward(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+        loss = td_loss(q, target, weights, u.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if u.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.q.parameters(), u.max_grad_norm)
+        self.optimizer.step()
+        return loss.item(), q.detach(), (target - q).detach()
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        if self.update.tau >= 1.0:
+            self.target.load_state_dict(self.q.state_dict())
+            return
+        for target, online in zip(self.target.parameters(), self.q.parameters()):
+            target.lerp_(online, self.update.tau)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"q": self.q.state_dict(), "target": self.target.state_dict() if self.target is not None else {},
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.q.load_state_dict(state["q"])
+        if self.target is not None:
+            self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 def check_q_learning_spaces(config: DQNConfig, spec: EnvSpec, algo: str) -> None:
     """A Q-network needs a finite action set, and a CNN needs (C, H, W) image observations."""
     if not isinstance(spec.action_space, spaces.Discrete):
@@ -294,36 +385,32 @@ class DQN:
         self.device = torch.device(context.device)
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
-        self.q = build_q_network(config, context.observation_space, self.n_actions).to(self.device)
         self.image_input = len(context.observation_space.shape) == 3
         self.memory_format = torch.channels_last if config.channels_last and self.image_input else torch.contiguous_format
-        self.q = self.q.to(memory_format=self.memory_format)
-        self.target = None
-        if config.target_update_interval > 0:
-            self.target = build_q_network(config, context.observation_space, self.n_actions).to(self.device)
-            self.target = self.target.to(memory_format=self.memory_format)
-            self.target.load_state_dict(self.q.state_dict())
-            self.target.requires_grad_(False)
-        self.optimizer = self._make_optimizer()
+        self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
+                                lambda parameters: make_optimizer(config, parameters),
+                                TDUpdate(config.loss, config.double, config.max_grad_norm, config.tau, config.amp),
+                                self.device, target_network=config.target_update_interval > 0,
+                                memory_format=self.memory_format, compile=config.compile)
         self.replay = ReplayBuffer(config.buffer_size, context.observation_space, context.action_space,
                                    n_envs=context.n_envs, frame_stack=context.frame_stack, sampler=config.replay,
                                    seed=context.seed)
         self.rng = np.random.default_rng(context.seed)
         self.eval_rng = np.random.default_rng(context.seed + 1)
-        self.q_forward = torch.compile(self.q) if config.compile else self.q
-        self.target_forward = torch.compile(self.target) if config.compile and self.target is not None else self.target
         self.last_train_step = 0
         self.last_target_step = 0
         self.updates = 0
         self.epsilon = config.exploration_initial
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        # Multi-tensor / fused kernels: one call per step instead of one per parameter tensor.
-        if c.optimizer == "rmsprop":
-            return torch.optim.RMSprop(self.q.parameters(), lr=c.learning_rate, alpha=c.rmsprop_alpha,
-                                       eps=c.optimizer_eps, centered=True, foreach=True)
-        return torch.optim.Adam(self.q.parameters(), lr=c.learning_rate, eps=c.optimizer_eps, fused=True)
+    @property
+    def q(self) -> nn.Module:
+        """The online Q-network."""
+        return self.learner.q
+
+    @property
+    def target(self) -> nn.Module | None:
+        """The target network (None without one, as in the 2013 paper)."""
+        return self.learner.target
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         """numpy -> device tensor; on a GPU through pinned memory with a non-blocking copy."""
@@ -343,9 +430,7 @@ class DQN:
         explore = rng.random(n) < epsilon
         actions = rng.integers(self.n_actions, size=n)
         if not explore.all():
-            with torch.inference_mode():
-                greedy = self.q_forward(self._as_tensor(obs)).argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, actions, greedy)
+            actions = np.where(explore, actions, self.learner.greedy(self._as_tensor(obs)))
         return actions
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
@@ -362,7 +447,7 @@ class DQN:
             return {}
         metrics: dict[str, float] = {}
         if self.target is not None and step // c.target_update_interval > self.last_target_step // c.target_update_interval:
-            self._update_target()
+            self.learner.sync_target()
         self.last_target_step = step
         phases = step // c.train_frequency - self.last_train_step // c.train_frequency
         if phases > 0:
@@ -373,38 +458,16 @@ class DQN:
             self.last_train_step = step
         return metrics
 
-    @torch.no_grad()
-    def _update_target(self) -> None:
-        if self.config.tau >= 1.0:
-            self.target.load_state_dict(self.q.state_dict())
-            return
-        for target, online in zip(self.target.parameters(), self.q.parameters()):
-            target.lerp_(online, self.config.tau)
-
     def train_step(self, progress: float = 0.0) -> dict[str, float]:
         """One minibatch update of the TD loss; new |TD errors| go back to the sampler."""
         c = self.config
         batch = self.replay.sample(c.batch_size, gamma=c.gamma, n_step=c.n_step, progress=progress)
-        obs, next_obs = self._as_tensor(batch.obs), self._as_tensor(batch.next_obs)
-        action = self._to_device(batch.action).long()
-        reward, discount, weights = (self._to_device(x) for x in (batch.reward, batch.discount, batch.weights))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.amp):
-            with torch.no_grad():
-                target_net = self.target_forward if self.target is not None else self.q_forward
-                next_q_target = target_net(next_obs).float()
-                next_q_online = self.q_forward(next_obs).float() if c.double else None
-                target = td_target(reward, discount, next_q_target, next_q_online)
-            q = self.q_forward(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
-        loss = td_loss(q, target, weights, c.loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if c.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.q.parameters(), c.max_grad_norm)
-        self.optimizer.step()
+        loss, q, td_error = self.learner.td_step(
+            self._as_tensor(batch.obs), self._to_device(batch.action).long(), self._to_device(batch.reward),
+            self._to_device(batch.discount), self._as_tensor(batch.next_obs), self._to_device(batch.weights))
         self.updates += 1
-        td_error = (target - q).detach()
         self.replay.update_priorities(batch.indices, td_error.abs().cpu().numpy())
-        return {"loss/td": loss.item(), "train/q_mean": q.mean().item()}
+        return {"loss/td": loss, "train/q_mean": q.mean().item()}
 
     def policy(self) -> GreedyPolicy:
         return GreedyPolicy(self, self.config.eval_epsilon)
@@ -414,9 +477,7 @@ class DQN:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "q": self.q.state_dict(),
-            "target": self.target.state_dict() if self.target is not None else {},
-            "optimizer": self.optimizer.state_dict(),
+            **self.learner.state_dict(),  # q, target, optimizer
             "rng": self.rng.bit_generator.state,
             "eval_rng": self.eval_rng.bit_generator.state,
             "last_train_step": self.last_train_step,
@@ -425,10 +486,7 @@ class DQN:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q.load_state_dict(state["q"])
-        if self.target is not None:
-            self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.learner.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.eval_rng.bit_generator.state = state["eval_rng"]
         self.last_train_step = int(state["last_train_step"])

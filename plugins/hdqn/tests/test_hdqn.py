@@ -9,7 +9,7 @@ import toolkit
 from toolkit.interfaces import EnvContext, Transition
 from toolkit.testing import check_algorithm
 from toolkit_hdqn.envs import KeyDoorEnv, StochasticChainEnv, goal_names_of
-from toolkit_hdqn.hdqn import HDQN, HDQNConfig, option_discount, pack_controller_action, unpack_controller_action
+from toolkit_hdqn.hdqn import HDQN, HDQNConfig, option_discount
 
 
 def test_stochastic_chain_dynamics_and_rewards():
@@ -67,13 +67,6 @@ def test_goal_interface_is_required():
         goal_names_of(gym.make("CartPole-v1"))
 
 
-def test_packed_controller_actions_round_trip():
-    goal, action, reached = np.array([0, 5, 2, 5]), np.array([1, 0, 17, 3]), np.array([True, False, True, False])
-    codes = pack_controller_action(goal, action, reached, n_actions=18)
-    for got, want in zip(unpack_controller_action(codes, 18), (goal, action, reached)):
-        np.testing.assert_array_equal(got, want)
-
-
 def test_option_discount_is_gamma_to_the_option_length():
     np.testing.assert_allclose(option_discount(np.array([0.9, 0.0, 0.9]), np.array([3.0, 2.0, 1.0]), 0.9),
                                [0.9**3, 0.0, 0.9])
@@ -109,12 +102,11 @@ def test_critic_rewards_the_controller_only_when_its_goal_is_reached_and_ends_th
     assert agent.needs_goal[0]
     stored = agent.controller_replay.rewards[:2, 0]
     np.testing.assert_array_equal(stored, [0.0, 1.0])
-    goal, _, reached = unpack_controller_action(agent.controller_replay.actions[:2, 0], agent.n_actions)
-    np.testing.assert_array_equal(goal, [3, 3])
-    np.testing.assert_array_equal(reached, [0, 1])
+    np.testing.assert_array_equal(agent.controller_replay.extras["goal"][:2, 0], [3, 3])
+    np.testing.assert_array_equal(agent.controller_replay.extras["reached"][:2, 0], [0, 1])
     # the meta-controller got one transition: from s2, goal s4, N = 2 steps
     assert len(agent.meta_replay) == 1
-    np.testing.assert_array_equal(agent.meta_replay.actions[0, 0], [3, 2])
+    assert agent.meta_replay.actions[0, 0] == 3 and agent.meta_replay.extras["option_length"][0, 0] == 2
     np.testing.assert_array_equal(agent.meta_replay.frames[0, 0], _one_hot(1)[0])
     np.testing.assert_array_equal(agent.meta_replay.frames[1, 0], _one_hot(3)[0])
 
@@ -130,7 +122,7 @@ def test_meta_transition_sums_the_extrinsic_reward_and_ends_with_the_episode():
     _step(agent, 1, 0, 0.01, terminated=True)
     assert len(agent.meta_replay) == 1 and agent.needs_goal[0]
     assert agent.meta_replay.rewards[0, 0] == pytest.approx(0.76)  # F: the extrinsic sum over the option
-    np.testing.assert_array_equal(agent.meta_replay.actions[0, 0], [5, 3])
+    assert agent.meta_replay.actions[0, 0] == 5 and agent.meta_replay.extras["option_length"][0, 0] == 3
     batch = agent.meta_replay.sample(4, gamma=0.9)
     np.testing.assert_array_equal(batch.discount, 0.0)  # the option ended with the episode: no bootstrap
 
@@ -208,7 +200,7 @@ def test_controller_bootstraps_with_its_own_discount(controller_gamma, discount)
         agent.goals[:], agent.needs_goal[:] = 5, False
         _step(agent, 1, 2, 0.0)
     with torch.no_grad():  # the target network says Q' = 1 everywhere, the online one 0
-        for network, value in ((agent.controller_target, 1.0), (agent.controller, 0.0)):
+        for network, value in ((agent.controller.target, 1.0), (agent.controller.q, 0.0)):
             last = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.weight.zero_()
             last.bias.fill_(value)

@@ -39,7 +39,7 @@ from toolkit.loops import step_info
 from toolkit.vec_env import spec_of
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import linear
-from toolkit_dqn.dqn import DQNConfig, build_q_network, check_q_learning_spaces, td_loss, td_target
+from toolkit_dqn.dqn import DQNConfig, QLearner, TDUpdate, build_q_network, check_q_learning_spaces
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,12 @@ class HDQNConfig:
     """The critic's reward to the controller when its goal is reached."""
     loss: Literal["huber", "mse"] = "mse"
     """TD loss; the paper minimises squared errors."""
+    double: bool = False
+    """Double DQN targets at both levels (van Hasselt et al. 2016)."""
+    max_grad_norm: float = 0.0
+    """Clip each level's global gradient norm to this (0: no clipping, as in the paper)."""
+    amp: bool = False
+    """Run both levels' network passes in bfloat16 autocast (AMX CPUs, GPUs)."""
     network: Literal["auto", "nature", "mlp"] = "auto"
     """auto: the Nature CNN for frame stacks, an MLP otherwise."""
     hidden: tuple[int, ...] = (64, 64)
@@ -124,19 +130,6 @@ PRESETS: dict[str, Preset] = {
 
 
 # -- goal encoding ---------------------------------------------------------------------------
-
-
-def pack_controller_action(goal: np.ndarray, action: np.ndarray, reached: np.ndarray, n_actions: int) -> np.ndarray:
-    """One integer per controller transition holding (goal, action, goal reached), so D1 can be
-    the core replay storage (frame stacks stored once) with the goal beside the action."""
-    return (goal.astype(np.int64) * n_actions + action) * 2 + reached
-
-
-def unpack_controller_action(code: np.ndarray, n_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(goal, action, reached) from ``pack_controller_action``'s integers."""
-    reached = code % 2
-    goal, action = np.divmod(code // 2, n_actions)
-    return goal, action, reached
 
 
 def option_discount(discount: np.ndarray, length: np.ndarray, gamma: float) -> np.ndarray:
@@ -208,23 +201,28 @@ class HDQN:
                             else (int(np.prod(obs_space.shape)) + self.n_goals,))
         controller_space = spaces.Box(0, 255, controller_shape, np.uint8) if self.image else \
             spaces.Box(-np.inf, np.inf, controller_shape, np.float32)
+        # DQN's Q-learner at both levels: same networks, TD step, Double DQN, clipping, AMP, device
         net = DQNConfig(network=config.network, hidden=config.hidden)
-        self.controller = build_q_network(net, controller_space, self.n_actions)
-        self.controller_target = build_q_network(net, controller_space, self.n_actions)
-        self.meta = build_q_network(net, obs_space, self.n_goals)
-        self.meta_target = build_q_network(net, obs_space, self.n_goals)
-        for online, target in ((self.controller, self.controller_target), (self.meta, self.meta_target)):
-            target.load_state_dict(online.state_dict())
-            target.requires_grad_(False)
-        self.controller_optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.learning_rate)
-        self.meta_optimizer = torch.optim.Adam(self.meta.parameters(), lr=config.learning_rate)
-        codes = spaces.Discrete(self.n_goals * self.n_actions * 2)
-        self.controller_replay = ReplayBuffer(config.controller_buffer_size, obs_space, codes, n_envs=context.n_envs,
-                                              frame_stack=context.frame_stack, sampler=config.controller_replay,
-                                              seed=context.seed)
-        # one option per entry, each stored with its own successor; the action row is (goal, N)
-        self.meta_replay = ReplayBuffer(config.meta_buffer_size, obs_space, spaces.Box(0, np.inf, (2,), np.float32),
-                                        n_envs=1, sampler=config.meta_replay, seed=context.seed + 1)
+        update = TDUpdate(config.loss, config.double, config.max_grad_norm, 1.0, config.amp)
+
+        def adam(parameters):
+            return torch.optim.Adam(parameters, lr=config.learning_rate)
+
+        self.device = torch.device(context.device)
+        self.controller = QLearner(lambda: build_q_network(net, controller_space, self.n_actions), adam, update,
+                                   self.device)
+        self.meta = QLearner(lambda: build_q_network(net, obs_space, self.n_goals), adam, update, self.device)
+        if self.goal_masks is not None:
+            self.goal_masks = self.goal_masks.to(self.device)
+        # D1: the controller's steps, with the goal pursued and whether it was reached beside the action
+        self.controller_replay = ReplayBuffer(
+            config.controller_buffer_size, obs_space, context.action_space, n_envs=context.n_envs,
+            frame_stack=context.frame_stack, sampler=config.controller_replay, seed=context.seed,
+            extras={"goal": spaces.Discrete(self.n_goals), "reached": spaces.Discrete(2)})
+        # D2: one option per entry, each stored with its own successor; the action is the goal
+        self.meta_replay = ReplayBuffer(config.meta_buffer_size, obs_space, spaces.Discrete(self.n_goals), n_envs=1,
+                                        sampler=config.meta_replay, seed=context.seed + 1,
+                                        extras={"option_length": spaces.Box(0, np.inf, (), np.float32)})
         self.total_steps = context.total_steps
         self.rng = np.random.default_rng(context.seed)
         n = context.n_envs
@@ -261,15 +259,13 @@ class HDQN:
                           torch.nn.functional.one_hot(goals, self.n_goals).float()], dim=1)
 
     def choose_goals(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        with torch.inference_mode():
-            greedy = self.meta(torch.as_tensor(obs)).argmax(dim=1).numpy()
+        greedy = self.meta.greedy(self._tensor(obs))
         explore = rng.random(len(obs)) < epsilon
         return np.where(explore, rng.integers(0, self.n_goals, len(obs)), greedy)
 
     def choose_actions(self, obs: np.ndarray, goals: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
         with torch.inference_mode():
-            inputs = self.controller_input(torch.as_tensor(obs), torch.as_tensor(goals))
-            greedy = self.controller(inputs).argmax(dim=1).numpy()
+            greedy = self.controller.greedy(self.controller_input(self._tensor(obs), self._tensor(goals)))
         explore = rng.random(len(obs)) < epsilon
         return np.where(explore, rng.integers(0, self.n_actions, len(obs)), greedy)
 
@@ -290,9 +286,8 @@ class HDQN:
         achieved = step_info(t, "achieved_goals").astype(bool)
         envs = np.arange(len(self.goals))
         reached = achieved[envs, self.goals]
-        codes = pack_controller_action(self.goals, np.asarray(t.action), reached, self.n_actions)
-        self.controller_replay.add(t.obs, codes, reached * np.float32(c.intrinsic_reward), t.next_obs,
-                                   t.terminated, t.truncated)
+        self.controller_replay.add(t.obs, t.action, reached * np.float32(c.intrinsic_reward), t.next_obs,
+                                   t.terminated, t.truncated, extras={"goal": self.goals, "reached": reached})
         self.option_return += t.reward
         self.option_length += 1
         done = np.logical_or(t.terminated, t.truncated)
@@ -300,9 +295,9 @@ class HDQN:
         if c.max_option_steps:
             ended |= self.option_length >= c.max_option_steps
         for e in np.flatnonzero(ended):
-            self.meta_replay.add(self.option_obs[e : e + 1], np.array([[self.goals[e], self.option_length[e]]]),
-                                 np.array([self.option_return[e]]), t.next_obs[e : e + 1], t.terminated[e : e + 1],
-                                 ~t.terminated[e : e + 1])
+            self.meta_replay.add(self.option_obs[e : e + 1], self.goals[e : e + 1], np.array([self.option_return[e]]),
+                                 t.next_obs[e : e + 1], t.terminated[e : e + 1], ~t.terminated[e : e + 1],
+                                 extras={"option_length": self.option_length[e : e + 1]})
             goal = self.goals[e]
             if self.option_began_reached[e]:
                 continue  # standing on the goal says nothing about reaching it
@@ -321,8 +316,8 @@ class HDQN:
             self.last_train_step = self.last_target_step = step
             return {}
         if step // c.target_update_interval > self.last_target_step // c.target_update_interval:
-            self.controller_target.load_state_dict(self.controller.state_dict())
-            self.meta_target.load_state_dict(self.meta.state_dict())
+            self.controller.sync_target()
+            self.meta.sync_target()
         self.last_target_step = step
         phases = step // c.train_frequency - self.last_train_step // c.train_frequency
         self.last_train_step = step
@@ -338,41 +333,33 @@ class HDQN:
                         for name, rate, options in zip(self.goal_names, self.goal_success_rate, self.goal_options) if options}
         return metrics
 
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array).to(self.device)
+
     def controller_step(self, step: int) -> dict[str, float]:
         """L1 = E[(r_int + gamma max_a' Q1(s', a'; g) - Q1(s, a; g))^2], no bootstrap once g is reached."""
         c = self.config
         batch = self.controller_replay.sample(c.batch_size, gamma=c.controller_gamma or c.gamma,
                                               progress=step / self.total_steps)
-        goal, action, reached = unpack_controller_action(batch.action, self.n_actions)
-        goal_t = torch.as_tensor(goal)
-        obs = self.controller_input(torch.as_tensor(batch.obs), goal_t)
-        next_obs = self.controller_input(torch.as_tensor(batch.next_obs), goal_t)
-        discount = torch.as_tensor(batch.discount * (1 - reached), dtype=torch.float32)
-        with torch.no_grad():
-            target = td_target(torch.as_tensor(batch.reward), discount, self.controller_target(next_obs))
-        q = self.controller(obs).gather(1, torch.as_tensor(action).unsqueeze(1)).squeeze(1)
-        loss = td_loss(q, target, torch.as_tensor(batch.weights), c.loss)
-        self.controller_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.controller_optimizer.step()
-        self.controller_replay.update_priorities(batch.indices, (target - q).detach().abs().numpy())
-        return {"loss/controller": loss.item()}
+        goal = self._tensor(batch.extras["goal"])
+        discount = torch.as_tensor(batch.discount * (1 - batch.extras["reached"]), dtype=torch.float32)
+        loss, _, td_error = self.controller.td_step(
+            self.controller_input(self._tensor(batch.obs), goal), self._tensor(batch.action),
+            self._tensor(batch.reward), discount.to(self.device),
+            self.controller_input(self._tensor(batch.next_obs), goal), self._tensor(batch.weights))
+        self.controller_replay.update_priorities(batch.indices, td_error.abs().cpu().numpy())
+        return {"loss/controller": loss}
 
     def meta_step(self, step: int) -> dict[str, float]:
         """L2 = E[(F + gamma^N max_g' Q2(s_{t+N}, g') - Q2(s_t, g))^2]."""
         c = self.config
         batch = self.meta_replay.sample(c.batch_size, gamma=c.gamma, progress=step / self.total_steps)
-        goal = torch.as_tensor(batch.action[:, 0].astype(np.int64))
-        discount = torch.as_tensor(option_discount(batch.discount, batch.action[:, 1], c.gamma))
-        with torch.no_grad():
-            target = td_target(torch.as_tensor(batch.reward), discount, self.meta_target(torch.as_tensor(batch.next_obs)))
-        q = self.meta(torch.as_tensor(batch.obs)).gather(1, goal.unsqueeze(1)).squeeze(1)
-        loss = td_loss(q, target, torch.as_tensor(batch.weights), c.loss)
-        self.meta_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.meta_optimizer.step()
-        self.meta_replay.update_priorities(batch.indices, (target - q).detach().abs().numpy())
-        return {"loss/meta": loss.item(), "train/meta_q_mean": q.mean().item()}
+        discount = torch.as_tensor(option_discount(batch.discount, batch.extras["option_length"], c.gamma))
+        loss, q, td_error = self.meta.td_step(self._tensor(batch.obs), self._tensor(batch.action),
+                                              self._tensor(batch.reward), discount.to(self.device),
+                                              self._tensor(batch.next_obs), self._tensor(batch.weights))
+        self.meta_replay.update_priorities(batch.indices, td_error.abs().cpu().numpy())
+        return {"loss/meta": loss, "train/meta_q_mean": q.mean().item()}
 
     # -- the rest of the protocol ------------------------------------------------------------
 
@@ -382,20 +369,25 @@ class HDQN:
     def replay_buffers(self) -> dict[str, ReplayBuffer]:
         return {"controller_replay": self.controller_replay, "meta_replay": self.meta_replay}
 
-    _NETWORKS = ("controller", "controller_target", "meta", "meta_target", "controller_optimizer", "meta_optimizer")
+    # the state keys of each level, as checkpoints have always named them
+    _LEVEL_KEYS = {"controller": ("controller", "controller_target", "controller_optimizer"),
+                   "meta": ("meta", "meta_target", "meta_optimizer")}
     _OPTION_STATE = ("goals", "needs_goal", "option_obs", "option_return", "option_length", "achieved",
                      "option_began_reached", "goal_options", "goal_success_rate")
 
     def state_dict(self) -> dict[str, Any]:
-        state = {name: getattr(self, name).state_dict() for name in self._NETWORKS}
+        state = {}
+        for level, keys in self._LEVEL_KEYS.items():
+            learned = getattr(self, level).state_dict()
+            state |= dict(zip(keys, (learned["q"], learned["target"], learned["optimizer"])))
         state |= {name: getattr(self, name).copy() for name in self._OPTION_STATE}
         state |= {"rng": self.rng.bit_generator.state, "last_train_step": self.last_train_step,
                   "last_target_step": self.last_target_step}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in self._NETWORKS:
-            getattr(self, name).load_state_dict(state[name])
+        for level, keys in self._LEVEL_KEYS.items():
+            getattr(self, level).load_state_dict(dict(zip(("q", "target", "optimizer"), (state[k] for k in keys))))
         for name in self._OPTION_STATE:
             getattr(self, name)[...] = state[name]
         self.rng.bit_generator.state = state["rng"]

@@ -25,9 +25,10 @@ the transition observed (the paper's Section 4). Three algorithms share this mod
 
 The reward is either learned, r(s, a) by regression on replay (``--reward learned``), or the
 env's own reward written in torch where it is known and differentiable (``--reward known``;
-Pendulum-v1). Replay goes through the core storage, so ``--replay prioritized`` works for
-SVG(0) and SVG(1); each stored action row is the unsquashed action u followed by
-log pi_old(u|s), the behaviour policy's log-density the importance weights need.
+Pendulum-v1; the env's ``reward_function`` capability). Replay goes through the core storage,
+so ``--replay prioritized`` works for SVG(0) and SVG(1); the stored action is the unsquashed
+u, with log pi_old(u|s), the behaviour policy's log-density the importance weights need, in
+the replay's extra column ``log_prob_old``.
 
 Reads top to bottom: config -> presets -> math (noise inference, log-densities, the
 SVG(inf) recursion) -> networks -> the algorithm.
@@ -269,16 +270,17 @@ class SVG:
                 self.reward_model = mlp(obs_dim + action_dim, config.hidden, 1)
                 model_params += list(self.reward_model.parameters())
             self.model_optimizer = torch.optim.Adam(model_params, lr=config.model_learning_rate)
-        # a stored action row is [u, log pi_old(u|s)]: the importance weights need pi_old
-        stored_actions = spaces.Box(-np.inf, np.inf, (action_dim + 1,), np.float32)
+        # the stored action is the unsquashed sample u; the importance weights need log pi_old(u|s) too
+        stored_actions = spaces.Box(-np.inf, np.inf, (action_dim,), np.float32)
         stored_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
         self.replay = ReplayBuffer(config.buffer_size, stored_obs, stored_actions, n_envs=context.n_envs,
                                    sampler=config.replay if self.variant != "svginf" else "uniform",
-                                   seed=context.seed)
+                                   seed=context.seed,
+                                   extras={"log_prob_old": spaces.Box(-np.inf, np.inf, (), np.float32)})
         self.total_steps = context.total_steps
         self.n_envs = context.n_envs
         self.episodes: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(context.n_envs)]
-        self._last: np.ndarray | None = None
+        self._last_u = self._last_log_prob = np.zeros(0, np.float32)  # of the last act(), for observe()
         self._finished = np.zeros(context.n_envs, dtype=bool)
         self.last_step = 0
         self.updates = 0
@@ -293,15 +295,16 @@ class SVG:
             u = mean + log_std.exp() * eta
             log_prob = gaussian_log_prob(u, mean, log_std)
             action = self.policy_net.squash(u)
-        self._last = torch.cat([u, log_prob.unsqueeze(-1)], dim=-1).numpy()
+        self._last_u, self._last_log_prob = u.numpy(), log_prob.numpy()
         return action.numpy().astype(self.action_space.dtype)
 
     def observe(self, t: Transition) -> None:
         obs, next_obs = t.obs.reshape(len(t.obs), -1), t.next_obs.reshape(len(t.next_obs), -1)
-        self.replay.add(obs, self._last, t.reward, next_obs, t.terminated, t.truncated)
+        self.replay.add(obs, self._last_u, t.reward, next_obs, t.terminated, t.truncated,
+                        extras={"log_prob_old": self._last_log_prob})
         if self.variant == "svginf":
             for env in range(self.n_envs):
-                self.episodes[env].append((obs[env], self._last[env], next_obs[env]))
+                self.episodes[env].append((obs[env], self._last_u[env], next_obs[env]))
             self._finished = np.logical_or(t.terminated, t.truncated)
 
     # -- learning ----------------------------------------------------------------------------
@@ -355,7 +358,7 @@ class SVG:
 
     def fit_model(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
         """One maximum-likelihood step of the dynamics model (and the reward model)."""
-        action = self.policy_net.squash(data["action"][:, :-1])
+        action = self.policy_net.squash(data["action"])
         loss = self.model.negative_log_likelihood(data["obs"], action, data["next_obs"]).mean()
         metrics = {"loss/model": loss.item()}
         if self.reward_model is not None:
@@ -376,7 +379,7 @@ class SVG:
     def svg0_step(self, data: dict[str, torch.Tensor], indices: np.ndarray) -> dict[str, float]:
         """Critic: Q(s, a) -> r + gamma Q'(s', a'), a' ~ pi(s'). Policy: ascend
         w * Q(s, pi(s, eta; theta)) at the inferred eta, w the truncated importance weight."""
-        obs, u = data["obs"], data["action"][:, :-1]
+        obs, u = data["obs"], data["action"]
         stored_action = self.policy_net.squash(u)
         with torch.no_grad():
             next_mean, next_log_std = self.policy_net(data["next_obs"])
@@ -393,7 +396,7 @@ class SVG:
         self.replay.update_priorities(indices, td_error.detach().abs().numpy())
 
         action, log_prob, log_std_sum = self._reparameterised_action(obs, u)
-        weight = truncated_importance_weight(log_prob, data["action"][:, -1], self.config.importance_clip)
+        weight = truncated_importance_weight(log_prob, data["log_prob_old"], self.config.importance_clip)
         self.critic.requires_grad_(False)
         objective = data["weights"] * weight * self.critic(torch.cat([obs, action], -1)).squeeze(-1)
         policy_loss = self._policy_step(objective, log_std_sum)
@@ -406,10 +409,10 @@ class SVG:
         w * [ r(s, a(theta)) + gamma V(s + g(s, a(theta)) + sigma_f xi) ] with eta and xi inferred
         from the replayed step, w = min(pi_theta(a|s) / pi_old(a|s), c)."""
         c = self.config
-        obs, next_obs, u = data["obs"], data["next_obs"], data["action"][:, :-1]
+        obs, next_obs, u = data["obs"], data["next_obs"], data["action"]
         with torch.no_grad():
             mean, log_std = self.policy_net(obs)
-            weight = truncated_importance_weight(gaussian_log_prob(u, mean, log_std), data["action"][:, -1],
+            weight = truncated_importance_weight(gaussian_log_prob(u, mean, log_std), data["log_prob_old"],
                                                  c.importance_clip)
 
         with torch.no_grad():
@@ -451,9 +454,8 @@ class SVG:
         if not episode:
             return {}
         obs = torch.as_tensor(np.stack([o for o, _, _ in episode]), dtype=torch.float32)
-        stored = torch.as_tensor(np.stack([a for _, a, _ in episode]), dtype=torch.float32)
+        u = torch.as_tensor(np.stack([a for _, a, _ in episode]), dtype=torch.float32)
         next_obs = torch.as_tensor(np.stack([n for _, _, n in episode]), dtype=torch.float32)
-        u = stored[:, :-1]
         with torch.no_grad():
             xi = infer_noise(next_obs, self.model.mean(obs, self.policy_net.squash(u)), self.model.std())
             mean, log_std = self.policy_net(obs)
@@ -511,7 +513,10 @@ class SVG:
         self.generator.set_state(state["generator"])
         self.last_step, self.updates = int(state["last_step"]), int(state["updates"])
         if self.variant == "svginf":
-            self.episodes = [list(zip(ep["obs"], ep["action"], ep["next_obs"])) for ep in state["episodes"]]
+            width = int(np.prod(self.action_space.shape))
+            # checkpoints before replay extras kept [u, log pi_old] rows here: keep u
+            self.episodes = [list(zip(ep["obs"], [np.ravel(a)[:width] for a in ep["action"]], ep["next_obs"]))
+                             for ep in state["episodes"]]
 
 
 class SVG0(SVG):

@@ -176,7 +176,7 @@ class GaussianPolicy(nn.Module):
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """An action per row and its log-probability, in one forward pass (this runs every env step)."""
         mean = self.mean(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         action = mean + self.log_std.exp() * noise
         # scored as the update scores it (not as -noise^2/2 - log sigma, which is the same
         # number up to rounding): Hopper runs are sensitive to rounding at this level
@@ -217,7 +217,7 @@ class DeterministicPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         a = self.algorithm
         with torch.no_grad():
-            action = a.actor.mode(torch.as_tensor(a.normalize(obs, update=False))).numpy()
+            action = a.actor.mode(a.tensor(a.normalize(obs, update=False))).cpu().numpy()
         return a.to_env_action(action)
 
 
@@ -245,18 +245,23 @@ class TRPO:
         else:
             self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init)
         self.critic = mlp(obs_dim, config.hidden, 1)
+        self.device = torch.device(context.device)
+        self.actor, self.critic = self.actor.to(self.device), self.critic.to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
         self.action_space = action_space
         flat_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
         self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs, action_space
                                       if self.discrete else spaces.Box(-np.inf, np.inf, action_space.shape, np.float32))
         self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
-        self.generator = torch.Generator().manual_seed(context.seed)
+        self.generator = torch.Generator(self.device).manual_seed(context.seed)
         self.rng = np.random.default_rng(context.seed)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.updates = 0
 
     # -- acting ------------------------------------------------------------------------------
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.device)
 
     def normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
         flat = obs.reshape(len(obs), -1).astype(np.float32)
@@ -274,11 +279,12 @@ class TRPO:
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         normalized = self.normalize(obs, update=True)
         with torch.no_grad():
-            obs_t = torch.as_tensor(normalized)
+            obs_t = self.tensor(normalized)
             action, log_prob = self.actor.sample(obs_t, self.generator)
             value = self.critic(obs_t).squeeze(1)
-        self._last = (normalized, action.numpy(), log_prob.numpy(), value.numpy())
-        return self.to_env_action(action.numpy())
+        action, log_prob, value = action.cpu().numpy(), log_prob.cpu().numpy(), value.cpu().numpy()
+        self._last = (normalized, action, log_prob, value)
+        return self.to_env_action(action)
 
     def observe(self, t: Transition) -> None:
         normalized, action, log_prob, value = self._last
@@ -293,15 +299,15 @@ class TRPO:
         c = self.config
         r = self.rollout
         with torch.no_grad():
-            next_values = self.critic(torch.as_tensor(r.next_obs.reshape(-1, r.next_obs.shape[-1]))).view(r.n_steps, r.n_envs)
-        r.compute_advantages(next_values.numpy(), c.gamma, c.gae_lambda)
-        obs = torch.as_tensor(r.obs.reshape(-1, r.obs.shape[-1]))
-        actions = torch.as_tensor(r.actions.reshape(len(obs), *r.actions.shape[2:]))
-        advantages = torch.as_tensor(r.advantages.reshape(-1))
+            next_values = self.critic(self.tensor(r.next_obs.reshape(-1, r.next_obs.shape[-1]))).view(r.n_steps, r.n_envs)
+        r.compute_advantages(next_values.cpu().numpy(), c.gamma, c.gae_lambda)
+        obs = self.tensor(r.obs.reshape(-1, r.obs.shape[-1]))
+        actions = self.tensor(r.actions.reshape(len(obs), *r.actions.shape[2:]))
+        advantages = self.tensor(r.advantages.reshape(-1))
         if c.normalize_advantage:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        metrics = self.policy_step(obs, actions, torch.as_tensor(r.log_probs.reshape(-1)), advantages)
-        metrics["loss/value"] = self.fit_critic(obs, torch.as_tensor(r.returns.reshape(-1)))
+        metrics = self.policy_step(obs, actions, self.tensor(r.log_probs.reshape(-1)), advantages)
+        metrics["loss/value"] = self.fit_critic(obs, self.tensor(r.returns.reshape(-1)))
         r.reset()
         self.updates += 1
         return metrics
@@ -350,7 +356,7 @@ class TRPO:
         c = self.config
         losses = []
         for _ in range(c.critic_epochs):
-            order = torch.randperm(len(obs), generator=self.generator)
+            order = torch.randperm(len(obs), generator=self.generator, device=self.device)
             for start in range(0, len(obs), c.critic_batch_size):
                 batch = order[start : start + c.critic_batch_size]
                 loss = ((self.critic(obs[batch]).squeeze(1) - returns[batch]) ** 2).mean()
