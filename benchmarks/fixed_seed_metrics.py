@@ -49,9 +49,12 @@ def record(out: Path, names: list[str], toolkit: str) -> None:
 
 
 def stable_lines(path: Path) -> list[dict]:
+    """The metric lines without throughput, media paths relative to the run directory."""
     lines = []
+    prefix = str(path.parent) + "/"
     for line in path.read_text().splitlines():
-        record = {k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}
+        record = {k: v.removeprefix(prefix) if isinstance(v, str) else v
+                  for k, v in json.loads(line).items() if not k.startswith("perf/")}
         if len(record) > 1:  # a line of throughput only
             lines.append(record)
     return lines

@@ -140,10 +140,14 @@ def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name
 
 
 def env_context(p: Plan, device: str | None = None) -> EnvContext:
-    """What an env-loop algorithm is constructed with."""
-    spec = p.spec
-    return EnvContext(spec.observation_space, spec.action_space, p.run.n_envs, spec.frame_stack, p.run.steps,
-                      p.run.seed, device or p.device, spec.id, spec)
+    """What a planned env-loop algorithm is constructed with."""
+    return context_for_spec(p.spec, p.run.n_envs, p.run.steps, p.run.seed, device or p.device)
+
+
+def context_for_spec(spec: EnvSpec, n_envs: int, total_steps: int, seed: int, device: str) -> EnvContext:
+    """The ``EnvContext`` of a described env (runs, offline use and ``check_algorithm`` alike)."""
+    return EnvContext(spec.observation_space, spec.action_space, n_envs, spec.frame_stack, total_steps, seed, device,
+                      spec.id, spec)
 
 
 def data_context(p: Plan, sample_shape: tuple[int, ...], n_samples: int, device: str | None = None) -> DataContext:

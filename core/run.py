@@ -254,7 +254,7 @@ class Run:
 
     def evaluate(self, step: int) -> None:
         """Evaluation episodes (or a generative model's samples and metrics); keeps best.pt."""
-        from toolkit.evaluation import evaluate, evaluate_data_algorithm
+        from toolkit.evaluation import evaluate
 
         self.last_eval = step
         run = self.plan.run

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import checkpoint
-from toolkit.interfaces import DataContext, EnvContext, HasReplayBuffers
+from toolkit.interfaces import ChecksSpec, DataContext, HasReplayBuffers
 
 ENV_METHODS = ("act", "observe", "update", "policy", "state_dict", "load_state_dict")
 DATA_METHODS = ("update", "sample", "state_dict", "load_state_dict")
@@ -64,13 +64,16 @@ def check_algorithm(
 
 def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: int, seed: int) -> None:
     from toolkit.loops import env_loop
-    from toolkit.vec_env import make_vec_env, resolve_env
+    from toolkit.planning import context_for_spec
+    from toolkit.vec_env import describe_env, make_vec_env, resolve_env
 
     resolved = resolve_env(env)
+    spec = describe_env(resolved)
+    if isinstance(cls, ChecksSpec):
+        cls.check(config, spec)  # a combination the algorithm itself refuses is the caller's mistake
     envs = make_vec_env(resolved, n_envs, seed)
     try:
-        context = EnvContext(envs.single_observation_space, envs.single_action_space, n_envs,
-                             resolved.frame_stack, steps, seed, "cpu", resolved.id)
+        context = context_for_spec(spec, n_envs, steps, seed, "cpu")
         first, second = cls(config, context), cls(config, context)
         _same_state(first.state_dict(), second.state_dict(), "two instances built with the same seed")
         obs, _ = envs.reset(seed=seed)

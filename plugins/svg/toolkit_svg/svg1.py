@@ -1,0 +1,69 @@
+"""SVG(1)-ER (Heess et al. 2015, Section 4.2): a value function V(s), a learned dynamics model
+and reward; the policy gradient is grad_theta [ r(s, a) + gamma V(f(s, a, xi)) ], one step
+through the model at the noise inferred from the replayed step, each sample weighted by the
+truncated importance weight min(pi_theta(a|s) / pi_old(a|s), c). Shared parts:
+``toolkit_svg.common``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from toolkit_svg.common import SVGBase, gaussian_log_prob, infer_noise, truncated_importance_weight
+
+
+class SVG1(SVGBase):
+    """SVG(1)-ER: one step through a learned model into a learned V, off-policy from replay."""
+
+    variant: ClassVar[str] = "svg1"
+    critic_input: ClassVar[str | None] = "state"
+    uses_model: ClassVar[bool] = True
+
+    def replay_step(self, data: dict[str, torch.Tensor], indices: np.ndarray) -> dict[str, float]:
+        return self.svg1_step(data, indices)
+
+    def svg1_step(self, data: dict[str, torch.Tensor], indices: np.ndarray) -> dict[str, float]:
+        """Critic: w * (V(s) - (r + gamma V'(s')))^2. Policy: ascend
+        w * [ r(s, a(theta)) + gamma V(s + g(s, a(theta)) + sigma_f xi) ] with eta and xi inferred
+        from the replayed step, w = min(pi_theta(a|s) / pi_old(a|s), c)."""
+        c = self.config
+        obs, next_obs, u = data["obs"], data["next_obs"], data["action"]
+        with torch.no_grad():
+            mean, log_std = self.policy_net(obs)
+            weight = truncated_importance_weight(gaussian_log_prob(u, mean, log_std), data["log_prob_old"],
+                                                 c.importance_clip)
+
+        with torch.no_grad():
+            target = data["reward"] + data["discount"] * self.critic_target(next_obs).squeeze(-1)
+        value = self.critic(obs).squeeze(-1)
+        td_error = target - value
+        critic_loss = (data["weights"] * weight * td_error.square()).mean()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        self._update_target()
+        self.replay.update_priorities(indices, td_error.detach().abs().cpu().numpy())
+
+        frozen = [self.critic, self.model] + ([self.reward_model] if self.reward_model is not None else [])
+        for module in frozen:
+            module.requires_grad_(False)
+        objective, log_std_sum = self.one_step_value(obs, u, next_obs, data["discount"])
+        policy_loss = self._policy_step(data["weights"] * weight * objective, log_std_sum)
+        for module in frozen:
+            module.requires_grad_(True)
+        return {"loss/critic": critic_loss.item(), "loss/policy": policy_loss, "train/value_mean": value.mean().item(),
+                "train/importance_weight": weight.mean().item()}
+
+    def one_step_value(self, obs: torch.Tensor, u: torch.Tensor, next_obs: torch.Tensor,
+                       discount: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """r(s, a(theta)) + discount * V(s + g(s, a(theta)) + sigma_f xi) per sample, with eta
+        inferred from the replayed action u and xi from the observed s' (so at the current theta
+        the predicted next state is the observed one); also the sum of log sigma(s)."""
+        action, _, log_std_sum = self._reparameterised_action(obs, u)
+        with torch.no_grad():
+            xi = infer_noise(next_obs, self.model.mean(obs, self.policy_net.squash(u)), self.model.std())
+        predicted_next = self.model.mean(obs, action) + self.model.std() * xi
+        # discount is gamma, or 0 where the episode terminated: no value after the end
+        return self.reward(obs, action) + discount * self.critic(predicted_next).squeeze(-1), log_std_sum
