@@ -78,9 +78,10 @@ def train(ctx: typer.Context, algo: Optional[str] = typer.Argument(None, help="A
     if algo is None or algo in ("--help", "-h") or "--help" in argv or "-h" in argv:
         _train_help(None if algo in (None, "--help", "-h") else algo)
         return
-    from toolkit.run import train as run_train
+    from toolkit.run import Run, new_run_dir
 
-    run_train(_plan_from_argv(algo, argv))
+    p = _plan_from_argv(algo, argv)
+    _exit_if_stopped(Run.start(p, new_run_dir(p)))
 
 
 @app.command()
@@ -89,9 +90,17 @@ def resume(
     steps: Optional[int] = typer.Option(None, "--steps", help="New total env steps (default: the run's own)"),
 ) -> None:
     """Continue a run from its latest checkpoint, appending to the same metrics (and W&B run)."""
-    from toolkit.run import resume as run_resume
+    from toolkit.run import start_resume
 
-    run_resume(run_dir, steps=steps)
+    _exit_if_stopped(start_resume(run_dir, steps=steps))
+
+
+def _exit_if_stopped(run) -> None:
+    """Train to the end; a run stopped by a signal exits 128 + its number (130 SIGINT, 143
+    SIGTERM), after its checkpoint, so schedulers can tell it from a finished one (exit 0)."""
+    run.execute()
+    if run.stopped_by:
+        raise typer.Exit(128 + run.stopped_by)
 
 
 @app.command("eval")
@@ -196,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
         _registry().call_commands(app)
-        app(args=argv, prog_name="toolkit", standalone_mode=False)
+        status = app(args=argv, prog_name="toolkit", standalone_mode=False)
+        if isinstance(status, int) and not isinstance(status, bool):  # click returns typer.Exit's code here
+            return status
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code  # 2 refused input, 1 a run that failed
     except (typer.Exit, click.exceptions.Exit) as exc:
         return exc.exit_code
     except (typer.Abort, click.exceptions.Abort):

@@ -79,6 +79,9 @@ class RunConfig:
     """Extra loggers registered by plugins, comma-separated."""
     progress: bool = True
     """Show a progress bar with live return and loss."""
+    on_nonfinite: Literal["stop", "warn"] = "stop"
+    """A NaN or inf in a loss, a reward or an observation: stop the run (naming it; the last
+    checkpoint is from before it) or warn once and go on."""
 
 
 @dataclass(frozen=True)

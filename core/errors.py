@@ -10,7 +10,24 @@ from collections.abc import Iterable
 
 
 class ToolkitError(Exception):
-    """Bad input or a broken artefact that the user can fix; the CLI prints it as one line."""
+    """Bad input or a broken artefact that the user can fix; the CLI prints it as one line
+    and exits with ``exit_code`` (2: refused input)."""
+
+    exit_code = 2
+
+
+class RunFailed(ToolkitError):
+    """A run that started and then failed (a NaN loss, ...): one line, exit code 1."""
+
+    exit_code = 1
+
+
+class NonFiniteError(Exception):
+    """A NaN or inf where training needs finite numbers; ``what`` names it (a metric, the reward)."""
+
+    def __init__(self, what: str, step: int) -> None:
+        super().__init__(f"non-finite {what} at step {step:,}")
+        self.what, self.step = what, step
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:

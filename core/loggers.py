@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from toolkit.interfaces import Logger
+from toolkit.interfaces import FlushingLogger, Logger
 
 
 class JsonlLogger:
@@ -188,9 +188,10 @@ class RunLogger:
     goes into checkpoints, so a resumed run writes the lines an uninterrupted one would.
     """
 
-    def __init__(self, loggers: list[Logger], console: ConsoleLogger, *, start: int) -> None:
+    def __init__(self, loggers: list[Logger], console: ConsoleLogger, *, start: int, on_nonfinite: str = "warn") -> None:
         self.loggers = loggers
         self.console = console
+        self.on_nonfinite, self.warned = on_nonfinite, set()
         self.returns: deque[float] = deque(maxlen=20)
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
@@ -203,6 +204,8 @@ class RunLogger:
             logger.log(step, metrics)
 
     def episode(self, step: int, episode_return: float, length: int) -> None:
+        if not math.isfinite(episode_return):  # a NaN or inf reward in this episode
+            self.nonfinite("reward (episode return)", step)
         self.episodes += 1
         self.returns.append(episode_return)
         self.write(step, {"train/episode_return": episode_return, "train/episode_length": length,
@@ -210,8 +213,21 @@ class RunLogger:
 
     def metrics(self, step: int, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            value = float(value)
+            if not math.isfinite(value):
+                self.nonfinite(f"metric {key}", step)
+            self.sums[key] = self.sums.get(key, 0.0) + value
             self.counts[key] = self.counts.get(key, 0) + 1
+
+    def nonfinite(self, what: str, step: int) -> None:
+        """A NaN or inf in ``what``: ``--on-nonfinite`` stop (raise) or warn once per name."""
+        from toolkit.errors import NonFiniteError
+
+        if self.on_nonfinite == "stop":
+            raise NonFiniteError(what, step)
+        if what not in self.warned:
+            self.warned.add(what)
+            self.console.print(f"warning: non-finite {what} at step {step:,} (--on-nonfinite warn: training goes on)")
 
     def progress(self, step: int) -> None:
         now = time.monotonic()
@@ -236,7 +252,7 @@ class RunLogger:
 
     def flush(self) -> None:
         for logger in self.loggers:
-            if hasattr(logger, "flush"):
+            if isinstance(logger, FlushingLogger):
                 logger.flush()
 
     def media(self, step: int, media: dict[str, str]) -> None:

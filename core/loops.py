@@ -128,6 +128,12 @@ def env_loop(
     return step, obs
 
 
+def all_finite(array: Any) -> bool:
+    """No NaN or inf in ``array`` (integer arrays, such as Atari frames, always pass)."""
+    array = np.asarray(array)
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
+
+
 # -- gymnasium's autoreset (SAME_STEP), known here only ----------------------------------------
 
 

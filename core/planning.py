@@ -60,8 +60,14 @@ class Plan:
     """The resolved torch device (``--device auto`` picks cuda when available)."""
 
     @property
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The resolved values, ``{"run": {...}, "algo": {...}}``: what checkpoints store."""
+        return {"run": to_dict(self.run), "algo": to_dict(self.algo_config)}
+
+    @property
     def config_dict(self) -> dict[str, Any]:
-        return {"algorithm": self.algo, "preset": self.preset, "run": to_dict(self.run), "algo": to_dict(self.algo_config)}
+        """The sections with the algorithm and preset names: what loggers (W&B) receive."""
+        return {"algorithm": self.algo, "preset": self.preset, **self.sections}
 
     def toml(self) -> str:
         """The resolved config as written to ``config.toml``."""

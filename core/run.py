@@ -15,16 +15,14 @@ Run directory::
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toolkit import checkpoint
-from toolkit.config import to_dict
-from toolkit.errors import ToolkitError
+from toolkit import checkpoint, rundir
+from toolkit.errors import NonFiniteError, RunFailed, ToolkitError
 from toolkit.interfaces import DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers
 from toolkit.planning import Plan, construct, data_context, env_context, plan, plan_from_options, resolve_device
 from toolkit.plugins import get_registry
@@ -41,8 +39,7 @@ from toolkit.offline import EVAL_SEED_OFFSET  # noqa: E402  evaluation envs are 
 
 def train(p: Plan) -> Path:
     """Start a new run; returns its directory."""
-    run_dir = new_run_dir(p)
-    return Run.start(p, run_dir).execute()
+    return Run.start(p, new_run_dir(p)).execute()
 
 
 def train_from_options(algo: str, options: dict[str, Any]) -> Path:
@@ -53,6 +50,11 @@ def train_from_options(algo: str, options: dict[str, Any]) -> Path:
 def resume(run_dir: str | Path, steps: int | None = None) -> Path:
     """Continue a run from its latest checkpoint, appending to the same metrics file (and
     W&B run). ``steps`` sets a new total step budget."""
+    return start_resume(run_dir, steps).execute()
+
+
+def start_resume(run_dir: str | Path, steps: int | None = None) -> Run:
+    """Everything ``resume`` checks and builds before training goes on."""
     from toolkit.config import read_toml
 
     run_dir = Path(run_dir)
@@ -76,27 +78,15 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Path:
         flags["steps"] = steps
     p = plan(algo, flags, config_file=config_path)
     if p.run.steps <= state["step"]:
-        raise ToolkitError(f"the run is already at step {state['step']} of {p.run.steps}; pass --steps N "
+        finished = "the run finished: it is" if rundir.read_status(run_dir).get("status") == "finished" else "the run is"
+        raise ToolkitError(f"{finished} already at step {state['step']} of {p.run.steps}; pass --steps N "
                            "with a larger total to continue")
-    return Run.start(p, run_dir, state).execute()
+    return Run.start(p, run_dir, state)
 
 
 def new_run_dir(p: Plan) -> Path:
     """The run directory for a new run; an existing run there is an error, not overwritten."""
-    if p.run.run_dir:
-        run_dir = Path(p.run.run_dir)
-        if (run_dir / "config.toml").exists() or (run_dir / "checkpoints").exists():
-            raise ToolkitError(f"{run_dir} already holds a run; continue it with `toolkit resume {run_dir}` "
-                               "or choose another --run-dir")
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ToolkitError(f"--run-dir {run_dir} exists and is not a directory")
-        return run_dir
-    subject = (p.spec.id if p.spec else p.run.data).replace("/", "-")
-    base = Path("runs") / f"{subject}__{p.algo.replace(':', '-')}__{p.run.seed}__{int(time.time())}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        run_dir, n = base.with_name(f"{base.name}_{n}"), n + 1
-    return run_dir
+    return rundir.new_run_dir(p.run.run_dir, p.spec.id if p.spec else p.run.data, p.algo, p.run.seed)
 
 
 @dataclass
@@ -168,13 +158,16 @@ class Run:
             self.loggers.append(registry.load("logger", "wandb")(run_dir, p.config_dict, warn=self.console.print))
         for name in filter(None, (n.strip() for n in p.run.loggers.split(","))):
             self.loggers.append(registry.load("logger", name)(run_dir, p.config_dict))
-        self.report = RunLogger(self.loggers, self.console, start=start)
+        self.report = RunLogger(self.loggers, self.console, start=start, on_nonfinite=p.run.on_nonfinite)
         plugin_info = registry.plugin(p.entry.plugin)
         self.plugin_version = plugin_info.version if plugin_info else None
         self.position = LoopPosition()
         self.best_return = -np.inf
         self.last_eval = self.last_checkpoint = -1
         self.last_flush = start
+        self.lock: rundir.RunDirLock | None = None
+        self.stopped_by: int | None = None
+        """The signal that stopped the run early (SIGINT, SIGTERM), None when it finished."""
 
     @classmethod
     def start(cls, p: Plan, run_dir: Path, resume_state: dict[str, Any] | None = None) -> Run:
@@ -187,8 +180,11 @@ class Run:
         seed_everything(p.run.seed)
         world = build_world(p)
         created = not run_dir.exists()
+        lock = None
         try:
             start = 0
+            _make_dir(run_dir)
+            lock = rundir.RunDirLock(run_dir)  # held until the run ends; another process is refused
             if resume_state is None:
                 _write_config(p, run_dir)
             else:
@@ -201,8 +197,12 @@ class Run:
 
                 truncate_metrics(run_dir, start)
             run = cls(p, run_dir, world, start)
+            run.lock = lock
+            rundir.write_status(run_dir, "running", start)
         except BaseException:
             world.close()
+            if lock is not None:
+                lock.release()
             if created:
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
@@ -236,7 +236,7 @@ class Run:
             "toolkit_version": _toolkit_version(),
             "step": step,
             "best_return": self.best_return,
-            "config": {"run": to_dict(p.run), "algo": to_dict(p.algo_config)},
+            "config": p.sections,
             "state": self.algorithm.state_dict(),
             "rng": rng_states(),
             "logger": self.report.state_dict(),
@@ -274,8 +274,14 @@ class Run:
             self.checkpoint(step, self.run_dir / "best.pt")
 
     def flush(self, step: int) -> None:
-        """Write the averaged losses and throughput."""
+        """Write the averaged losses and throughput; check the current observations are finite
+        (rewards are checked through episode returns, losses as they are reported: nothing on
+        the per-step path)."""
+        from toolkit.loops import all_finite
+
         self.last_flush = step
+        if self.plan.env and not all_finite(self.position.obs):
+            self.report.nonfinite("observation", step)
         self.report.flush_metrics(step)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -289,6 +295,7 @@ class Run:
         # evaluation (best return) and logged averages.
         periodic = [Periodic(run.log_every, self.flush), Periodic(run.eval_every, self.evaluate),
                     Periodic(run.checkpoint_every, self.checkpoint)]
+        step, status = self.start, "failed"
         try:
             with StopFlag() as stop:
                 if p.env:
@@ -310,17 +317,27 @@ class Run:
                     self.checkpoint(step)  # on a stop, the logger's partial averages go in it unwritten
                 self.report.flush()
             if stop():
+                status, self.stopped_by = "stopped", stop.signal
                 self.console.print(f"stopped at step {step:,}; checkpoint saved. "
                                    f"Continue with: toolkit resume {self.run_dir}")
             else:
+                status = "finished"
                 kept = [c for c in (checkpoint.latest(self.run_dir), self.run_dir / "best.pt") if c and c.exists()]
                 for logger in self.loggers:
                     if isinstance(logger, ArtifactLogger):
                         logger.log_checkpoints(kept)
                 self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
+        except NonFiniteError as exc:
+            kept = checkpoint.latest(self.run_dir)
+            since = f"the last checkpoint, {kept.name}, is from before it" if kept else "no checkpoint was written yet"
+            raise RunFailed(f"{exc}: the run stopped rather than train on it ({since}); --on-nonfinite warn "
+                            "goes on instead") from None
         finally:
             self.report.close()
             world.close()
+            rundir.write_status(self.run_dir, status, step)
+            if self.lock is not None:
+                self.lock.release()
         return self.run_dir
 
     # -- resuming ----------------------------------------------------------------------------
@@ -350,14 +367,20 @@ class Run:
         return obs
 
 
-def _write_config(p: Plan, run_dir: Path) -> None:
+def _make_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolkitError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+def _write_config(p: Plan, run_dir: Path) -> None:
+    try:
         tmp = run_dir / ".config.toml.tmp"
         tmp.write_text(p.toml())
         tmp.replace(run_dir / "config.toml")
     except OSError as exc:
-        raise ToolkitError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
+        raise ToolkitError(f"cannot write {run_dir / 'config.toml'}: {exc.strerror or exc}") from None
 
 
 def _load_algorithm_state(p: Plan, world: World, state: dict[str, Any]) -> None:
@@ -378,4 +401,5 @@ def _toolkit_version() -> str | None:
     return _version("toolkit")
 
 
-__all__ = ["Run", "World", "build_world", "new_run_dir", "resolve_device", "resume", "train", "train_from_options"]
+__all__ = ["Run", "World", "build_world", "new_run_dir", "resolve_device", "resume", "start_resume", "train",
+           "train_from_options"]

@@ -8,11 +8,12 @@ from typing import Any
 
 
 class StopFlag:
-    """Set by SIGINT / SIGTERM: the loop finishes its step, the run checkpoints and exits 0.
-    A second Ctrl-C interrupts at once."""
+    """Set by SIGINT / SIGTERM: the loop finishes its step, the run checkpoints and the CLI
+    exits 128 + the signal's number (130, 143). A second Ctrl-C interrupts at once."""
 
     def __init__(self) -> None:
         self.stopped = False
+        self.signal: int | None = None
         self.previous: dict[int, Any] = {}
 
     def __call__(self) -> bool:
@@ -21,7 +22,7 @@ class StopFlag:
     def _handle(self, signum, frame) -> None:
         if self.stopped:
             raise KeyboardInterrupt
-        self.stopped = True
+        self.stopped, self.signal = True, signum
 
     def __enter__(self) -> StopFlag:
         if threading.current_thread() is threading.main_thread():

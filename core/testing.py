@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import checkpoint
-from toolkit.interfaces import ChecksSpec, DataContext, HasReplayBuffers
+from toolkit.interfaces import BatchSizeConfig, ChecksSpec, DataContext, EvaluatesHeldOut, HasReplayBuffers
 
 ENV_METHODS = ("act", "observe", "update", "policy", "state_dict", "load_state_dict")
 DATA_METHODS = ("update", "sample", "state_dict", "load_state_dict")
@@ -168,7 +168,7 @@ def _check_data_algorithm(cls: type, config: Any, data: np.ndarray, steps: int, 
     context = DataContext(tuple(data.shape[1:]), len(data), steps, seed, "cpu", "check")
     first, second = cls(config, context), cls(config, context)
     _same_state(first.state_dict(), second.state_dict(), "two instances built with the same seed")
-    batch_size = min(getattr(config, "batch_size", 32), len(data))
+    batch_size = min(config.batch_size if isinstance(config, BatchSizeConfig) else 32, len(data))
     batches = iterate_batches(data, batch_size, seed)
     collected = _Collect()
     data_loop(first, batches, step=0, total_steps=min(steps, 20), report=collected)
@@ -184,7 +184,7 @@ def _check_data_algorithm(cls: type, config: Any, data: np.ndarray, steps: int, 
         raise ConformanceError(f"sample(4) has shape {samples.shape}, expected {(4, *data.shape[1:])}")
     if not np.isfinite(samples).all():
         raise ConformanceError("sample(4) has non-finite values")
-    if hasattr(first, "evaluate"):
+    if isinstance(first, EvaluatesHeldOut):
         for name, value in first.evaluate(data[: max(8, len(data) // 4)]).items():
             if not isinstance(value, np.ndarray) and not np.isfinite(float(value)):
                 raise ConformanceError(f"evaluate() gave a non-finite {name}: {value}")

@@ -86,25 +86,57 @@ def test_sigkill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(tmp
     assert checkpoint.load(checkpoint.latest(run_dir))["step"] == max(steps) + 50
 
 
+def endless_linear_q(run_dir: Path, checkpoint_every: int) -> subprocess.Popen:
+    """``train linear-q`` for 10^8 steps in the background, for tests that stop it."""
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "toolkit_with_linear_q.py"), "train", "linear-q", "--env", "toolkit/Identity-v0",
+         "--steps", "100000000", "--run-dir", str(run_dir), "--no-progress", "--checkpoint-every",
+         str(checkpoint_every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_sigint_checkpoints_and_resume_continues(tmp_path):
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "toolkit_with_linear_q.py"), "train", "linear-q", "--env", "toolkit/Identity-v0",
-         "--steps", "100000000", "--run-dir", str(run_dir), "--no-progress", "--checkpoint-every", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = endless_linear_q(run_dir, 0)
     deadline = time.time() + 60
     while not (run_dir / "metrics.jsonl").exists() or (run_dir / "metrics.jsonl").stat().st_size == 0:
         assert time.time() < deadline
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0 and f"toolkit resume {run_dir}" in stderr
+    assert process.returncode == 130 and f"toolkit resume {run_dir}" in stderr  # 128 + SIGINT
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
     stopped_at = checkpoint.load(checkpoint.latest(run_dir))["step"]
     resumed = linear_q("resume", str(run_dir), "--steps", str(stopped_at + 200))
     assert resumed.returncode == 0, resumed.stderr
     assert "without" not in resumed.stderr
     assert "has no replay buffer" in resumed.stderr  # trained without --save-replay: the user is told
     assert checkpoint.load(checkpoint.latest(run_dir))["step"] == stopped_at + 200
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    again = linear_q("resume", str(run_dir))
+    assert again.returncode == 2 and "the run finished: it is already at step" in again.stderr
+
+
+def test_a_locked_run_directory_refuses_a_second_process(tmp_path):
+    run_dir = tmp_path / "run"
+    process = endless_linear_q(run_dir, 500)
+    try:
+        deadline = time.time() + 60
+        while not list((run_dir / "checkpoints").glob("step_*.pt")):
+            assert time.time() < deadline and process.poll() is None
+            time.sleep(0.1)
+        lines = (run_dir / "metrics.jsonl").read_text().count("\n")
+        second = linear_q("resume", str(run_dir), "--steps", "200000000")
+        assert second.returncode == 2
+        assert f"is in use by another toolkit process (pid {process.pid})" in second.stderr
+        assert (run_dir / "metrics.jsonl").read_text().count("\n") >= lines  # not truncated by the refused resume
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        assert process.returncode == 143  # 128 + SIGTERM, after its checkpoint
+    finally:
+        if process.poll() is None:
+            process.kill()
+    resumed = linear_q("resume", str(run_dir), "--steps", str(checkpoint.load(checkpoint.latest(run_dir))["step"] + 100))
+    assert resumed.returncode == 0, resumed.stderr  # the lock died with its process
 
 
 def test_keep_last_k_checkpoints_and_best(tmp_path):

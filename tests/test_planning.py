@@ -165,3 +165,61 @@ def test_toolkit_envs_register_when_gymnasium_is_already_imported():
     env = gym.make("toolkit/Corridor-v0")
     obs, _ = env.reset(seed=0)
     assert obs.shape == (5,) and env.spec.max_episode_steps == 20
+
+
+NAN_ENV = '''
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class NanReward(gym.Env):
+    """Reward 0, except NaN at the 30th step of an episode."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), float("nan") if self.t == 30 else 0.0, False, False, {}
+
+
+gym.register("NanReward-v0", entry_point=NanReward, max_episode_steps=50)
+'''
+
+
+def test_a_nan_reward_stops_the_run_naming_it_and_warn_goes_on(tmp_path):
+    import json
+
+    (tmp_path / "nan_envs.py").write_text(textwrap.dedent(NAN_ENV))
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "random", "--env", "nan_envs:NanReward-v0", "--steps", "1000", "--checkpoint-every",
+                     "20", "--eval-every", "0", "--run-dir", str(run_dir), "--no-progress", env=env)
+    assert result.returncode == 1  # a failure during training, not refused input
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: non-finite reward (episode return) at step 50: the run stopped rather than train on it (the last "
+        "checkpoint, step_000000000040.pt, is from before it); --on-nonfinite warn goes on instead")
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
+
+    warned = run_cli("train", "random", "--env", "nan_envs:NanReward-v0", "--steps", "200", "--on-nonfinite", "warn",
+                     "--eval-every", "0", "--eval-episodes", "1", "--run-dir", str(tmp_path / "warn"), "--no-progress",
+                     env=env)
+    assert warned.returncode == 0, warned.stderr
+    assert warned.stderr.count("warning: non-finite reward (episode return) at step 50") == 1
+
+
+def test_training_into_a_directory_with_metrics_but_no_config_is_refused(tmp_path, capsys):
+    run_dir = tmp_path / "half"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert main(["train", "random", "--run-dir", str(run_dir), "--no-progress"]) == 2
+    assert "already holds a run (metrics.jsonl)" in capsys.readouterr().err
+    assert (run_dir / "metrics.jsonl").read_text() == '{"step": 1}\n' and sorted(p.name for p in run_dir.iterdir()) == [
+        "metrics.jsonl"]
