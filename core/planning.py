@@ -226,14 +226,14 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
     device = resolve_device(run.device)
     spec = None
     if resolved is not None:
-        spec = _describe(resolved, run, entry)
+        spec = _describe(resolved, run)
         _algorithm_check(entry, cls, algo_config, spec)
     else:
         _algorithm_check(entry, cls, algo_config, DataSpec(run.data, run.data_dir))
     return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device)
 
 
-def _describe(resolved: ResolvedEnv, run: RunConfig, entry: Entry) -> EnvSpec:
+def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:
     from toolkit.vec_env import describe_env
 
     try:
