@@ -66,7 +66,9 @@ def _train_help(algo: str | None) -> None:
             flag = option_name(f.name)
             if types[f.name] is bool:
                 flag += "/--no-" + f.name.replace("_", "-")
-            typer.echo(f"  {flag} {describe_type(types[f.name]).upper()}  [default: {f.default!r}]")
+            bounds = f.metadata.get("range")
+            valid = f"; {bounds.describe()}" if bounds is not None else ""
+            typer.echo(f"  {flag} {describe_type(types[f.name]).upper()}  [default: {f.default!r}{valid}]")
             if docs.get(f.name):
                 typer.echo(f"      {docs[f.name]}")
 

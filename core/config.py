@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolkit.errors import ToolkitError, unknown_name
+from toolkit.ranges import bounded  # noqa: F401  (config modules import it from here)
 
 
 @dataclass(frozen=True)
@@ -35,35 +36,35 @@ class RunConfig:
     """Dataset for generative trainers (see `toolkit list`)."""
     data_dir: str = ""
     """Directory holding dataset files (MNIST, CIFAR-10, image folders)."""
-    seed: int = 1
+    seed: int = bounded(1, at_least=0, at_most=2**32 - 1)
     """Seed for every random generator: same seed, config and device give the same run."""
-    steps: int = 100_000
+    steps: int = bounded(100_000, at_least=1)
     """Total env steps summed over envs (env-loop algorithms) or updates (data-loop)."""
-    n_envs: int = 1
+    n_envs: int = bounded(1, at_least=1)
     """Number of environments stepped in parallel."""
     vec_env: Literal["sync", "async"] = "sync"
     """sync steps envs in this process; async runs each in a subprocess."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """Torch device; auto picks cuda when available, else cpu."""
-    threads: int = 0
+    threads: int = bounded(0, at_least=0)
     """Torch CPU threads (0: torch's default); give parallel runs on one machine 1 each."""
     run_dir: str = ""
     """Exact run directory (default runs/<env>__<algo>__<seed>__<time>)."""
-    eval_every: int = 50_000
+    eval_every: int = bounded(50_000, at_least=0)
     """Evaluate every this many steps (0: only at the end)."""
-    eval_episodes: int = 10
+    eval_episodes: int = bounded(10, at_least=1)
     """Episodes per evaluation (deterministic policy, separate env instances)."""
-    checkpoint_every: int = 25_000
+    checkpoint_every: int = bounded(25_000, at_least=0)
     """Write a checkpoint every this many steps (and always at the end)."""
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = bounded(3, at_least=0)
     """Keep only the newest K step checkpoints (best.pt is kept apart)."""
     save_replay: bool = False
     """Put replay buffers in checkpoints, so a resumed run continues exactly (large on Atari)."""
     capture_video: bool = False
     """Record the first evaluation episode of each evaluation to videos/ as MP4."""
-    log_every: int = 1_000
+    log_every: int = bounded(1_000, at_least=0)
     """Write losses and throughput to metrics.jsonl every this many steps."""
-    max_episode_steps: int = 0
+    max_episode_steps: int = bounded(0, at_least=0)
     """Cut episodes after this many env steps (0: the env's own limit)."""
     track: bool = False
     """Log to Weights & Biases (online when logged in, else offline under the run dir)."""

@@ -37,6 +37,7 @@ from toolkit.config import (
 from toolkit.errors import ToolkitError, plugin_error, unknown_name
 from toolkit.interfaces import ChecksSpec, DataContext, DataSpec, EnvContext, EnvSpec, ResolvedEnv
 from toolkit.plugins import Entry, Registry, get_registry
+from toolkit.ranges import check_ranges
 
 # Run options added after algorithms could have had a field of the same name: an algorithm
 # that still defines one keeps working (its field gets the run option's value), with a warning.
@@ -219,7 +220,8 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
     for shared in SHARED_SINCE_0_2 & {f.name for f in fields_of(cls.Config)}:
         values["algo"][shared] = getattr(run, shared)
     algo_config = build(cls.Config, values["algo"])
-    check_run(run)
+    check_ranges(run)
+    check_ranges(algo_config)
     validate_names(algo_config, registry)
     for name in _logger_names(run):
         registry.get("logger", name)
@@ -277,12 +279,8 @@ def _logger_names(run: RunConfig) -> list[str]:
 
 
 def check_run(run: RunConfig) -> None:
-    for name in ("steps", "n_envs", "eval_episodes"):
-        if getattr(run, name) < 1:
-            raise ToolkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(run, name)}")
-    for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "log_every", "max_episode_steps", "threads"):
-        if getattr(run, name) < 0:
-            raise ToolkitError(f"--{name.replace('_', '-')} must not be negative, got {getattr(run, name)}")
+    """The run options' declared ranges (kept for callers of the former name)."""
+    check_ranges(run)
 
 
 def resolve_device(device: str) -> str:

@@ -121,6 +121,9 @@ def build_world(p: Plan) -> World:
         from toolkit.datasets import load_dataset
 
         data, _ = load_dataset(run.data, "train", run.seed, run.data_dir or None)
+        batch_size = p.algo_config.batch_size if isinstance(p.algo_config, BatchSizeConfig) else DEFAULT_BATCH_SIZE
+        if batch_size > len(data):
+            raise ToolkitError(f"--batch-size {batch_size} is more than the {len(data):,} samples of '{run.data}'")
         algorithm = construct(p, data_context(p, data.shape[1:], len(data)))
         held_out = None
         if isinstance(algorithm, EvaluatesHeldOut):

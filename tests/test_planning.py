@@ -32,13 +32,42 @@ REFUSED_STARTS = [
     (["random", "--env", "no_such_module_here:Thing-v0"], "cannot import module 'no_such_module_here'"),
     (["random", "--stepz", "10"], "unknown option '--stepz'"),
     (["random", "--steps", "ten"], "is not an integer"),
-    (["random", "--steps", "0"], "--steps must be at least 1"),
-    (["random", "--threads", "-1"], "--threads must not be negative"),
+    (["random", "--steps", "0"], "--steps must be >= 1, got 0"),
+    (["random", "--threads", "-1"], "--threads must be >= 0, got -1"),
     (["dqn", "--replay", "prioritised"], "unknown sampler 'prioritised'"),
     (["dqn", "--preset", "nature2051"], "unknown preset 'nature2051'"),
     (["random", "--device", "mps"], "MPS is not available"),
     (["random", "--config", "no-such-file.toml"], "does not exist"),
     (["gan", "--data", "digitz"], "unknown dataset 'digitz'"),
+    # values out of their declared ranges (the reliability issue's list), refused before anything starts
+    (["random", "--seed", "-1"], "--seed must be >= 0"),
+    (["random", "--seed", str(2**64)], "--seed must be >= 0 and <= 4294967295"),
+    (["dqn", "--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
+    (["dqn", "--learning-rate", "-1"], "--learning-rate must be > 0, got -1"),
+    (["dqn", "--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
+    (["dqn", "--buffer-size", "0"], "--buffer-size must be >= 1, got 0"),
+    (["dqn", "--train-frequency", "0"], "--train-frequency must be >= 1"),
+    (["dqn", "--hidden", "-3"], "--hidden must be >= 1, got -3"),
+    (["dqn", "--hidden", "64,0"], "--hidden must be >= 1, got 0"),
+    (["dqn", "--exploration-fraction", "nan"], "--exploration-fraction must be a finite number"),
+    (["dqn", "--gamma", "nan"], "--gamma must be a finite number"),
+    (["dqn", "--gamma", "1.5"], "--gamma must be >= 0 and <= 1, got 1.5"),
+    (["dqn", "--tau", "nan"], "--tau must be a finite number"),
+    (["dqn", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["dqn", "--rmsprop-alpha", "2"], "--rmsprop-alpha must be >= 0 and < 1, got 2"),
+    (["dqn", "--n-step", "0"], "--n-step must be >= 1"),
+    (["dqn", "--target-update-interval", "-1"], "--target-update-interval must be >= 0"),
+    (["dqn", "--gradient-steps", "0"], "--gradient-steps must be >= 1, or -1"),
+    (["dqn", "--learning-starts", "-10"], "--learning-starts must be >= 0"),
+    (["dqn", "--max-grad-norm", "nan"], "--max-grad-norm must be a finite number"),
+    (["dqn", "--exploration-initial", "5"], "--exploration-initial must be >= 0 and <= 1, got 5"),
+    (["dqn", "--replay", "prioritized:eps=nan"], "eps must be a finite number > 0"),
+    (["dqn", "--replay", "prioritized:eps=-1"], "eps must be a finite number > 0"),
+    (["vae", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["vae", "--batch-size", "100000"], "--batch-size 100000 is more than the 1,437 samples of 'digits'"),
+    (["trpo", "--env", "CartPole-v1", "--max-kl", "0"], "--max-kl must be > 0"),
+    (["hdqn", "--env", "toolkit/KeyDoor-v0", "--controller-gamma", "2"], "--controller-gamma must be >= 0 and <= 1"),
+    (["svg0", "--env", "Pendulum-v1", "--tau", "0"], "--tau must be > 0 and <= 1"),
 ]
 
 
@@ -223,3 +252,20 @@ def test_training_into_a_directory_with_metrics_but_no_config_is_refused(tmp_pat
     assert "already holds a run (metrics.jsonl)" in capsys.readouterr().err
     assert (run_dir / "metrics.jsonl").read_text() == '{"step": 1}\n' and sorted(p.name for p in run_dir.iterdir()) == [
         "metrics.jsonl"]
+
+
+@pytest.mark.parametrize("toml, phrase", [("[algo]\nlearning_rate = nan\n", "--learning-rate must be a finite number"),
+                                          ("[algo]\ngamma = 2.0\n", "--gamma must be >= 0 and <= 1, got 2"),
+                                          ("[run]\nseed = -5\n", "--seed must be >= 0")])
+def test_ranges_hold_for_config_files_too(toml, phrase, tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text(toml)
+    run_dir = tmp_path / "run"
+    assert main(["train", "dqn", "--config", str(tmp_path / "bad.toml"), "--run-dir", str(run_dir)]) == 2
+    assert phrase in capsys.readouterr().err and not run_dir.exists()
+
+
+def test_help_shows_each_option_s_valid_range(capsys):
+    main(["train", "dqn", "--help"])
+    out = capsys.readouterr().out
+    assert "--learning-rate FLOAT  [default: 0.0001; > 0]" in out
+    assert "--gamma FLOAT  [default: 0.99; >= 0 and <= 1]" in out and "--seed INT  [default: 1; >= 0" in out

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN
@@ -36,45 +36,45 @@ from toolkit.schedules import linear
 class DQNConfig:
     """Hyperparameters of DQN. Defaults are SB3's; presets give the papers' and tuned values."""
 
-    learning_rate: float = 1e-4
+    learning_rate: float = bounded(1e-4, above=0)
     """Optimizer step size."""
     optimizer: Literal["adam", "rmsprop"] = "adam"
     """adam, or rmsprop as in the papers (centered, with rmsprop_alpha and optimizer_eps)."""
-    rmsprop_alpha: float = 0.95
+    rmsprop_alpha: float = bounded(0.95, at_least=0, below=1)
     """RMSProp's squared-gradient decay (the Nature paper's 'gradient momentum')."""
-    optimizer_eps: float = 1e-8
+    optimizer_eps: float = bounded(1e-8, above=0)
     """Denominator epsilon of Adam / RMSProp (Nature: 0.01, its 'min squared gradient')."""
-    buffer_size: int = 100_000
+    buffer_size: int = bounded(100_000, at_least=1)
     """Replay capacity in transitions."""
-    learning_starts: int = 1_000
+    learning_starts: int = bounded(1_000, at_least=0)
     """Env steps of experience collected before the first update."""
-    batch_size: int = 32
+    batch_size: int = bounded(32, at_least=1)
     """Transitions per gradient step."""
-    gamma: float = 0.99
+    gamma: float = bounded(0.99, at_least=0, at_most=1)
     """Discount factor."""
-    n_step: int = 1
+    n_step: int = bounded(1, at_least=1)
     """Length of the bootstrapped return r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n max Q."""
-    train_frequency: int = 4
+    train_frequency: int = bounded(4, at_least=1)
     """Env steps (summed over envs) between training phases."""
-    gradient_steps: int = 1
+    gradient_steps: int = bounded(1, at_least=-1)
     """Gradient steps per training phase (-1: as many as env steps since the last phase)."""
-    target_update_interval: int = 10_000
+    target_update_interval: int = bounded(10_000, at_least=0)
     """Env steps between target-network updates; 0 means no target network (NIPS 2013)."""
-    tau: float = 1.0
+    tau: float = bounded(1.0, above=0, at_most=1)
     """Target update rate: 1 copies the online network (hard update), < 1 is Polyak averaging."""
     loss: Literal["huber", "mse"] = "huber"
     """huber clips the TD error's gradient to [-1, 1] as in the Nature paper; mse is the 2013 loss."""
-    max_grad_norm: float = 10.0
+    max_grad_norm: float = bounded(10.0, at_least=0)
     """Clip the global gradient norm to this (0: no clipping)."""
-    exploration_initial: float = 1.0
+    exploration_initial: float = bounded(1.0, at_least=0, at_most=1)
     """Epsilon at the first step."""
-    exploration_final: float = 0.05
+    exploration_final: float = bounded(0.05, at_least=0, at_most=1)
     """Epsilon after the decay."""
-    exploration_fraction: float = 0.1
+    exploration_fraction: float = bounded(0.1, at_least=0, at_most=1)
     """Fraction of the run over which epsilon decays linearly (used when exploration_steps is 0)."""
-    exploration_steps: int = 0
+    exploration_steps: int = bounded(0, at_least=0)
     """Env steps over which epsilon decays linearly; overrides exploration_fraction when > 0."""
-    eval_epsilon: float = 0.0
+    eval_epsilon: float = bounded(0.0, at_least=0, at_most=1)
     """Epsilon of the evaluation policy (Atari presets: 0.001, so a stuck agent still moves)."""
     double: bool = False
     """Double DQN: the online network picks the next action, the target network values it."""
@@ -82,7 +82,7 @@ class DQNConfig:
     """Dueling heads: Q = V + A - mean(A)."""
     network: Literal["auto", "nature", "nips2013", "mlp"] = "auto"
     """auto: the Nature CNN for image observations, an MLP otherwise."""
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden layer widths of the MLP."""
     replay: str = field(default="uniform", metadata={"registry": "sampler"})
     """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
@@ -378,6 +378,8 @@ class DQN:
         """Refuse, before anything is created, what DQN cannot train: continuous actions, a CNN
         on observations that are not image stacks."""
         check_q_learning_spaces(config, spec, "dqn")
+        if config.gradient_steps == 0:
+            raise ToolkitError("--gradient-steps must be >= 1, or -1 (as many as env steps since the last phase)")
 
     def __init__(self, config: DQNConfig, context: EnvContext) -> None:
         self.config = config

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from toolkit.config import bounded
 from toolkit.interfaces import DataContext
 
 from toolkit_gan.metrics import sample_metrics
@@ -25,21 +26,21 @@ EVAL_SAMPLES = 2_500
 class GeneratorConfig:
     """Fields every GAN-family trainer has."""
 
-    batch_size: int = 64
+    batch_size: int = bounded(64, at_least=1)
     """Real samples per update."""
-    latent_dim: int = 64
+    latent_dim: int = bounded(64, at_least=1)
     """Dimension of the generator's Gaussian noise z."""
     architecture: Literal["mlp", "conv"] = "mlp"
     """``mlp`` (any data) or ``conv`` (DCGAN-style stacks; images only)."""
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = bounded((256, 256), at_least=1)
     """Hidden widths of the MLP networks."""
-    width: int = 64
+    width: int = bounded(64, at_least=1)
     """Channels of the discriminator's first convolution (the generator mirrors it)."""
     norm: Norm = "none"
     """Normalisation of hidden layers: batch, weight (weight normalisation), layer, or none."""
-    learning_rate: float = 2e-4
+    learning_rate: float = bounded(2e-4, above=0)
     """Adam step size of the discriminator (or critic)."""
-    generator_learning_rate: float = 0.0
+    generator_learning_rate: float = bounded(0.0, at_least=0)
     """Adam step size of the generator; 0 = the same as ``learning_rate``."""
     betas: tuple[float, float] = (0.5, 0.999)
     """Adam's (beta1, beta2); DCGAN's beta1 = 0.5 steadies training."""

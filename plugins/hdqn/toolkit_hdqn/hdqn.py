@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.loops import step_info
@@ -46,38 +46,38 @@ from toolkit_dqn.dqn import DQNConfig, QLearner, TDUpdate, build_q_network, chec
 class HDQNConfig:
     """Hyperparameters of h-DQN; the Atari preset follows the paper's Montezuma settings."""
 
-    learning_rate: float = 1e-3
+    learning_rate: float = bounded(1e-3, above=0)
     """Adam step size of both Q-networks."""
-    batch_size: int = 32
+    batch_size: int = bounded(32, at_least=1)
     """Transitions per gradient step, for each level."""
-    gamma: float = 0.99
+    gamma: float = bounded(0.99, at_least=0, at_most=1)
     """Discount of the meta-controller (it bootstraps with gamma^N after N steps), and of the controller unless set."""
-    controller_gamma: float = 0.0
+    controller_gamma: float = bounded(0.0, at_least=0, at_most=1)
     """Discount of the controller (0: gamma). With gamma 0.99 the values of neighbouring cells
     differ by ~1%, below the noise of the fit in a small gridworld; 0.9 makes them 10% apart."""
-    controller_buffer_size: int = 1_000_000
+    controller_buffer_size: int = bounded(1_000_000, at_least=1)
     """Controller replay D1 capacity (transitions)."""
-    meta_buffer_size: int = 50_000
+    meta_buffer_size: int = bounded(50_000, at_least=1)
     """Meta-controller replay D2 capacity (options)."""
     controller_replay: str = "uniform"
     """Sampler of D1: uniform, prioritized or rank."""
     meta_replay: str = "uniform"
     """Sampler of D2: uniform, prioritized or rank."""
-    learning_starts: int = 1_000
+    learning_starts: int = bounded(1_000, at_least=0)
     """Env steps before the first update."""
-    train_frequency: int = 1
+    train_frequency: int = bounded(1, at_least=1)
     """Env steps (summed over envs) between gradient steps of each level."""
-    target_update_interval: int = 1_000
+    target_update_interval: int = bounded(1_000, at_least=1)
     """Env steps between target-network copies (both levels)."""
-    pretrain_steps: int = 0
+    pretrain_steps: int = bounded(0, at_least=0)
     """Phase one: env steps during which goals are random and only the controller learns."""
-    controller_exploration_steps: int = 50_000
+    controller_exploration_steps: int = bounded(50_000, at_least=0)
     """Env steps over which the controller's epsilon goes from 1.0 to exploration_final."""
-    meta_exploration_steps: int = 50_000
+    meta_exploration_steps: int = bounded(50_000, at_least=0)
     """Env steps after pretraining over which the meta-controller's epsilon goes to exploration_final."""
-    exploration_final: float = 0.1
+    exploration_final: float = bounded(0.1, at_least=0, at_most=1)
     """Final epsilon of both levels."""
-    max_option_steps: int = 0
+    max_option_steps: int = bounded(0, at_least=0)
     """End an option after this many steps even if its goal is not reached (0: never)."""
     intrinsic_reward: float = 1.0
     """The critic's reward to the controller when its goal is reached."""
@@ -85,15 +85,15 @@ class HDQNConfig:
     """TD loss; the paper minimises squared errors."""
     double: bool = False
     """Double DQN targets at both levels (van Hasselt et al. 2016)."""
-    max_grad_norm: float = 0.0
+    max_grad_norm: float = bounded(0.0, at_least=0)
     """Clip each level's global gradient norm to this (0: no clipping, as in the paper)."""
     amp: bool = False
     """Run both levels' network passes in bfloat16 autocast (AMX CPUs, GPUs)."""
     network: Literal["auto", "nature", "mlp"] = "auto"
     """auto: the Nature CNN for frame stacks, an MLP otherwise."""
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden widths of the MLPs."""
-    eval_epsilon: float = 0.0
+    eval_epsilon: float = bounded(0.0, at_least=0, at_most=1)
     """Epsilon of both levels during evaluation."""
 
 

@@ -134,8 +134,10 @@ class ProportionalSampler:
     """P(i) proportional to (|delta_i| + eps)^alpha, through a sum tree."""
 
     def __init__(self, capacity: int, alpha: float = 0.6, beta0: float = 0.4, eps: float = 1e-6) -> None:
-        if not 0 <= alpha <= 1 or not 0 <= beta0 <= 1:
+        if not 0 <= alpha <= 1 or not 0 <= beta0 <= 1:  # also false for NaN
             raise ValueError("alpha and beta0 must lie in [0, 1]")
+        if not 0 < eps < float("inf"):
+            raise ValueError(f"eps must be a finite number > 0, got {eps}")
         self.alpha, self.beta0, self.eps = alpha, beta0, eps
         self.tree = SumTree(capacity)
         self.max_priority = 1.0  # of |delta| + eps, before the exponent
@@ -191,8 +193,10 @@ class RankSampler:
     """
 
     def __init__(self, capacity: int, alpha: float = 0.7, beta0: float = 0.5, resort_fraction: float = 0.01) -> None:
-        if not 0 <= alpha <= 1 or not 0 <= beta0 <= 1:
+        if not 0 <= alpha <= 1 or not 0 <= beta0 <= 1:  # also false for NaN
             raise ValueError("alpha and beta0 must lie in [0, 1]")
+        if not 0 < resort_fraction <= 1:
+            raise ValueError(f"resort_fraction must lie in (0, 1], got {resort_fraction}")
         self.alpha, self.beta0, self.resort_fraction = alpha, beta0, resort_fraction
         self.priority = np.zeros(capacity)  # |delta| per slot
         self.valid = np.zeros(capacity, dtype=bool)

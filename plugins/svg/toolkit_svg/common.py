@@ -36,7 +36,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp
@@ -48,40 +48,40 @@ from toolkit.vec_env import spec_of
 class SVGConfig:
     """Hyperparameters of SVG(0), SVG(1)-ER and SVG(inf)."""
 
-    learning_rate: float = 3e-4
+    learning_rate: float = bounded(3e-4, above=0)
     """Adam step size of the policy."""
-    critic_learning_rate: float = 1e-3
+    critic_learning_rate: float = bounded(1e-3, above=0)
     """Adam step size of Q (SVG(0)) or V (SVG(1))."""
-    model_learning_rate: float = 1e-3
+    model_learning_rate: float = bounded(1e-3, above=0)
     """Adam step size of the dynamics and reward models (SVG(1), SVG(inf))."""
-    buffer_size: int = 1_000_000
+    buffer_size: int = bounded(1_000_000, at_least=1)
     """Replay capacity in transitions (SVG(inf) uses replay only to fit the model)."""
-    learning_starts: int = 1_000
+    learning_starts: int = bounded(1_000, at_least=0)
     """Env steps collected before the first update."""
-    batch_size: int = 256
+    batch_size: int = bounded(256, at_least=1)
     """Replayed transitions per gradient step."""
-    gradient_steps: int = 1
+    gradient_steps: int = bounded(1, at_least=1)
     """Gradient steps of every learned part per env step (summed over envs)."""
-    gamma: float = 0.99
+    gamma: float = bounded(0.99, at_least=0, at_most=1)
     """Discount factor."""
-    tau: float = 0.005
+    tau: float = bounded(0.005, above=0, at_most=1)
     """Polyak rate of the target critic."""
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = bounded((256, 256), at_least=1)
     """Hidden widths of the policy, critic, model and reward MLPs."""
     log_std_bounds: tuple[float, float] = (-5.0, 1.0)
     """Clamp of the policy's state-dependent log sigma(s)."""
-    episode_gradient_steps: int = 5
+    episode_gradient_steps: int = bounded(5, at_least=0)
     """SVG(inf): policy steps taken on each finished episode (the noise is re-inferred before each)."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = bounded(1.0, at_least=0)
     """SVG(inf): clip the norm of the policy gradient to this (0: no clipping); back-propagation
     through a whole episode of a chaotic system gives gradients from 10 to 1e5 (Pendulum)."""
-    entropy_coef: float = 0.0
+    entropy_coef: float = bounded(0.0, at_least=0)
     """Weight of a Gaussian entropy bonus (sum of log sigma) in the policy loss."""
-    importance_clip: float = 5.0
+    importance_clip: float = bounded(5.0, above=0)
     """c in the truncated importance weight min(pi_theta(a|s) / pi_old(a|s), c) of replayed samples."""
     reward: Literal["learned", "known"] = "learned"
     """learned: a reward model r(s, a) fit on replay; known: the env's differentiable reward (Pendulum-v1)."""
-    model_error: float = 0.0
+    model_error: float = bounded(0.0, at_least=0)
     """Perturb the learned model's mean by model_error * W [s; a] with a fixed random W, to
     study robustness to model error (0: the model as learned)."""
     replay: str = "uniform"

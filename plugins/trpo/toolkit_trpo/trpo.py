@@ -28,7 +28,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp as core_mlp
@@ -39,29 +39,29 @@ from toolkit.rollout import RolloutStorage
 class TRPOConfig:
     """Hyperparameters of TRPO; defaults are sb3-contrib's."""
 
-    n_steps: int = 2048
+    n_steps: int = bounded(2048, at_least=1)
     """Env steps per env in each rollout (a rollout has n_steps * n_envs transitions)."""
-    gamma: float = 0.99
+    gamma: float = bounded(0.99, at_least=0, at_most=1)
     """Discount factor."""
-    gae_lambda: float = 0.95
+    gae_lambda: float = bounded(0.95, at_least=0, at_most=1)
     """GAE lambda: 0 is one-step TD advantages, 1 is Monte-Carlo returns."""
-    max_kl: float = 0.01
+    max_kl: float = bounded(0.01, above=0)
     """delta: the bound on the mean KL(pi_old || pi_new) of one update."""
-    cg_iterations: int = 15
+    cg_iterations: int = bounded(15, at_least=1)
     """Conjugate-gradient iterations for the step direction."""
-    cg_damping: float = 0.1
+    cg_damping: float = bounded(0.1, at_least=0)
     """Damping added to the Fisher matrix (F + damping * I)."""
-    line_search_steps: int = 10
+    line_search_steps: int = bounded(10, at_least=1)
     """Backtracking steps before giving up on an update."""
-    line_search_shrink: float = 0.8
+    line_search_shrink: float = bounded(0.8, above=0, below=1)
     """Factor applied to the step at each backtracking step."""
-    critic_learning_rate: float = 1e-3
+    critic_learning_rate: float = bounded(1e-3, above=0)
     """Adam step size of the value function."""
-    critic_epochs: int = 10
+    critic_epochs: int = bounded(10, at_least=0)
     """Passes over the rollout to fit the value function."""
-    critic_batch_size: int = 128
+    critic_batch_size: int = bounded(128, at_least=1)
     """Minibatch size of the value-function fit."""
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden widths of the policy and value MLPs (tanh)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian policies (state-independent, learned)."""

@@ -32,7 +32,7 @@ import torch
 from scipy.stats import norm as standard_normal
 from torch import nn
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import DataContext
 from toolkit.nn import mlp
@@ -56,39 +56,39 @@ EVAL_CHUNK = 100
 class VAEConfig:
     """VAE hyperparameters; the defaults are the IWAE paper's one-stochastic-layer MNIST model."""
 
-    batch_size: int = 100
+    batch_size: int = bounded(100, at_least=1)
     """Examples per update."""
-    latent_dim: int = 50
+    latent_dim: int = bounded(50, at_least=1)
     """Dimension of z."""
     architecture: Literal["mlp", "conv"] = "mlp"
     """``mlp`` (any data) or ``conv`` (images whose side is divisible by 4)."""
-    hidden: tuple[int, ...] = (200, 200)
+    hidden: tuple[int, ...] = bounded((200, 200), at_least=1)
     """Hidden widths of the MLP encoder and decoder (tanh in the paper; ReLU here)."""
-    width: int = 32
+    width: int = bounded(32, at_least=1)
     """Channels of the first convolution (conv architecture)."""
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     """p(x | z): Bernoulli for binary pixels, Gaussian with a learned per-dimension variance."""
     binarize: Literal["stochastic", "threshold", "none"] = "stochastic"
     """How data become binary for the Bernoulli likelihood: sampled afresh each batch (the held-out
     split once, with a fixed seed), thresholded at 0.5, or left alone."""
-    learning_rate: float = 1e-3
+    learning_rate: float = bounded(1e-3, above=0)
     """Adam step size."""
-    beta: float = 1.0
+    beta: float = bounded(1.0, at_least=0)
     """Weight of the KL term (beta-VAE; 1 = the ELBO)."""
-    kl_anneal_updates: int = 0
+    kl_anneal_updates: int = bounded(0, at_least=0)
     """Ramp the KL weight linearly from 0 to beta over this many updates; 0 = off."""
-    free_bits: float = 0.0
+    free_bits: float = bounded(0.0, at_least=0)
     """lambda of free bits, in nats per latent dimension (per latent space with a flow); 0 = off."""
     flow: Literal["none", "planar", "radial"] = "none"
     """Normalizing flow on the posterior; pair it with ``--kl-anneal-updates`` as the paper does
     (its one-sample KL estimate lets training settle in posterior collapse otherwise)."""
-    flow_length: int = 10
+    flow_length: int = bounded(10, at_least=1)
     """Number of flow maps K."""
-    importance_samples: int = 1
+    importance_samples: int = bounded(1, at_least=1)
     """k of the training bound; k > 1 trains on the IWAE bound."""
-    eval_importance_samples: int = 1000
+    eval_importance_samples: int = bounded(1000, at_least=1)
     """Samples of the held-out NLL estimate (5,000 matches the papers)."""
-    eval_examples: int = 1000
+    eval_examples: int = bounded(1000, at_least=1)
     """Held-out examples in each evaluation (0 = all)."""
 
 
@@ -307,7 +307,7 @@ class ConvVAE(VAE):
 class IWAEConfig(VAEConfig):
     """IWAE: the VAE trained on the k-sample importance-weighted bound."""
 
-    importance_samples: int = 5
+    importance_samples: int = bounded(5, at_least=1)
     """k of the training bound (Burda et al. report k = 5 and 50)."""
 
 
