@@ -45,19 +45,45 @@ def _json_number(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Drop the lines written after ``last_step`` (by a run that was killed after its last
-    checkpoint), so a resumed run appends exactly what an uninterrupted run would have."""
+def read_metric_lines(run_dir: Path) -> list[str]:
+    """The lines of ``metrics.jsonl``, each checked to be a JSON object with a ``step``. Only the
+    last line may be broken (cut short by a kill); a broken line anywhere else, or a file that
+    is not UTF-8, is a one-line error naming it: a resume must not drop data silently."""
+    from toolkit.errors import ToolkitError
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ToolkitError(f"{path} is not UTF-8 text (byte {exc.start}); it was not written by toolkit") from None
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {path}: {exc.strerror or exc}") from None
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("no integer step")
+        except ValueError:
+            if number == len(lines):
+                break  # cut short by the kill that ended the run
+            raise ToolkitError(f"{path} line {number} is not a metrics record ({line[:60]!r}); fix or remove "
+                               "that line, then resume") from None
+        kept.append(line)
+    return kept
+
+
+def truncate_metrics(run_dir: Path, last_step: int, lines: list[str] | None = None) -> None:
+    """Keep the lines up to ``last_step`` (a run killed after its last checkpoint wrote more),
+    so a resumed run appends exactly what an uninterrupted run would have. ``lines``: the
+    already-checked lines of ``read_metric_lines``."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= last_step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by the kill
+    lines = read_metric_lines(run_dir) if lines is None else lines
+    kept = [line for line in lines if json.loads(line)["step"] <= last_step]
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

@@ -77,6 +77,9 @@ def start_resume(run_dir: str | Path, steps: int | None = None) -> Run:
     if steps is not None:
         flags["steps"] = steps
     p = plan(algo, flags, config_file=config_path)
+    from toolkit.loggers import read_metric_lines
+
+    read_metric_lines(run_dir)  # a corrupt metrics file is refused before anything is touched
     if p.run.steps <= state["step"]:
         finished = "the run finished: it is" if rundir.read_status(run_dir).get("status") == "finished" else "the run is"
         raise ToolkitError(f"{finished} already at step {state['step']} of {p.run.steps}; pass --steps N "

@@ -269,3 +269,21 @@ def test_help_shows_each_option_s_valid_range(capsys):
     out = capsys.readouterr().out
     assert "--learning-rate FLOAT  [default: 0.0001; > 0]" in out
     assert "--gamma FLOAT  [default: 0.99; >= 0 and <= 1]" in out and "--seed INT  [default: 1; >= 0" in out
+
+
+def test_resume_refuses_a_corrupt_metrics_line_before_touching_anything(tmp_path, capsys):
+    from conftest import snapshot
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "random", "--env", "toolkit/Identity-v0", "--steps", "200", "--eval-every", "0",
+                 "--eval-episodes", "1", "--log-every", "50", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    lines[1] = "this is not json"
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    before = snapshot(run_dir)
+    assert main(["resume", str(run_dir), "--steps", "400"]) == 2
+    assert f"{run_dir / 'metrics.jsonl'} line 2 is not a metrics record" in capsys.readouterr().err
+    assert snapshot(run_dir) == before
+    (run_dir / "metrics.jsonl").write_bytes(b"\xff\xfe garbage\n")
+    assert main(["resume", str(run_dir), "--steps", "400"]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
