@@ -43,8 +43,12 @@ class Transition(NamedTuple):
 
 def final_step_info(transition: Transition, key: str) -> np.ndarray:
     """Deprecated alias of ``toolkit.loops.step_info`` (autoreset knowledge lives in the loops)."""
+    import warnings
+
     from toolkit.loops import step_info
 
+    warnings.warn("toolkit.interfaces.final_step_info is deprecated; use toolkit.loops.step_info",
+                  DeprecationWarning, stacklevel=2)
     return step_info(transition, key)
 
 

@@ -178,11 +178,7 @@ def time_limit(env: Any, max_episode_steps: int) -> Any:
 
 
 def _find_wrapper(env: Any, wrapper_class: type) -> Any:
-    while env is not None:
-        if isinstance(env, wrapper_class):
-            return env
-        env = getattr(env, "env", None)
-    return None
+    return next((layer for layer in _layers(env) if isinstance(layer, wrapper_class)), None)
 
 
 def _has_wrapper(env: Any, wrapper_class: type) -> bool:

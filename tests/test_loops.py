@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from toolkit.loops import Periodic, data_loop, env_loop, iterate_batches
 from toolkit.vec_env import make_vec_env
@@ -125,3 +126,13 @@ def test_batches_resume_exactly_where_they_stopped():
     resumed = iterate_batches(data, 8, seed=3, start=13)
     for batch in expected[13:]:
         np.testing.assert_array_equal(next(resumed), batch)
+
+
+def test_final_step_info_still_works_with_a_deprecation_warning():
+    from toolkit.interfaces import Transition, final_step_info
+
+    flags = np.array([False, True])
+    infos = {"k": np.array([1, 9]), "final_info": {"k": np.array([0, 5])}, "_final_info": flags}
+    t = Transition(np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2, bool), flags, infos)
+    with pytest.warns(DeprecationWarning, match="toolkit.loops.step_info"):
+        np.testing.assert_array_equal(final_step_info(t, "k"), [1, 5])
