@@ -205,6 +205,17 @@ def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm n
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    from toolkit.signals import Interrupted, interrupt_on_signals
+
+    try:
+        with interrupt_on_signals():
+            return _main(argv)
+    except Interrupted as exc:  # before training started (a signal during it checkpoints first)
+        print(f"error: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signal
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         _registry().call_commands(app)
         status = app(args=argv, prog_name="toolkit", standalone_mode=False)

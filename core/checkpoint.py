@@ -64,8 +64,10 @@ def save(state: dict[str, Any], path: str | Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # name the file a full disk refused
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -75,8 +77,14 @@ def save(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint without executing code; a corrupt or truncated file is a one-line error."""
+# What every checkpoint holds, and what resuming needs besides, with the type of each entry.
+ENTRIES = {"algorithm": str, "step": int, "config": dict, "state": dict}
+RESUME_ENTRIES = {"rng": dict, "logger": dict}
+
+
+def load(path: str | Path, entries: dict[str, type] | None = None) -> dict[str, Any]:
+    """Read a checkpoint without executing code; a corrupt or truncated file, or one missing
+    one of ``entries`` (name: type, e.g. ``ENTRIES`` for a run's checkpoint), is a one-line error."""
     import torch
 
     path = Path(path)
@@ -96,7 +104,20 @@ def load(path: str | Path) -> dict[str, Any]:
         raise ToolkitError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise ToolkitError(f"{path} is not a toolkit checkpoint (format {FORMAT_VERSION})")
+    check_entries(state, path, entries or {})
     return from_storable(state)
+
+
+def check_entries(state: dict[str, Any], path: Path, entries: dict[str, type]) -> None:
+    """Each entry present with its type (a step is a non-negative integer), else a one-line error."""
+    for key, kind in entries.items():
+        if key not in state:
+            raise ToolkitError(f"checkpoint {path} has no '{key}' entry: it is incomplete or was not written by "
+                               "a toolkit run")
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and (isinstance(value, bool) or value < 0)):
+            raise ToolkitError(f"checkpoint {path}: '{key}' is {type(value).__name__} {str(value)[:40]!r}, "
+                               f"expected {'a non-negative integer' if kind is int else kind.__name__}")
 
 
 def _first_line(exc: BaseException) -> str:

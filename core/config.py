@@ -76,6 +76,8 @@ class RunConfig:
     """W&B group, e.g. to gather the seeds of one experiment."""
     wandb_tags: tuple[str, ...] = ()
     """W&B tags, comma-separated."""
+    wandb_timeout: float = bounded(15.0, above=0)
+    """Seconds to wait for the W&B server at start-up before logging offline instead."""
     loggers: str = ""
     """Extra loggers registered by plugins, comma-separated."""
     progress: bool = True

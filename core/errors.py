@@ -30,6 +30,16 @@ class NonFiniteError(Exception):
         self.what, self.step = what, step
 
 
+class FailedAt(Exception):
+    """Something outside the algorithm failed at ``step`` (the env while stepping, an
+    evaluation), after the algorithm's state had reached that step: an emergency checkpoint
+    of it is consistent. The original exception is ``__cause__``."""
+
+    def __init__(self, what: str, step: int) -> None:
+        super().__init__(f"{what} failed at step {step:,}")
+        self.what, self.step = what, step
+
+
 def closest(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
     """The valid names nearest to a mistyped one (case-insensitive), best first."""
     by_lower: dict[str, str] = {}

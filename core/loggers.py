@@ -24,20 +24,33 @@ class JsonlLogger:
     """Appends to ``metrics.jsonl`` in the run directory (a resumed run keeps appending)."""
 
     def __init__(self, run_dir: Path, config: dict[str, Any] | None = None) -> None:
-        self.file = open(Path(run_dir) / "metrics.jsonl", "a", buffering=1 << 16)
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.file = open(self.path, "a", buffering=1 << 16)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, **{k: _json_number(v) for k, v in metrics.items()}}
-        self.file.write(json.dumps(record) + "\n")
+        self._write(json.dumps(record) + "\n")
 
     def log_media(self, step: int, media: dict[str, str]) -> None:
-        self.file.write(json.dumps({"step": step, **{f"{k}_path": v for k, v in media.items()}}) + "\n")
+        self._write(json.dumps({"step": step, **{f"{k}_path": v for k, v in media.items()}}) + "\n")
+
+    def _write(self, line: str) -> None:
+        try:
+            self.file.write(line)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def flush(self) -> None:
-        self.file.flush()
+        try:
+            self.file.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # what did not fit was reported when it was written
 
 
 def _json_number(value: Any) -> Any:
@@ -140,18 +153,26 @@ class WandbLogger:
         self.mode = os.environ.get("WANDB_MODE") or ("online" if _wandb_logged_in() else "offline")
         run_config = config.get("run", {})
         tags = [t for t in run_config.get("wandb_tags", ()) if t]
+        timeout = float(run_config.get("wandb_timeout", 15.0))
+        init = dict(project=run_config.get("wandb_project") or "toolkit", entity=run_config.get("wandb_entity") or None,
+                    group=run_config.get("wandb_group") or None, tags=tags or None, name=run_dir.name, id=run_id,
+                    resume="allow", dir=str(run_dir), config=config)
         try:
-            self.run = wandb.init(
-                project=run_config.get("wandb_project") or "toolkit",
-                entity=run_config.get("wandb_entity") or None,
-                group=run_config.get("wandb_group") or None, tags=tags or None,
-                name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir), config=config,
-                mode=self.mode, settings=wandb.Settings(silent=True, console="off"),
-            )
+            try:
+                self.run = wandb.init(**init, mode=self.mode,
+                                      settings=wandb.Settings(silent=True, console="off", init_timeout=timeout))
+            except wandb.errors.CommError as exc:  # the server did not answer in time: log offline instead
+                if self.mode == "offline":
+                    raise
+                self.warn(f"W&B did not answer within {timeout:g} s ({str(exc).splitlines()[0][:120]}); "
+                          "logging offline instead")
+                self.mode = "offline"
+                wandb.teardown()  # the failed start still holds the run id
+                self.run = wandb.init(**init, mode="offline", settings=wandb.Settings(silent=True, console="off"))
             # Every panel uses env steps (or updates) as its x-axis.
             self.run.define_metric("global_step")
             self.run.define_metric("*", step_metric="global_step")
-        except Exception as exc:  # no network, bad key, quota: keep training without W&B
+        except Exception as exc:  # a bad key, quota, a broken install: keep training without W&B
             self._fail(exc)
         if self.run is not None and self.mode == "offline":
             self.warn(f"W&B is offline; upload later with: wandb sync {run_dir / 'wandb'}/offline-run-*")
@@ -226,8 +247,25 @@ class RunLogger:
         self.sps = 0.0
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        for logger in self.loggers:
-            logger.log(step, metrics)
+        self._each("log", step, metrics)
+
+    def _each(self, method: str, *args: Any) -> None:
+        for logger in list(self.loggers):
+            self._call(logger, method, *args)
+
+    def _call(self, logger: Logger, method: str, *args: Any) -> None:
+        """``logger.method(*args)``. A logger that raises is disabled with a warning and training
+        goes on, except metrics.jsonl, which resuming relies on."""
+        try:
+            getattr(logger, method)(*args)
+        except Exception as exc:
+            if isinstance(logger, JsonlLogger):
+                raise
+            from toolkit.errors import describe_exception
+
+            self.loggers.remove(logger)
+            self.console.print(f"warning: logger {type(logger).__name__} disabled after an error in {method}(): "
+                               f"{describe_exception(exc)}; training goes on without it")
 
     def episode(self, step: int, episode_return: float, length: int) -> None:
         if not math.isfinite(episode_return):  # a NaN or inf reward in this episode
@@ -277,13 +315,12 @@ class RunLogger:
         self.flush()
 
     def flush(self) -> None:
-        for logger in self.loggers:
+        for logger in list(self.loggers):
             if isinstance(logger, FlushingLogger):
-                logger.flush()
+                self._call(logger, "flush")
 
     def media(self, step: int, media: dict[str, str]) -> None:
-        for logger in self.loggers:
-            logger.log_media(step, media)
+        self._each("log_media", step, media)
 
     def state_dict(self) -> dict[str, Any]:
         return {"returns": list(self.returns), "sums": dict(self.sums), "counts": dict(self.counts),
@@ -295,6 +332,7 @@ class RunLogger:
         self.episodes = int(state["episodes"])
 
     def close(self) -> None:
-        for logger in self.loggers:
-            logger.close()
-        self.console.close()
+        try:
+            self._each("close")
+        finally:
+            self.console.close()

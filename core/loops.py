@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from toolkit.errors import FailedAt
 from toolkit.interfaces import Transition
 
 
@@ -108,7 +109,10 @@ def env_loop(
     schedule = _Schedule(periodic, step, n_envs, report, stop)
     while step < total_steps and not schedule.stopped:
         action = algorithm.act(obs, step)
-        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        try:  # free unless it raises (Python >= 3.11)
+            next_obs, reward, terminated, truncated, infos = envs.step(action)
+        except Exception as exc:
+            raise FailedAt("the env", step) from exc
         true_next_obs = next_obs
         if "final_obs" in infos:  # at least one env finished an episode and was reset
             true_next_obs = successor_obs(next_obs, infos)

@@ -44,10 +44,7 @@ def restore_algorithm(path: str | Path, device: str = "auto") -> Restored:
     from toolkit.plugins import get_registry
 
     ckpt_path = find_checkpoint(path)
-    state = checkpoint.load(ckpt_path)
-    for key in ("algorithm", "config", "state", "step"):
-        if key not in state:
-            raise ToolkitError(f"checkpoint {ckpt_path} has no '{key}' entry; it was not written by a toolkit run")
+    state = checkpoint.load(ckpt_path, checkpoint.ENTRIES)
     algo, plugin = state["algorithm"], state.get("plugin")
     registry = get_registry()
     if plugin and registry.plugin(plugin) is None:

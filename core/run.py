@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import checkpoint, rundir
-from toolkit.errors import NonFiniteError, RunFailed, ToolkitError
+from toolkit.errors import FailedAt, NonFiniteError, RunFailed, ToolkitError, describe_exception
 from toolkit.interfaces import DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers
 from toolkit.planning import Plan, construct, data_context, env_context, plan, plan_from_options, resolve_device
 from toolkit.plugins import get_registry
@@ -66,16 +66,16 @@ def start_resume(run_dir: str | Path, steps: int | None = None) -> Run:
     algo = read_toml(config_path).get("algorithm")
     if not isinstance(algo, str):
         raise ToolkitError(f"{config_path} does not name its algorithm")
-    latest = checkpoint.latest(run_dir)
-    if latest is None:
-        raise ToolkitError(f"no checkpoint in {run_dir / 'checkpoints'} to resume from")
-    state = checkpoint.load(latest)
-    if state.get("algorithm") != algo:
-        raise ToolkitError(f"{latest} was written by algorithm '{state.get('algorithm')}', but {config_path} "
-                           f"configures '{algo}'")
     flags: dict[str, Any] = {"run_dir": str(run_dir)}
     if steps is not None:
         flags["steps"] = steps
+    latest = checkpoint.latest(run_dir)
+    if latest is None:  # killed (or failed) between writing config.toml and its first checkpoint
+        return Run.start(plan(algo, flags, config_file=config_path), run_dir, restart=True)
+    state = checkpoint.load(latest, {**checkpoint.ENTRIES, **checkpoint.RESUME_ENTRIES})
+    if state.get("algorithm") != algo:
+        raise ToolkitError(f"{latest} was written by algorithm '{state.get('algorithm')}', but {config_path} "
+                           f"configures '{algo}'")
     p = plan(algo, flags, config_file=config_path)
     from toolkit.loggers import read_metric_lines
 
@@ -176,9 +176,10 @@ class Run:
         """The signal that stopped the run early (SIGINT, SIGTERM), None when it finished."""
 
     @classmethod
-    def start(cls, p: Plan, run_dir: Path, resume_state: dict[str, Any] | None = None) -> Run:
+    def start(cls, p: Plan, run_dir: Path, resume_state: dict[str, Any] | None = None, restart: bool = False) -> Run:
         """Build everything, then create (or reopen) the run directory. A directory this call
-        created is removed again if the start fails."""
+        created is removed again if the start fails. ``restart``: the run in ``run_dir`` never
+        reached its first checkpoint; start it over from step 0."""
         import torch
 
         if p.run.threads:
@@ -188,14 +189,24 @@ class Run:
         created = not run_dir.exists()
         lock = None
         try:
-            start = 0
+            # Everything that can refuse the start happens before a file of the run changes.
+            notes: list[str] = []
+            if resume_state is not None:
+                _load_algorithm_state(p, world, resume_state)
+                obs = _restore_envs(p, world, resume_state, notes)
+            else:
+                obs = _reset_envs(p, world)
             _make_dir(run_dir)
             lock = rundir.RunDirLock(run_dir)  # held until the run ends; another process is refused
+            start = 0
+            if restart:
+                _clear_unfinished_start(run_dir)
+                notes.append(f"{run_dir} has no checkpoint: its start was stopped before the first one; "
+                             "starting it over from step 0")
             if resume_state is None:
                 _write_config(p, run_dir)
             else:
                 start = int(resume_state["step"])
-                _load_algorithm_state(p, world, resume_state)
                 if (run_dir / "config.toml").read_text() != p.toml():  # a new --steps
                     _write_config(p, run_dir)
                 checkpoint.remove_temporaries(run_dir)  # left by a run killed while writing
@@ -212,11 +223,12 @@ class Run:
             if created:
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+        for note in notes:
+            run.console.print(note)
         run._announce(resume_state is not None)
         if resume_state is not None:
-            run.position.obs = run._restore(resume_state)
-        elif p.env:
-            run.position.obs, _ = world.envs.reset(seed=p.run.seed)
+            run._restore(resume_state)
+        run.position.obs = obs
         return run
 
     def _announce(self, resuming: bool) -> None:
@@ -229,8 +241,11 @@ class Run:
 
     # -- what the schedule calls -------------------------------------------------------------
 
-    def checkpoint(self, step: int, path: Path | None = None) -> None:
-        """Everything needed to continue exactly, written atomically (``path``: best.pt)."""
+    def checkpoint(self, step: int, path: Path | None = None, *, emergency: bool = False,
+                   envs_lost: str | None = None) -> None:
+        """Everything needed to continue exactly, written atomically (``path``: best.pt). An
+        emergency checkpoint (after a failure) prunes none of the earlier ones; ``envs_lost``
+        says why the envs' state cannot go in it."""
         from toolkit.env_state import snapshot_vector_env
 
         p = self.plan
@@ -248,7 +263,8 @@ class Run:
             "logger": self.report.state_dict(),
         }
         if p.env:
-            state["envs"] = snapshot_vector_env(self.world.envs, self.position.obs)
+            state["envs"] = {"missing": [envs_lost]} if envs_lost else \
+                snapshot_vector_env(self.world.envs, self.position.obs)
         else:
             state["data"] = {"sample_shape": list(self.world.data.shape[1:]), "n_samples": len(self.world.data)}
         if p.run.save_replay and isinstance(self.algorithm, HasReplayBuffers):
@@ -256,13 +272,23 @@ class Run:
         checkpoint.save(state, path or checkpoint.step_path(self.run_dir, step))
         if path is None:
             self.last_checkpoint = step
-            checkpoint.prune(self.run_dir, p.run.keep_checkpoints)
+            if not emergency:
+                checkpoint.prune(self.run_dir, p.run.keep_checkpoints)
 
     def evaluate(self, step: int) -> None:
-        """Evaluation episodes (or a generative model's samples and metrics); keeps best.pt."""
+        """Evaluation episodes (or a generative model's samples and metrics); keeps best.pt.
+        It changes no training state, so a failure in it allows an emergency checkpoint."""
+        self.last_eval = step
+        try:
+            self._evaluate(step)
+        except (NonFiniteError, OSError):
+            raise
+        except Exception as exc:
+            raise FailedAt("evaluation", step) from exc
+
+    def _evaluate(self, step: int) -> None:
         from toolkit.evaluation import evaluate
 
-        self.last_eval = step
         run = self.plan.run
         if self.plan.env is None:
             evaluate_data_algorithm(self.algorithm, self.world.held_out, self.run_dir, step, self.report, self.console)
@@ -301,7 +327,7 @@ class Run:
         # evaluation (best return) and logged averages.
         periodic = [Periodic(run.log_every, self.flush), Periodic(run.eval_every, self.evaluate),
                     Periodic(run.checkpoint_every, self.checkpoint)]
-        step, status = self.start, "failed"
+        step, status, reason = self.start, "failed", None
         try:
             with StopFlag() as stop:
                 if p.env:
@@ -333,26 +359,85 @@ class Run:
                     if isinstance(logger, ArtifactLogger):
                         logger.log_checkpoints(kept)
                 self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
-        except NonFiniteError as exc:
-            kept = checkpoint.latest(self.run_dir)
-            since = f"the last checkpoint, {kept.name}, is from before it" if kept else "no checkpoint was written yet"
-            raise RunFailed(f"{exc}: the run stopped rather than train on it ({since}); --on-nonfinite warn "
-                            "goes on instead") from None
+        except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stands
+            status = "stopped"
+            self.console.print(f"interrupted at step {step:,} without a checkpoint; the last one stands. "
+                               f"Continue with: toolkit resume {self.run_dir}")
+            raise
+        except BaseException as exc:
+            failure = self._failure(exc)
+            reason = str(failure)
+            raise failure from None
         finally:
-            self.report.close()
-            world.close()
-            rundir.write_status(self.run_dir, status, step)
-            if self.lock is not None:
-                self.lock.release()
+            self._close(status, step, reason)
         return self.run_dir
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """The one-line ``RunFailed`` for what ended a run early, after an emergency checkpoint
+        where the algorithm's state is consistent (the env or an evaluation failed)."""
+        latest = checkpoint.latest(self.run_dir)
+        kept = f"the last checkpoint, {latest.name}, is intact" if latest else "no checkpoint was written yet"
+        resume = f"; continue with: toolkit resume {self.run_dir}"
+        if isinstance(exc, RunFailed):
+            return exc
+        if isinstance(exc, NonFiniteError):
+            since = f"the last checkpoint, {latest.name}, is from before it" if latest else "no checkpoint was written yet"
+            return RunFailed(f"{exc}: the run stopped rather than train on it ({since}); --on-nonfinite warn "
+                             "goes on instead")
+        if isinstance(exc, FailedAt):
+            cause = exc.__cause__ or exc
+            if isinstance(cause, OSError):
+                return self._failure(cause)
+            saved = self._emergency_checkpoint(exc.step, envs_consistent=exc.what != "the env")
+            return RunFailed(f"{exc}: {describe_exception(cause)}; {saved}; fix the cause, then continue with: "
+                             f"toolkit resume {self.run_dir}")
+        if isinstance(exc, OSError):  # a full disk, a directory gone read-only: nothing more can be written
+            where = f" {exc.filename}" if exc.filename else ""
+            return RunFailed(f"cannot write{where}: {exc.strerror or exc}; {kept}{resume}")
+        if isinstance(exc, Exception):  # the algorithm's own code: its state may be half-updated
+            trace = self.run_dir / "traceback.txt"
+            try:
+                import traceback
+
+                trace.write_text("".join(traceback.format_exception(exc)))
+                where = f"; traceback in {trace}"
+            except OSError:
+                where = ""
+            return RunFailed(f"'{self.plan.algo}' failed: {describe_exception(exc)}; its state may be half-updated, so "
+                             f"none is saved after the last checkpoint ({kept}){where}")
+        return exc
+
+    def _emergency_checkpoint(self, step: int, envs_consistent: bool) -> str:
+        """A checkpoint of the algorithm at ``step`` (earlier ones are all kept); says what was saved."""
+        if self.last_checkpoint == step:
+            return f"{checkpoint.step_path(self.run_dir, step).name} holds the state at that step"
+        try:
+            self.checkpoint(step, emergency=True, envs_lost=None if envs_consistent else f"the env failed at step {step:,}")
+        except Exception as exc:
+            latest = checkpoint.latest(self.run_dir)
+            return (f"no emergency checkpoint could be written ({type(exc).__name__}: {exc}); "
+                    + (f"the last checkpoint, {latest.name}, is intact" if latest else "there is no checkpoint"))
+        return f"saved {checkpoint.step_path(self.run_dir, step).name} with the state at that step"
+
+    def _close(self, status: str, step: int, reason: str | None) -> None:
+        """Loggers, envs, the status marker and the lock, whatever happened."""
+        for close in (self.report.close, self.world.close):
+            try:
+                close()
+            except Exception as exc:  # closing must not hide what ended the run
+                self.console.print(f"warning: while closing: {type(exc).__name__}: {exc}")
+        try:
+            rundir.write_status(self.run_dir, status, step, **({"reason": reason} if reason else {}))
+        except OSError:
+            pass  # the directory is unwritable: the error already says so
+        if self.lock is not None:
+            self.lock.release()
 
     # -- resuming ----------------------------------------------------------------------------
 
-    def _restore(self, state: dict[str, Any]) -> Any:
-        """The rest of a checkpoint (the algorithm is already loaded): RNGs, logger averages,
-        best return, the envs; returns the observations to continue from."""
-        from toolkit.env_state import restore_vector_env
-
+    def _restore(self, state: dict[str, Any]) -> None:
+        """The rest of a checkpoint (the algorithm and envs are already restored): RNGs, logger
+        averages, best return."""
         for key, now in (("toolkit_version", _toolkit_version()), ("plugin_version", self.plugin_version)):
             if state.get(key) and now and state[key] != now:
                 self.console.print(f"warning: checkpoint written with {key.replace('_', ' ')} {state[key]}, now {now}")
@@ -362,15 +447,39 @@ class Run:
         restore_rng_states(state["rng"])
         self.report.load_state_dict(state["logger"])
         self.best_return = float(state.get("best_return", -np.inf))
-        if self.plan.env is None:
-            return None
-        envs, saved = self.world.envs, state.get("envs", {})
-        if "layers" in saved:
-            return restore_vector_env(envs, saved, self.plan.run.seed)
-        self.console.print(f"warning: env state could not be saved ({'; '.join(saved.get('missing', ['unknown']))}); "
-                           "resuming with fresh episodes")
-        obs, _ = envs.reset(seed=self.plan.run.seed + int(state["step"]))
+
+
+def _reset_envs(p: Plan, world: World) -> Any:
+    """The first observations of a new run; an env that fails to reset refuses the start."""
+    if p.env is None:
+        return None
+    try:
+        obs, _ = world.envs.reset(seed=p.run.seed)
+    except Exception as exc:
+        raise ToolkitError(f"env {p.env.id} failed on reset: {describe_exception(exc)}") from None
+    return obs
+
+
+def _restore_envs(p: Plan, world: World, state: dict[str, Any], notes: list[str]) -> Any:
+    """The envs of a checkpoint, or fresh episodes where their state could not be saved; returns
+    the observations to continue from. A snapshot that does not fit the envs refuses the resume."""
+    from toolkit.env_state import restore_vector_env
+
+    if p.env is None:
+        return None
+    saved = state.get("envs", {})
+    try:
+        if isinstance(saved, dict) and "layers" in saved:
+            return restore_vector_env(world.envs, saved, p.run.seed)
+        missing = saved.get("missing", ["unknown"]) if isinstance(saved, dict) else ["unknown"]
+        notes.append(f"warning: env state could not be saved ({'; '.join(map(str, missing))}); "
+                     "resuming with fresh episodes")
+        obs, _ = world.envs.reset(seed=p.run.seed + int(state["step"]))
         return obs
+    except ToolkitError:
+        raise
+    except Exception as exc:
+        raise ToolkitError(f"the checkpoint's env state does not fit {p.env.id}: {describe_exception(exc)}") from None
 
 
 def _make_dir(run_dir: Path) -> None:
@@ -378,6 +487,13 @@ def _make_dir(run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ToolkitError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+def _clear_unfinished_start(run_dir: Path) -> None:
+    """What a start that never reached its first checkpoint left: its metrics, a best.pt."""
+    checkpoint.remove_temporaries(run_dir)
+    for name in ("metrics.jsonl", "best.pt"):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def _write_config(p: Plan, run_dir: Path) -> None:
@@ -390,14 +506,25 @@ def _write_config(p: Plan, run_dir: Path) -> None:
 
 
 def _load_algorithm_state(p: Plan, world: World, state: dict[str, Any]) -> None:
-    """The checkpoint's algorithm state and replay buffers, before any file of the run changes."""
+    """The checkpoint's algorithm state and replay buffers, before any file of the run changes;
+    its random generator and logger states are tried too (and the current ones put back)."""
+    from toolkit.loggers import RunLogger
+
+    part = "algorithm state"
     try:
         world.algorithm.load_state_dict(state["state"])
         if "replay" in state and isinstance(world.algorithm, HasReplayBuffers):
+            part = "replay buffer"
             for name, buffer in world.algorithm.replay_buffers().items():
                 buffer.load_state_dict(state["replay"][name])
-    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise ToolkitError(f"the checkpoint does not fit '{p.algo}' as configured: {type(exc).__name__}: "
+        part = "random generator state"
+        current = rng_states()
+        restore_rng_states(state["rng"])
+        restore_rng_states(current)
+        part = "logger state"
+        RunLogger([], None, start=0).load_state_dict(state["logger"])
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise ToolkitError(f"the checkpoint's {part} does not fit '{p.algo}' as configured: {type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}") from None
 
 
