@@ -16,6 +16,7 @@ import click
 import typer
 
 from toolkit.errors import ToolkitError
+from toolkit.ranges import SEEDS, Range, check_value, range_of
 
 app = typer.Typer(
     name="toolkit",
@@ -66,7 +67,7 @@ def _train_help(algo: str | None) -> None:
             flag = option_name(f.name)
             if types[f.name] is bool:
                 flag += "/--no-" + f.name.replace("_", "-")
-            bounds = f.metadata.get("range")
+            bounds = range_of(f, config_class)
             valid = f"; {bounds.describe()}" if bounds is not None else ""
             typer.echo(f"  {flag} {describe_type(types[f.name]).upper()}  [default: {f.default!r}{valid}]")
             if docs.get(f.name):
@@ -115,8 +116,8 @@ def eval_command(
     """Evaluate a checkpoint with the deterministic policy on evaluation envs."""
     from toolkit.offline import evaluate_checkpoint
 
-    if episodes is not None and episodes < 1:
-        raise ToolkitError(f"--episodes must be at least 1, got {episodes}")
+    check_value("--episodes", episodes, Range(1))
+    check_value("--seed", seed, SEEDS)
     result = evaluate_checkpoint(target, episodes=episodes, seed=seed)
     if as_json:
         typer.echo(json.dumps(result))
@@ -135,9 +136,11 @@ def sample(
 ) -> None:
     """Draw samples from a trained generative model (GAN, VAE) into a PNG."""
     from toolkit.offline import sample_checkpoint
+    from toolkit.outputs import check_output_file
 
-    if n < 1:
-        raise ToolkitError(f"--n must be at least 1, got {n}")
+    check_value("--n", n, Range(1, 10_000))  # more does not fit in one picture
+    check_value("--seed", seed, SEEDS)
+    check_output_file(out, (".png", ".jpg", ".jpeg"))
     typer.echo(f"wrote {sample_checkpoint(target, n, out, seed)}")
 
 
@@ -191,8 +194,11 @@ def plot(
     """Plot evaluation and training return (or any logged metric) against env steps."""
     from pathlib import Path
 
+    from toolkit.outputs import check_output_file
     from toolkit.plot import plot_runs
 
+    check_value("--smoothing", smoothing, Range(1))
+    check_output_file(out, (".png", ".pdf", ".svg", ".jpg", ".jpeg"))
     typer.echo(f"wrote {plot_runs([Path(d) for d in run_dirs], Path(out), smoothing=smoothing, metrics=metric)}")
 
 
@@ -224,6 +230,10 @@ def _main(argv: list[str] | None) -> int:
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code  # 2 refused input, 1 a run that failed
+    except OSError as exc:  # a filesystem error no command foresaw: still one line naming the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except (typer.Exit, click.exceptions.Exit) as exc:
         return exc.exit_code
     except (typer.Abort, click.exceptions.Abort):

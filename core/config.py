@@ -281,8 +281,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ToolkitError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ToolkitError(f"{path} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ToolkitError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ToolkitError(f"{path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except IsADirectoryError:
+        raise ToolkitError(f"config file {path} is a directory") from None
+    except OSError as exc:
+        raise ToolkitError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
 
 def values_from_toml(data: dict[str, Any], classes: dict[str, type], path: str) -> dict[str, dict[str, Any]]:

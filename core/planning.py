@@ -220,8 +220,18 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
     for shared in SHARED_SINCE_0_2 & {f.name for f in fields_of(cls.Config)}:
         values["algo"][shared] = getattr(run, shared)
     algo_config = build(cls.Config, values["algo"])
-    check_ranges(run)
-    check_ranges(algo_config)
+
+    def spelled(name: str) -> str:
+        """A field as the user set it: a flag, a key of the config file, or a preset's value."""
+        section = owner.get(name, "algo")
+        if name in file_layer[section] and name not in flag_layer[section]:
+            return f"{name} in {config_file if config_values is None else 'the checkpoint config'}"
+        if preset_obj and name in preset_obj.values and name not in flag_layer[section]:
+            return f"{name} of preset '{preset_name}'"
+        return option_name(name)
+
+    check_ranges(run, spelled)
+    check_ranges(algo_config, spelled)
     validate_names(algo_config, registry)
     for name in _logger_names(run):
         registry.get("logger", name)

@@ -50,8 +50,16 @@ def bounded(default: Any, *, at_least: float | None = None, above: float | None 
     return dataclasses.field(default=default, metadata={**metadata, "range": bounds})
 
 
-def range_of(field: dataclasses.Field) -> Range | None:
-    return field.metadata.get("range")
+def range_of(field: dataclasses.Field, owner: type | None = None) -> Range | None:
+    """The field's declared range; in a subclass that only changes a field's default (``owner``
+    is the subclass), the range its base declared."""
+    bounds = field.metadata.get("range")
+    for base in (owner.__mro__[1:] if owner is not None and bounds is None else ()):
+        if dataclasses.is_dataclass(base):
+            inherited = next((f for f in dataclasses.fields(base) if f.name == field.name), None)
+            if inherited is not None and "range" in inherited.metadata:
+                return inherited.metadata["range"]
+    return bounds
 
 
 def check_ranges(config: Any, option: Any = None) -> None:
@@ -60,14 +68,26 @@ def check_ranges(config: Any, option: Any = None) -> None:
     option = option or (lambda name: "--" + name.replace("_", "-"))
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        bounds = range_of(field)
+        bounds = range_of(field, type(config))
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 continue
-            if isinstance(item, float) and not math.isfinite(item):
-                raise ToolkitError(f"{option(field.name)} must be a finite number, got {item}")
-            if bounds is not None and not bounds.contains(item):
-                raise ToolkitError(f"{option(field.name)} must be {bounds.describe()}, got {_number(item)}")
+            check_value(option(field.name), item, bounds)
+
+
+def check_value(name: str, value: float | None, bounds: Range | None = None) -> None:
+    """``value`` finite and inside ``bounds`` (None: not given, nothing to check), else a
+    one-line error: ``--seed must be >= 0 and <= 4294967295, got -1``."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolkitError(f"{name} must be a finite number, got {value}")
+    if bounds is not None and not bounds.contains(value):
+        raise ToolkitError(f"{name} must be {bounds.describe()}, got {_number(value)}")
+
+
+SEEDS = Range(0, 2**32 - 1)
+"""What numpy and torch accept as a seed."""
 
 
 def _number(value: float) -> str:

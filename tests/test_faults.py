@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import linear_q
-from conftest import run_cli
 from toolkit import checkpoint, hookimpl
 from toolkit.cli import main
 from toolkit.plugins import get_registry

@@ -129,6 +129,8 @@ def test_a_locked_run_directory_refuses_a_second_process(tmp_path):
         assert second.returncode == 2
         assert f"is in use by another toolkit process (pid {process.pid})" in second.stderr
         assert (run_dir / "metrics.jsonl").read_text().count("\n") >= lines  # not truncated by the refused resume
+        into = linear_q("train", "linear-q", "--env", "toolkit/Identity-v0", "--run-dir", str(run_dir), "--no-progress")
+        assert into.returncode == 2 and "already holds a run" in into.stderr
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
         assert process.returncode == 143  # 128 + SIGTERM, after its checkpoint

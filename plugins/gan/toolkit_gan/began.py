@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
 from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
@@ -34,11 +34,11 @@ class BEGANConfig(GeneratorConfig):
 
     learning_rate: float = 1e-4
     """Adam step size of both players."""
-    gamma: float = 0.5
+    gamma: float = bounded(0.5, above=0, at_most=1)
     """Diversity ratio gamma = E[L(G(z))] / E[L(x)] held by the control."""
-    lambda_k: float = 0.001
+    lambda_k: float = bounded(0.001, at_least=0)
     """Proportional gain lambda_k of the k_t update."""
-    bottleneck: int = 64
+    bottleneck: int = bounded(64, at_least=1)
     """Width n_h of the autoencoder's code."""
 
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
 from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
@@ -41,11 +41,11 @@ class GANConfig(GeneratorConfig):
     """Train G on the minimax loss log(1 - D(G(z))) instead of the non-saturating -log D(G(z))."""
     feature_matching: bool = False
     """Generator objective ||E f(x) - E f(G(z))||^2 on D's last hidden features (Salimans et al. §3.1)."""
-    minibatch_kernels: int = 0
+    minibatch_kernels: int = bounded(0, at_least=0)
     """Kernels B of minibatch discrimination before D's last layer; 0 = off (Salimans et al. §3.2)."""
-    real_label: float = 1.0
+    real_label: float = bounded(1.0, above=0, at_most=1)
     """Target for real samples in D's loss; 0.9 is one-sided label smoothing (Salimans et al. §3.4)."""
-    historical_averaging: float = 0.0
+    historical_averaging: float = bounded(0.0, at_least=0)
     """Weight of ||theta - mean of past theta||^2 in both players' losses; 0 = off (Salimans et al. §3.3)."""
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
 from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
@@ -32,7 +32,7 @@ class GMMNConfig(GeneratorConfig):
     """Real (and generated) samples per update."""
     learning_rate: float = 1e-3
     """Adam step size of the generator."""
-    bandwidths: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
+    bandwidths: tuple[float, ...] = bounded((2.0, 5.0, 10.0, 20.0, 40.0, 80.0), above=0)
     """sigma of each Gaussian kernel in the mixture (the paper's MNIST values)."""
 
 

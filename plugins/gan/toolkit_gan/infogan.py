@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
 from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
@@ -38,13 +38,13 @@ class InfoGANConfig(GeneratorConfig):
 
     latent_dim: int = 62
     """Dimension of the incompressible noise z."""
-    categories: int = 10
+    categories: int = bounded(10, at_least=1)
     """Values K of the categorical code."""
-    continuous_codes: int = 2
+    continuous_codes: int = bounded(2, at_least=0)
     """Number of continuous codes, each uniform on [-1, 1]."""
-    info_weight: float = 1.0
+    info_weight: float = bounded(1.0, at_least=0)
     """lambda, the weight of the mutual-information bound in both players' losses."""
-    continuous_weight: float = 0.1
+    continuous_weight: float = bounded(0.1, at_least=0)
     """Weight of the continuous codes' Gaussian log-likelihood relative to the categorical one."""
     generator_learning_rate: float = 1e-3
     """Adam step size of the generator (the paper's 1e-3)."""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from toolkit.config import Preset
+from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import DataContext
 
@@ -34,13 +34,13 @@ class WGANConfig(GeneratorConfig):
     """Step size of the critic (and the generator unless ``--generator-learning-rate``)."""
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"
     """RMSProp as in WGAN (momentum-based steps destabilised clipped critics there); Adam for WGAN-GP."""
-    betas: tuple[float, float] = (0.0, 0.9)
+    betas: tuple[float, float] = bounded((0.0, 0.9), at_least=0, below=1)
     """Adam's (beta1, beta2) when ``--optimizer adam`` (WGAN-GP's values)."""
-    n_critic: int = 5
+    n_critic: int = bounded(5, at_least=1)
     """Critic updates per generator update."""
-    clip: float = 0.01
+    clip: float = bounded(0.01, at_least=0)
     """Clip every critic weight to [-clip, clip] after each step; 0 = no clipping."""
-    gradient_penalty: float = 0.0
+    gradient_penalty: float = bounded(0.0, at_least=0)
     """lambda of WGAN-GP's gradient penalty; 0 = off (10 in the paper)."""
 
 
@@ -60,8 +60,6 @@ class WGAN(GenerativeTrainer):
         if c.gradient_penalty and c.norm == "batch":
             raise ToolkitError("the gradient penalty is per sample and batch norm couples samples; "
                                "use --norm layer (WGAN-GP's choice) or --norm none")
-        if c.n_critic < 1:
-            raise ToolkitError(f"--n-critic must be at least 1, got {c.n_critic}")
         self.generator = generator(c.latent_dim, self.shape, c.architecture, c.hidden, c.width, c.norm).to(self.device)
         self.critic = discriminator(self.shape, c.architecture, c.hidden, c.width, c.norm).to(self.device)
         self.c_optimizer = self.optimizer(self.critic, c.learning_rate)
