@@ -235,6 +235,19 @@ def test_frechet_distance_of_gaussians():
     assert frechet_distance(a, 2 * rng.standard_normal((5000, 3))) == pytest.approx(3.0, abs=0.3)
 
 
+def test_trace_sqrt_product_matches_the_matrix_square_root():
+    from scipy import linalg
+
+    from toolkit_gan.metrics import trace_sqrt_product
+
+    rng = np.random.default_rng(1)
+    for dim, n in ((3, 50), (40, 20)):  # full rank, and singular (fewer samples than dimensions)
+        cov_a = np.cov(rng.standard_normal((n, dim)), rowvar=False)
+        cov_b = np.cov(rng.standard_normal((n, dim)) @ rng.standard_normal((dim, dim)), rowvar=False)
+        expected = np.trace(np.real(linalg.sqrtm(cov_a @ cov_b)))
+        assert trace_sqrt_product(cov_a, cov_b) == pytest.approx(expected, rel=1e-6)
+
+
 def test_inception_style_score_bounds():
     confident_and_spread = np.eye(10)[np.arange(100) % 10]
     assert inception_style_score(confident_and_spread) == pytest.approx(10.0, rel=1e-6)

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 
 import numpy as np
 import torch
@@ -45,18 +44,23 @@ def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float) -> dict[
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between Gaussians fitted to two
     feature sets (Heusel et al. 2017's formula, here in a small classifier's feature space)."""
-    from scipy import linalg
-
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # Dead ReLU features make the covariances singular; a tiny ridge on both keeps the square
     # root defined (as FID implementations do); identical sets still give 0.
     ridge = np.eye(len(cov_a)) * 1e-6
     cov_a, cov_b = cov_a + ridge, cov_b + ridge
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root = linalg.sqrtm(cov_a @ cov_b)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt_product(cov_a, cov_b))
+
+
+def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """Tr((S_a S_b)^(1/2)) for symmetric positive semi-definite S_a, S_b. S_a S_b has the
+    eigenvalues of the symmetric R S_b R, R = S_a^(1/2), so two symmetric eigendecompositions
+    give the trace exactly: real by construction, and at Inception's 2048 dimensions several
+    times faster than the general matrix square root of S_a S_b."""
+    values, vectors = np.linalg.eigh(cov_a)
+    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(root @ cov_b @ root), 0, None)).sum())
 
 
 def inception_style_score(probabilities: np.ndarray) -> float:
