@@ -18,6 +18,17 @@ import numpy as np
 from toolkit.errors import ToolkitError
 
 
+def expand_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run directories, with a directory of runs (a sweep's, holding ``runs/<trial>/``) replaced
+    by the runs inside it that have metrics."""
+    expanded = []
+    for path in paths:
+        inner = sorted(d for d in (path / "runs").glob("*") if (d / "metrics.jsonl").is_file()) \
+            if not (path / "config.toml").exists() else []
+        expanded.extend(inner or [path])
+    return expanded
+
+
 def read_run(run_dir: Path) -> dict:
     """A run's algorithm, env (or dataset), seed and every numeric metric as (step, value) rows."""
     config_path = run_dir / "config.toml"
@@ -66,7 +77,7 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: lis
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    runs = [read_run(Path(d)) for d in run_dirs]
+    runs = [read_run(d) for d in expand_run_dirs([Path(d) for d in run_dirs])]
     if metrics:
         check_metrics(runs, metrics)
         panels = [(name, name + (f" (moving average of {smoothing})" if name.startswith("train/episode_") else ""))

@@ -281,6 +281,7 @@ class Run:
         self.last_eval = step
         try:
             self._evaluate(step)
+            self.report.flush()  # evaluation lines reach metrics.jsonl at once (a sweep reads them)
         except (NonFiniteError, OSError):
             raise
         except Exception as exc:

@@ -99,7 +99,7 @@ def test_train_help_lists_generated_options():
 
 def test_list_and_help_do_not_import_heavy_modules():
     code = ("import sys; from toolkit.cli import main; main(['list']); main(['--help']);"
-            "heavy = {'torch', 'gymnasium', 'ale_py', 'wandb'} & set(sys.modules); print(sorted(heavy))")
+            "heavy = {'torch', 'gymnasium', 'ale_py', 'wandb', 'ray', 'optuna'} & set(sys.modules); print(sorted(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,451 @@
+"""``toolkit sweep``: many toolkit runs on Ray Tune, seeds in parallel or an Optuna search.
+
+One trial is one ordinary ``toolkit train`` process with its own run directory inside the sweep
+directory, so a trial is exactly a standalone run: same metrics, same checkpoints, and a trial
+cut short continues with ``toolkit resume``. The Tune trainable only starts that process, reads
+its ``metrics.jsonl`` as it grows and reports the chosen metric to Tune (whose scheduler may
+prune the trial: the process then gets SIGTERM, checkpoints and stops).
+
+Sweep directory::
+
+    sweep.json  runs/<trial id>/ (toolkit run dirs + trial.log)  tune/ (Ray Tune's state)
+    summary.csv  best.toml  sweep.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ToolkitError
+from toolkit_ray.search import Dimension, as_flag_value, parse_dimension
+
+DEFAULT_METRIC = "eval/mean_return"
+POLL_SECONDS = 0.1
+
+
+@dataclass
+class SweepOptions:
+    """What ``toolkit sweep`` was asked for (kept in ``sweep.json`` for ``--resume``)."""
+
+    algo: str | None
+    train_argv: list[str] = field(default_factory=list)
+    seeds: int | None = None
+    seed_list: str | None = None
+    search: list[str] = field(default_factory=list)
+    trials: int = 8
+    pruner: str = "asha"
+    metric: str | None = None
+    mode: str = "max"
+    concurrency: int | None = None
+    sweep_dir: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A checked sweep: the plan every trial starts from, and what varies between trials."""
+
+    options: SweepOptions
+    directory: Path
+    dimensions: tuple[Dimension, ...]
+    seeds: tuple[int, ...]
+    metric: str
+    threads: int
+    total_steps: int
+    concurrency: int
+
+    @property
+    def param_space(self) -> dict[str, Any]:
+        from ray import tune
+
+        if self.seeds:
+            return {"seed": tune.grid_search(list(self.seeds))}
+        return {d.name: d.to_tune() for d in self.dimensions}
+
+
+# -- checking, before Ray starts --------------------------------------------------------------
+
+
+def prepare(options: SweepOptions, resuming: bool = False) -> Sweep:
+    """Check everything the sweep was given (the base plan, every searched name and the ends of
+    its range, the seeds) and choose the sweep directory; nothing is created."""
+    from toolkit.planning import plan_from_argv
+
+    if not options.algo:
+        raise ToolkitError("toolkit sweep needs an algorithm, e.g. toolkit sweep dqn --env CartPole-v1 --seeds 4")
+    if options.mode not in ("max", "min"):
+        raise ToolkitError(f"--mode must be max or min, got '{options.mode}'")
+    if options.pruner not in ("asha", "median", "none"):
+        raise ToolkitError(f"--pruner must be asha, median or none, got '{options.pruner}'")
+    if "--run-dir" in options.train_argv or "--seed" in options.train_argv and (options.seeds or options.seed_list):
+        raise ToolkitError("a sweep chooses each trial's --run-dir (and --seed in a seed sweep); leave them out")
+    base = plan_from_argv(options.algo, options.train_argv)
+    seeds = _seeds(options)
+    dimensions = tuple(parse_dimension(spec) for spec in options.search)
+    if seeds and dimensions:
+        raise ToolkitError("give either seeds (--seeds/--seed-list) or --search, not both")
+    if not seeds and not dimensions:
+        raise ToolkitError("nothing to sweep: give --seeds N, --seed-list 0,3,7 or --search NAME=KIND(...)")
+    if len({d.name for d in dimensions}) != len(dimensions):
+        raise ToolkitError("each option may be searched once")
+    for dimension in dimensions:  # every name exists and both ends (every choice) pass planning
+        for value in dimension.probes():
+            plan_from_argv(options.algo, [*options.train_argv, "--" + dimension.name.replace("_", "-"),
+                                          as_flag_value(value)])
+    if options.trials < 1:
+        raise ToolkitError(f"--trials must be >= 1, got {options.trials}")
+    metric = options.metric or (DEFAULT_METRIC if base.algo_class.loop == "env" else "")
+    if not metric:
+        raise ToolkitError(f"'{options.algo}' is a generative trainer: name the metric to optimise, e.g. "
+                           "--metric eval/nll --mode min")
+    threads = base.run.threads or 1
+    cpus = os.cpu_count() or 1
+    concurrency = options.concurrency if options.concurrency is not None else max(1, cpus // threads)
+    if concurrency < 1:
+        raise ToolkitError(f"--concurrency must be >= 1, got {concurrency}")
+    subject = (base.spec.id if base.spec else base.run.data).replace("/", "-")
+    # absolute: Ray Tune runs each trial function in its own working directory
+    directory = Path(options.sweep_dir or f"sweeps/{options.algo}__{subject}__{int(time.time())}").absolute()
+    if not resuming and directory.exists() and any(directory.iterdir()):
+        raise ToolkitError(f"{directory} is not empty; continue a sweep with --resume {directory} or choose "
+                           "another --sweep-dir")
+    return Sweep(options, directory, dimensions, seeds, metric, threads, base.run.steps, concurrency)
+
+
+def _seeds(options: SweepOptions) -> tuple[int, ...]:
+    if options.seeds is not None and options.seed_list:
+        raise ToolkitError("give --seeds N or --seed-list, not both")
+    if options.seeds is not None:
+        if options.seeds < 1:
+            raise ToolkitError(f"--seeds must be >= 1, got {options.seeds}")
+        return tuple(range(options.seeds))
+    if options.seed_list:
+        try:
+            seeds = tuple(int(s) for s in options.seed_list.split(","))
+        except ValueError:
+            raise ToolkitError(f"--seed-list takes comma-separated integers, got '{options.seed_list}'") from None
+        if any(s < 0 or s > 2**32 - 1 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ToolkitError(f"--seed-list needs distinct seeds in [0, 4294967295], got '{options.seed_list}'")
+        return seeds
+    return ()
+
+
+# -- one trial --------------------------------------------------------------------------------
+
+
+def trial_command(sweep: Sweep, config: dict[str, Any], run_dir: Path) -> list[str]:
+    """The toolkit command line of a trial: ``train`` with its values, or ``resume`` of its run."""
+    if (run_dir / "config.toml").exists():
+        return ["resume", str(run_dir)]
+    argv = ["train", sweep.options.algo, *sweep.options.train_argv]
+    for name, value in sorted(config.items()):
+        argv += ["--" + name.replace("_", "-"), as_flag_value(value)]
+    if "--threads" not in argv:
+        argv += ["--threads", str(sweep.threads)]
+    if "--track" in argv and "--wandb-group" not in argv:
+        argv += ["--wandb-group", sweep.directory.name]
+        tags = ",".join(f"{k}={as_flag_value(v)}" for k, v in sorted(config.items()))
+        argv += ["--wandb-tags", tags] if "--wandb-tags" not in argv else []
+    return [*argv, "--run-dir", str(run_dir), "--no-progress"]
+
+
+def _die_with_parent() -> None:
+    """The trial process gets SIGTERM (and checkpoints) if the Ray worker starting it dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
+    """Ray Tune's trainable: one toolkit process, its metric reported as it is logged."""
+    from ray import tune
+
+    from toolkit import checkpoint
+
+    run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
+    latest = checkpoint.latest(run_dir) if run_dir.exists() else None
+    reported_to = int(latest.stem.split("_")[1]) if latest else -1  # a resumed trial reported these already
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "toolkit.cli", *trial_command(sweep, config, run_dir)]
+    with open(run_dir / "trial.log", "a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=_die_with_parent,
+                                   env={**os.environ, "OMP_NUM_THREADS": str(sweep.threads)})
+    metrics, offset = run_dir / "metrics.jsonl", 0
+    try:
+        while True:
+            finished = process.poll() is not None
+            if metrics.exists():
+                with open(metrics) as fh:
+                    fh.seek(offset)
+                    for line in fh:
+                        if not line.endswith("\n"):
+                            break  # half written: read it next time
+                        offset += len(line.encode())
+                        record = json.loads(line)
+                        if sweep.metric in record and record["step"] > reported_to and record[sweep.metric] is not None:
+                            tune.report({"objective": float(record[sweep.metric]), "step": record["step"]})
+            if finished:
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        if process.poll() is None:  # pruned or stopped: the run checkpoints on SIGTERM
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+    if process.returncode not in (0, 128 + signal.SIGTERM):
+        raise RuntimeError(f"trial exited with {process.returncode}; see {run_dir / 'trial.log'}")
+
+
+# -- the sweep --------------------------------------------------------------------------------
+
+
+def run_sweep(options: SweepOptions, resume: str | None = None) -> int:
+    """Run (or continue) a sweep; returns the exit code (0, or 130/143 when stopped)."""
+    if resume:
+        directory = Path(resume)
+        saved = directory / "sweep.json"
+        if not saved.is_file():
+            raise ToolkitError(f"{directory} is not a sweep directory (no sweep.json)")
+        options = SweepOptions(**{**json.loads(saved.read_text()), "sweep_dir": str(directory),
+                                  **({"address": options.address} if options.address else {})})
+        sweep = prepare(options, resuming=True)
+    else:
+        sweep = prepare(options)
+    import ray
+    from ray import tune
+
+    from toolkit.signals import Interrupted
+
+    sweep.directory.mkdir(parents=True, exist_ok=True)
+    (sweep.directory / "sweep.json").write_text(json.dumps(asdict(sweep.options), indent=2))
+    started_ray = _init_ray(sweep)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.threads})
+    storage = str(sweep.directory.absolute())
+    try:
+        if resume and tune.Tuner.can_restore(os.path.join(storage, "tune")):
+            tuner = tune.Tuner.restore(os.path.join(storage, "tune"), trainable, resume_unfinished=True,
+                                       resume_errored=True, param_space=sweep.param_space)
+        else:
+            tuner = tune.Tuner(trainable, param_space=sweep.param_space, tune_config=_tune_config(sweep),
+                               run_config=tune.RunConfig(name="tune", storage_path=storage, verbose=0))
+        grid = tuner.fit()
+    except Interrupted as stop:
+        print(f"sweep stopped by {stop}; its trials checkpoint as they stop. Continue with: toolkit sweep --resume "
+              f"{sweep.directory}", file=sys.stderr)
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    rows = summarise(sweep, grid)
+    print_table(sweep, rows)
+    return 0
+
+
+def _init_ray(sweep: Sweep) -> bool:
+    """Connect to ``--address``, else start a local Ray sized to this machine; False when this
+    process already had Ray running (a notebook, a test), which is then used as it is."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing, toolkit the table
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if sweep.options.address:
+        ray.init(address=sweep.options.address, **kwargs)
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, sweep.concurrency * sweep.threads), **kwargs)
+    return True
+
+
+def _tune_config(sweep: Sweep) -> Any:
+    from ray import tune
+
+    if sweep.seeds:
+        return tune.TuneConfig(max_concurrent_trials=sweep.concurrency, num_samples=1, reuse_actors=True)
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    seed = 0
+    if "--seed" in sweep.options.train_argv:
+        seed = int(sweep.options.train_argv[sweep.options.train_argv.index("--seed") + 1])
+    searcher = OptunaSearch(metric="objective", mode=sweep.options.mode, sampler=optuna.samplers.TPESampler(seed=seed))
+    return tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(sweep), num_samples=sweep.options.trials,
+                           max_concurrent_trials=sweep.concurrency, metric="objective", mode=sweep.options.mode,
+                           reuse_actors=True)  # a Ray worker per concurrent slot, not per trial
+
+
+def _scheduler(sweep: Sweep) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    pruner = sweep.options.pruner
+    if pruner == "asha":
+        return ASHAScheduler(time_attr="step", max_t=sweep.total_steps, grace_period=max(1, sweep.total_steps // 4),
+                             reduction_factor=2)
+    if pruner == "median":
+        return MedianStoppingRule(time_attr="step", grace_period=max(1, sweep.total_steps // 4), min_samples_required=2)
+    return FIFOScheduler()
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def wait_for_runs(directory: Path, timeout: float = 120.0) -> None:
+    """Until no trial process holds its run directory's lock: a pruned or stopped trial's
+    process may still be writing its last checkpoint when Tune reports the trial done."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    for lock in sorted((directory / "runs").glob("*/.lock")):
+        with open(lock, "a") as fh:
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.1)
+
+
+def summarise(sweep: Sweep, grid: Any) -> list[dict[str, Any]]:
+    """summary.csv, best.toml and sweep.png from the trials' run directories."""
+    from toolkit import rundir
+
+    wait_for_runs(sweep.directory)
+    rows = []
+    for result in grid:
+        trial_id = Path(result.path).name.split("_")[-2] if result.path else "?"
+        run_dir = _run_dir_of(sweep, result)
+        status = rundir.read_status(run_dir).get("status", "unknown") if run_dir else "unknown"
+        last = _last_value(run_dir, sweep.metric) if run_dir else None
+        if status == "stopped" and last is not None and last[0] < sweep.total_steps:
+            status = "pruned"
+        params = {k: v for k, v in (result.config or {}).items()}
+        rows.append({"trial": run_dir.name if run_dir else trial_id, **params,
+                     sweep.metric: last[1] if last else None, "step": last[0] if last else None,
+                     "status": status, "run_dir": str(run_dir) if run_dir else ""})
+    rows.sort(key=lambda r: r["trial"])
+    with open(sweep.directory / "summary.csv", "w", newline="") as fh:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    best = best_row(rows, sweep)
+    if best is not None:
+        write_best_toml(Path(best["run_dir"]), sweep.directory / "best.toml", sweep.metric, best[sweep.metric])
+    plot_sweep(sweep, rows)
+    return rows
+
+
+def _run_dir_of(sweep: Sweep, result: Any) -> Path | None:
+    runs = sweep.directory / "runs"
+    for candidate in runs.iterdir() if runs.is_dir() else ():
+        if result.path and candidate.name in Path(result.path).name:
+            return candidate
+    return None
+
+
+def _last_value(run_dir: Path, metric: str) -> tuple[int, float] | None:
+    last = None
+    path = run_dir / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get(metric) is not None:
+                last = (int(record["step"]), float(record[metric]))
+    return last
+
+
+def best_row(rows: list[dict[str, Any]], sweep: Sweep) -> dict[str, Any] | None:
+    """The finished trial with the best final metric."""
+    done = [r for r in rows if r["status"] == "finished" and r[sweep.metric] is not None]
+    if not done:
+        return None
+    pick = max if sweep.options.mode == "max" else min
+    return pick(done, key=lambda r: r[sweep.metric])
+
+
+def write_best_toml(run_dir: Path, out: Path, metric: str, value: float) -> None:
+    """The best trial's config.toml, minus its run directory, for ``toolkit train --config``."""
+    import tomllib
+
+    import tomli_w
+
+    document = tomllib.loads((run_dir / "config.toml").read_text())
+    document.get("run", {}).pop("run_dir", None)
+    header = f"# best trial of the sweep: {run_dir.name}, {metric} = {value:.6g}\n"
+    out.write_text(header + tomli_w.dumps(document))
+
+
+def plot_sweep(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
+    """sweep.png: the metric against each searched parameter, or the seeds' curves."""
+    out = sweep.directory / "sweep.png"
+    if sweep.seeds:
+        from toolkit.plot import plot_runs
+
+        run_dirs = [Path(r["run_dir"]) for r in rows if r["run_dir"] and (Path(r["run_dir"]) / "metrics.jsonl").exists()]
+        if run_dirs:
+            plot_runs(run_dirs, out)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolkit.plot import save_figure
+
+    fig, axes = plt.subplots(1, len(sweep.dimensions), figsize=(4.5 * len(sweep.dimensions), 3.6), squeeze=False)
+    for ax, dimension in zip(axes[0], sweep.dimensions):
+        for status, colour in (("finished", "tab:blue"), ("pruned", "tab:grey")):
+            points = [(r[dimension.name], r[sweep.metric]) for r in rows
+                      if r["status"] == status and r[sweep.metric] is not None and dimension.name in r]
+            if points:
+                xs, ys = zip(*points)
+                xs = [str(x) for x in xs] if dimension.kind == "choice" else xs
+                ax.scatter(xs, ys, c=colour, label=status, alpha=0.8)
+        if dimension.log_scale:
+            ax.set_xscale("log")
+        ax.set_xlabel(dimension.name)
+        ax.set_ylabel(sweep.metric)
+        ax.legend(fontsize=8)
+    save_figure(fig, out, dpi=110)
+
+
+def print_table(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = [d.name for d in sweep.dimensions] or ["seed"]
+    table = Table(title=f"sweep {sweep.directory}")
+    for column in ["trial", *names, sweep.metric, "step", "status"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in ["trial", *names, sweep.metric, "step", "status"]])
+    console = Console(file=sys.stderr)
+    console.print(table)
+    best = best_row(rows, sweep)
+    if best is not None:
+        console.print(f"best: {best['trial']} ({sweep.metric} {best[sweep.metric]:.4g}); "
+                      f"train it again with: toolkit train {sweep.options.algo} --config {sweep.directory / 'best.toml'}",
+                      highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
