@@ -361,7 +361,7 @@ class Run:
                         logger.log_checkpoints(kept)
                 self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
         except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stands
-            status = "stopped"
+            status, step = "stopped", max(self.last_checkpoint, self.start)
             self.console.print(f"interrupted at step {step:,} without a checkpoint; the last one stands. "
                                f"Continue with: toolkit resume {self.run_dir}")
             raise

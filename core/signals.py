@@ -10,7 +10,8 @@ from typing import Any
 
 class StopFlag:
     """Set by SIGINT / SIGTERM: the loop finishes its step, the run checkpoints and the CLI
-    exits 128 + the signal's number (130, 143). A second Ctrl-C interrupts at once."""
+    exits 128 + the signal's number (130, 143). A second Ctrl-C interrupts at once; a second
+    SIGTERM (a supervisor and a parent's death both sending one) changes nothing."""
 
     def __init__(self) -> None:
         self.stopped = False
@@ -22,7 +23,9 @@ class StopFlag:
 
     def _handle(self, signum, frame) -> None:
         if self.stopped:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:  # an impatient second Ctrl-C; a repeated SIGTERM just waits
+                raise KeyboardInterrupt
+            return
         self.stopped, self.signal = True, signum
 
     def __enter__(self) -> StopFlag:

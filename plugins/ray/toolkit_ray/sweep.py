@@ -20,15 +20,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError
+from toolkit.signals import StopFlag
 from toolkit_ray.search import Dimension, as_flag_value, parse_dimension
 
 DEFAULT_METRIC = "eval/mean_return"
+STOPPING = "STOPPING"
+"""A file in the sweep directory while an interrupted sweep winds down."""
 POLL_SECONDS = 0.1
 
 
@@ -62,6 +66,8 @@ class Sweep:
     threads: int
     total_steps: int
     concurrency: int
+    driver: tuple[str, int] = ("", 0)
+    """(host, pid) of the ``toolkit sweep`` process: trials on its machine stop when it dies."""
 
     @property
     def param_space(self) -> dict[str, Any]:
@@ -158,6 +164,44 @@ def trial_command(sweep: Sweep, config: dict[str, Any], run_dir: Path) -> list[s
     return [*argv, "--run-dir", str(run_dir), "--no-progress"]
 
 
+def _record_placement(run_dir: Path, config: dict[str, Any]) -> None:
+    """``trial.json``: the trial's values and where it ran (Ray node, host), appended per start."""
+    import socket
+
+    import ray
+
+    path = run_dir / "trial.json"
+    starts = json.loads(path.read_text())["starts"] if path.exists() else []
+    starts.append({"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "time": time.time()})
+    path.write_text(json.dumps({"config": config, "starts": starts}, indent=2, default=str))
+
+
+def _stop_when_driver_dies(process: subprocess.Popen, driver: tuple[str, int]) -> None:
+    """SIGTERM to the trial process (it checkpoints) once the sweep's driver is gone, so that
+    ``--resume`` continues the trial from there."""
+    while process.poll() is None:
+        if not _driver_alive(driver):
+            process.send_signal(signal.SIGTERM)
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _driver_alive(driver: tuple[str, int]) -> bool:
+    """False once the sweep's driver process is gone (checked on its own machine only)."""
+    import socket
+
+    host, pid = driver
+    if not pid or host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _die_with_parent() -> None:
     """The trial process gets SIGTERM (and checkpoints) if the Ray worker starting it dies."""
     try:
@@ -174,14 +218,28 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
 
     from toolkit import checkpoint
 
+    from toolkit import rundir
+
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
+    # A resumed sweep: the process of the interrupted trial may still be checkpointing.
+    wait_until_unlocked(run_dir, timeout=120)
+    if rundir.read_status(run_dir).get("status") == "finished":  # done before the sweep was interrupted
+        last = _last_value(run_dir, sweep.metric)
+        if last is not None:
+            tune.report({"objective": last[1], "step": last[0]})
+        return
+    if (sweep.directory / STOPPING).exists():
+        raise RuntimeError(f"the sweep is stopping; toolkit sweep --resume {sweep.directory} runs this trial")
     latest = checkpoint.latest(run_dir) if run_dir.exists() else None
     reported_to = int(latest.stem.split("_")[1]) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
+    _record_placement(run_dir, config)
     command = [sys.executable, "-m", "toolkit.cli", *trial_command(sweep, config, run_dir)]
     with open(run_dir / "trial.log", "a") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=_die_with_parent,
                                    env={**os.environ, "OMP_NUM_THREADS": str(sweep.threads)})
+    # tune.report blocks until the driver takes the result: a separate thread watches the driver
+    threading.Thread(target=_stop_when_driver_dies, args=(process, sweep.driver), daemon=True).start()
     metrics, offset = run_dir / "metrics.jsonl", 0
     try:
         while True:
@@ -200,10 +258,15 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
                 break
             time.sleep(POLL_SECONDS)
     finally:
-        if process.poll() is None:  # pruned or stopped: the run checkpoints on SIGTERM
+        if process.poll() is None:  # pruned, or its driver is gone: the run checkpoints on SIGTERM
             process.send_signal(signal.SIGTERM)
             process.wait()
-    if process.returncode not in (0, 128 + signal.SIGTERM):
+    if process.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        # Stopped from outside (the sweep was interrupted): an error to Tune, so that
+        # ``--resume`` restarts the trial, which then continues its run from the checkpoint.
+        raise RuntimeError(f"trial stopped by a signal at its checkpoint; toolkit sweep --resume {sweep.directory} "
+                           "continues it")
+    if process.returncode != 0:
         raise RuntimeError(f"trial exited with {process.returncode}; see {run_dir / 'trial.log'}")
 
 
@@ -222,13 +285,14 @@ def run_sweep(options: SweepOptions, resume: str | None = None) -> int:
         sweep = prepare(options, resuming=True)
     else:
         sweep = prepare(options)
+    import socket
+
     import ray
     from ray import tune
 
-    from toolkit.signals import Interrupted
-
     sweep.directory.mkdir(parents=True, exist_ok=True)
     (sweep.directory / "sweep.json").write_text(json.dumps(asdict(sweep.options), indent=2))
+    sweep = Sweep(**{**sweep.__dict__, "driver": (socket.gethostname(), os.getpid())})
     started_ray = _init_ray(sweep)
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.threads})
     storage = str(sweep.directory.absolute())
@@ -239,17 +303,39 @@ def run_sweep(options: SweepOptions, resume: str | None = None) -> int:
         else:
             tuner = tune.Tuner(trainable, param_space=sweep.param_space, tune_config=_tune_config(sweep),
                                run_config=tune.RunConfig(name="tune", storage_path=storage, verbose=0))
-        grid = tuner.fit()
-    except Interrupted as stop:
-        print(f"sweep stopped by {stop}; its trials checkpoint as they stop. Continue with: toolkit sweep --resume "
-              f"{sweep.directory}", file=sys.stderr)
-        raise
+        (sweep.directory / STOPPING).unlink(missing_ok=True)
+        with ForwardingStopFlag(sweep.directory) as stop:  # SIGINT / SIGTERM: every trial stops, checkpointed
+            grid = tuner.fit()
+        if stop():
+            stop_trials(sweep.directory, stop.signal)  # each checkpoints, as toolkit train does
     finally:
         if started_ray:
             ray.shutdown()
+    if stop():
+        import signal as signals
+
+        print(f"sweep stopped by {signals.Signals(stop.signal).name}; every running trial checkpointed. "
+              f"Continue with: toolkit sweep --resume {sweep.directory}", file=sys.stderr)
+        return 128 + stop.signal
     rows = summarise(sweep, grid)
     print_table(sweep, rows)
     return 0
+
+
+class ForwardingStopFlag(StopFlag):
+    """toolkit's StopFlag that also passes the first SIGINT / SIGTERM on to every running trial
+    process at once, so each checkpoints before Tune ends the trials."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _handle(self, signum, frame) -> None:
+        first = not self.stopped
+        super()._handle(signum, frame)
+        if first:
+            (self.directory / STOPPING).touch()  # trials Tune starts from now on stop at once
+            signal_trials(self.directory, signum)
 
 
 def _init_ray(sweep: Sweep) -> bool:
@@ -260,6 +346,10 @@ def _init_ray(sweep: Sweep) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # A Ray worker's exit must not SIGKILL the trial process it started: that process stops
+    # with a checkpoint on the SIGTERM it gets instead (PR_SET_PDEATHSIG).
+    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # toolkit's own: SIGINT/SIGTERM exit 130/143
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing, toolkit the table
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if sweep.options.address:
@@ -303,23 +393,52 @@ def _scheduler(sweep: Sweep) -> Any:
 # -- results ----------------------------------------------------------------------------------
 
 
+def stop_trials(directory: Path, signum: int) -> None:
+    """Pass a stop signal on to every trial process of this machine (each checkpoints, as
+    ``toolkit train`` does), and wait until they have."""
+    signal_trials(directory, signum)
+    wait_for_runs(directory)
+
+
+def signal_trials(directory: Path, signum: int) -> None:
+    """``signum`` to every running trial process of this machine, without waiting."""
+    from toolkit import rundir
+
+    for run_dir in sorted((directory / "runs").glob("*")):
+        status = rundir.read_status(run_dir)
+        if status.get("status") == "running" and status.get("pid"):
+            try:
+                os.kill(int(status["pid"]), signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def wait_for_runs(directory: Path, timeout: float = 120.0) -> None:
-    """Until no trial process holds its run directory's lock: a pruned or stopped trial's
-    process may still be writing its last checkpoint when Tune reports the trial done."""
+    """Until no trial process holds its run directory: a pruned or stopped trial's process may
+    still be writing its last checkpoint when Tune reports the trial done."""
+    deadline = time.monotonic() + timeout
+    for run_dir in sorted((directory / "runs").glob("*")):
+        wait_until_unlocked(run_dir, max(0.0, deadline - time.monotonic()))
+
+
+def wait_until_unlocked(run_dir: Path, timeout: float) -> bool:
+    """True once no process holds ``run_dir``'s lock (``toolkit.rundir.RunDirLock``)."""
     import fcntl
 
+    lock = run_dir / ".lock"
+    if not lock.exists():
+        return True
     deadline = time.monotonic() + timeout
-    for lock in sorted((directory / "runs").glob("*/.lock")):
-        with open(lock, "a") as fh:
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    fcntl.flock(fh, fcntl.LOCK_UN)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        return
-                    time.sleep(0.1)
+    with open(lock, "a") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
 
 
 def summarise(sweep: Sweep, grid: Any) -> list[dict[str, Any]]:

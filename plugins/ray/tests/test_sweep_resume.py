@@ -1,0 +1,76 @@
+"""A sweep whose driver is SIGKILLed carries on with --resume: finished trials are kept, the
+others continue from their checkpoints, and every trial ends as it would have uninterrupted."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from toolkit.cli import main
+
+IDENTITY = ["--env", "toolkit/Identity-v0", "--steps", "2000", "--learning-starts", "100", "--eval-every", "500",
+            "--eval-episodes", "2", "--checkpoint-every", "500", "--threads", "1", "--save-replay"]
+
+
+def metrics_without_perf(run_dir: Path) -> list[dict]:
+    records = [{k: v for k, v in json.loads(line).items() if not k.startswith("perf/")}
+               for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if len(r) > 1]
+
+
+def statuses(directory: Path) -> dict[str, str]:
+    found = {}
+    for path in (directory / "runs").glob("*/status.json"):
+        try:
+            found[path.parent.name] = json.loads(path.read_text())["status"]
+        except ValueError:
+            pass
+    return found
+
+
+def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
+    directory = tmp_path / "sweep"
+    driver = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sweep", "dqn", *IDENTITY, "--seeds", "4",
+                               "--concurrency", "2", "--sweep-dir", str(directory)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, "WANDB_MODE": "offline"})
+    deadline = time.time() + 240
+    try:  # kill it once one trial has finished and another is running with a checkpoint
+        while not ("finished" in statuses(directory).values() and
+                   any(s == "running" and list((directory / "runs" / t / "checkpoints").glob("step_*.pt"))
+                       for t, s in statuses(directory).items())):
+            assert time.time() < deadline and driver.poll() is None, statuses(directory)
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    # the running trials see their driver gone, and stop with a checkpoint
+    while "running" in statuses(directory).values():
+        assert time.time() < deadline, statuses(directory)
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # what is left of the killed driver's Ray
+    stopped = {t for t, s in statuses(directory).items() if s == "stopped"}
+    finished_before = {t for t, s in statuses(directory).items() if s == "finished"}
+    assert stopped and finished_before
+    untouched = {t: (directory / "runs" / t / "metrics.jsonl").stat().st_mtime_ns for t in finished_before}
+
+    assert main(["sweep", "--resume", str(directory)]) == 0
+    rows = list(csv.DictReader(open(directory / "summary.csv")))
+    assert sorted(r["seed"] for r in rows) == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"finished"}
+    for trial in stopped:  # continued from its checkpoint
+        assert "resuming dqn" in (directory / "runs" / trial / "trial.log").read_text()
+    for trial in finished_before:  # not run again
+        assert (directory / "runs" / trial / "metrics.jsonl").stat().st_mtime_ns == untouched[trial]
+    for row in (r for r in rows if r["trial"] in stopped):  # a continued trial equals its seed's standalone run
+        standalone = tmp_path / f"seed{row['seed']}"
+        assert main(["train", "dqn", *IDENTITY, "--seed", row["seed"], "--run-dir", str(standalone),
+                     "--no-progress"]) == 0
+        assert metrics_without_perf(Path(row["run_dir"])) == metrics_without_perf(standalone), row
