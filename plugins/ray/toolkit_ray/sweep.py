@@ -203,7 +203,9 @@ def _driver_alive(driver: tuple[str, int]) -> bool:
 
 
 def _die_with_parent() -> None:
-    """The trial process gets SIGTERM (and checkpoints) if the Ray worker starting it dies."""
+    """In the trial process before it starts: signals unblocked (a Ray worker blocks some, and a
+    child inherits the mask), and SIGTERM (so, a checkpoint) if the Ray worker starting it dies."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
         import ctypes
 
@@ -307,14 +309,12 @@ def run_sweep(options: SweepOptions, resume: str | None = None) -> int:
         with ForwardingStopFlag(sweep.directory) as stop:  # SIGINT / SIGTERM: every trial stops, checkpointed
             grid = tuner.fit()
         if stop():
-            stop_trials(sweep.directory, stop.signal)  # each checkpoints, as toolkit train does
+            stop_trials(sweep.directory, signal.SIGTERM)  # each checkpoints, as toolkit train does
     finally:
         if started_ray:
             ray.shutdown()
     if stop():
-        import signal as signals
-
-        print(f"sweep stopped by {signals.Signals(stop.signal).name}; every running trial checkpointed. "
+        print(f"sweep stopped by {signal.Signals(stop.signal).name}; every running trial checkpointed. "
               f"Continue with: toolkit sweep --resume {sweep.directory}", file=sys.stderr)
         return 128 + stop.signal
     rows = summarise(sweep, grid)
@@ -335,7 +335,7 @@ class ForwardingStopFlag(StopFlag):
         super()._handle(signum, frame)
         if first:
             (self.directory / STOPPING).touch()  # trials Tune starts from now on stop at once
-            signal_trials(self.directory, signum)
+            signal_trials(self.directory, signal.SIGTERM)
 
 
 def _init_ray(sweep: Sweep) -> bool:
