@@ -362,7 +362,7 @@ class Run:
                 self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
         except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stands
             status, step = "stopped", max(self.last_checkpoint, self.start)
-            self.console.print(f"interrupted at step {step:,} without a checkpoint; the last one stands. "
+            self.console.print(f"interrupted at once: nothing after the last checkpoint (step {step:,}) is kept. "
                                f"Continue with: toolkit resume {self.run_dir}")
             raise
         except BaseException as exc:

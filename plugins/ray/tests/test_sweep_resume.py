@@ -14,7 +14,7 @@ from pathlib import Path
 
 from toolkit.cli import main
 
-IDENTITY = ["--env", "toolkit/Identity-v0", "--steps", "2000", "--learning-starts", "100", "--eval-every", "500",
+IDENTITY = ["--env", "toolkit/Identity-v0", "--steps", "4000", "--learning-starts", "100", "--eval-every", "500",
             "--eval-episodes", "2", "--checkpoint-every", "500", "--threads", "1", "--save-replay"]
 
 
@@ -34,6 +34,17 @@ def statuses(directory: Path) -> dict[str, str]:
     return found
 
 
+def ready_to_kill(directory: Path) -> bool:
+    found = statuses(directory)
+    if "finished" not in found.values():
+        return False
+    for trial, status in found.items():
+        saved = sorted((directory / "runs" / trial / "checkpoints").glob("step_*.pt"))
+        if status == "running" and saved and int(saved[-1].stem.split("_")[1]) <= 1500:
+            return True  # at least 2,500 steps to go: it cannot finish before it sees the driver gone
+    return False
+
+
 def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
     directory = tmp_path / "sweep"
     driver = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sweep", "dqn", *IDENTITY, "--seeds", "4",
@@ -41,10 +52,8 @@ def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                               env={**os.environ, "WANDB_MODE": "offline"})
     deadline = time.time() + 240
-    try:  # kill it once one trial has finished and another is running with a checkpoint
-        while not ("finished" in statuses(directory).values() and
-                   any(s == "running" and list((directory / "runs" / t / "checkpoints").glob("step_*.pt"))
-                       for t, s in statuses(directory).items())):
+    try:  # kill it once one trial has finished and another is running, well before its end, with a checkpoint
+        while not ready_to_kill(directory):
             assert time.time() < deadline and driver.poll() is None, statuses(directory)
             time.sleep(0.2)
         driver.send_signal(signal.SIGKILL)
