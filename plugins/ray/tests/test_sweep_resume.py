@@ -83,3 +83,30 @@ def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
         assert main(["train", "dqn", *IDENTITY, "--seed", row["seed"], "--run-dir", str(standalone),
                      "--no-progress"]) == 0
         assert metrics_without_perf(Path(row["run_dir"])) == metrics_without_perf(standalone), row
+
+
+def test_sigint_to_the_driver_stops_every_running_trial_at_a_checkpoint(tmp_path):
+    directory = tmp_path / "sweep"
+    driver = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "sweep", "random", "--env", "toolkit/Identity-v0",
+                               "--steps", "100000000", "--checkpoint-every", "2000", "--eval-every", "0", "--seeds", "2",
+                               "--concurrency", "2", "--sweep-dir", str(directory)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "WANDB_MODE": "offline"})
+    deadline = time.time() + 120
+    try:
+        while not (len(statuses(directory)) == 2 and all(
+                list((directory / "runs" / t / "checkpoints").glob("step_*.pt")) for t in statuses(directory))):
+            assert time.time() < deadline and driver.poll() is None, statuses(directory)
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGINT)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # anything of its Ray still around
+        except ProcessLookupError:
+            pass
+    assert driver.returncode == 130, stderr
+    assert f"Continue with: toolkit sweep --resume {directory}" in stderr
+    assert set(statuses(directory).values()) == {"stopped"}  # each trial wrote its stop checkpoint
