@@ -137,6 +137,11 @@ def step_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:012d}.pt"
 
 
+def step_of(path: Path) -> int:
+    """The step in a step checkpoint's name (``step_path``'s inverse)."""
+    return int(Path(path).stem.split("_")[1])
+
+
 def list_step_checkpoints(run_dir: Path) -> list[Path]:
     """Step checkpoints of a run, oldest first."""
     return sorted((run_dir / "checkpoints").glob("step_*.pt"))

@@ -65,6 +65,24 @@ class RunDirLock:
             self.fd = None
 
 
+def wait_until_unlocked(run_dir: Path, timeout: float) -> bool:
+    """True once no process holds ``run_dir``'s ``RunDirLock`` (False after ``timeout`` seconds)."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists():
+        return True
+    deadline = time.monotonic() + timeout
+    with open(path, "a") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+
+
 def write_status(run_dir: Path, status: str, step: int, **extra: Any) -> None:
     """``status.json``: running / finished / stopped / failed, with the step, written atomically."""
     tmp = Path(run_dir) / f".{STATUS_FILE}.tmp"

@@ -224,7 +224,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
 
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
     # A resumed sweep: the process of the interrupted trial may still be checkpointing.
-    wait_until_unlocked(run_dir, timeout=120)
+    rundir.wait_until_unlocked(run_dir, timeout=120)
     if rundir.read_status(run_dir).get("status") == "finished":  # done before the sweep was interrupted
         last = _last_value(run_dir, sweep.metric)
         if last is not None:
@@ -233,7 +233,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     if (sweep.directory / STOPPING).exists():
         raise RuntimeError(f"the sweep is stopping; toolkit sweep --resume {sweep.directory} runs this trial")
     latest = checkpoint.latest(run_dir) if run_dir.exists() else None
-    reported_to = int(latest.stem.split("_")[1]) if latest else -1  # a resumed trial reported these already
+    reported_to = checkpoint.step_of(latest) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
     _record_placement(run_dir, config)
     command = [sys.executable, "-m", "toolkit.cli", *trial_command(sweep, config, run_dir)]
@@ -416,29 +416,11 @@ def signal_trials(directory: Path, signum: int) -> None:
 def wait_for_runs(directory: Path, timeout: float = 120.0) -> None:
     """Until no trial process holds its run directory: a pruned or stopped trial's process may
     still be writing its last checkpoint when Tune reports the trial done."""
+    from toolkit import rundir
+
     deadline = time.monotonic() + timeout
     for run_dir in sorted((directory / "runs").glob("*")):
-        wait_until_unlocked(run_dir, max(0.0, deadline - time.monotonic()))
-
-
-def wait_until_unlocked(run_dir: Path, timeout: float) -> bool:
-    """True once no process holds ``run_dir``'s lock (``toolkit.rundir.RunDirLock``)."""
-    import fcntl
-
-    lock = run_dir / ".lock"
-    if not lock.exists():
-        return True
-    deadline = time.monotonic() + timeout
-    with open(lock, "a") as fh:
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(fh, fcntl.LOCK_UN)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.1)
+        rundir.wait_until_unlocked(run_dir, max(0.0, deadline - time.monotonic()))
 
 
 def summarise(sweep: Sweep, grid: Any) -> list[dict[str, Any]]:
