@@ -24,8 +24,10 @@ $(STAMP): $(PY) pyproject.toml $(wildcard plugins/*/pyproject.toml)
 train: $(STAMP)
 	$(VENV)/bin/toolkit train dqn --env Pong
 
+# Two test processes (pytest-xdist), one torch thread each: the Ray tests share one of them
+# (xdist_group "ray"); everything else is spread over both.
 test: $(STAMP)
-	WANDB_MODE=offline WANDB_SILENT=true $(PY) -m pytest
+	WANDB_MODE=offline WANDB_SILENT=true OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -19,10 +19,58 @@ def training_rate(run_dir: Path, after_step: int = 0) -> float:
     return (previous - after_step) / seconds
 
 
+def sweep_runs(algo: str, train_args: list[str], seeds: list[int], sweep_dir: Path, concurrency: int,
+               grid: dict[str, list[str]] | None = None) -> dict[tuple, Path]:
+    """Toolkit runs through ``toolkit sweep`` (the toolkit-ray plugin, on Ray Tune): ``algo`` with
+    ``train_args``, every value of each ``grid`` axis with every seed, ``concurrency`` runs at
+    once with one torch thread each. Returns ``{(grid values..., seed): run dir}``.
+
+    The sweep's directory is kept: run the benchmark again after an interruption and the sweep
+    continues (``--resume``; finished runs are not run again)."""
+    import csv
+    import subprocess
+    import sys
+
+    grid = grid or {}
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "summary.csv").exists():
+        if (sweep_dir / "sweep.json").exists():
+            command = ["--resume", str(sweep_dir)]
+        else:
+            command = [algo, *train_args, "--seed-list", ",".join(map(str, seeds)), "--concurrency", str(concurrency),
+                       "--sweep-dir", str(sweep_dir)]
+            for name, values in grid.items():
+                command += ["--grid", f"{name}={','.join(map(str, values))}"]
+        subprocess.run([sys.executable, "-m", "toolkit.cli", "sweep", *command], check=True)
+    runs = {}
+    for row in csv.DictReader(open(sweep_dir / "summary.csv")):
+        if row["status"] != "finished":
+            raise RuntimeError(f"{row['run_dir']} {row['status']}: see its trial.log")
+        runs[(*(row[name] for name in grid), int(row["seed"]))] = Path(row["run_dir"])
+    return runs
+
+
+def as_flags(options: dict) -> list[str]:
+    """``{"learning_rate": 1e-3, "hidden": (64, 64)}`` -> ``["--learning-rate", "0.001", "--hidden", "64,64"]``."""
+    flags = []
+    for name, value in options.items():
+        text = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else repr(value) if isinstance(value, float) \
+            else str(value)
+        flags += ["--" + name.replace("_", "-"), text]
+    return flags
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """A run's metrics.jsonl as a list of records."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
 def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = (),
                 results_file: Path | None = None) -> dict[tuple, dict]:
     """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS]`` for every (lib, env, seed) job,
     ``parallel`` processes at a time; each worker prints one JSON line with at least ``final`` and ``sps``.
+    For jobs that are not all toolkit runs (an SB3 side, a post-processing step per job);
+    toolkit seeds and grids go through ``sweep_runs``.
     Prints a line per finished job and returns job -> result.
 
     With ``results_file``, every finished job is appended to it as a JSON line and jobs already

@@ -1,9 +1,11 @@
 """h-DQN against flat DQN on the goal environments, same budgets and observations.
 
     python benchmarks/hdqn_vs_dqn.py [--envs toolkit/StochasticChain-v0 toolkit/KeyDoor-v0 toolkit/KeyDoorLarge-v0]
-        [--seeds 5] [--algos hdqn dqn] [--dqn-gamma 0.9] [--jobs 2] [--results runs.jsonl] [--plot hdqn_curves.png]
+        [--seeds 5] [--algos hdqn dqn] [--dqn-gamma 0.9] [--jobs 2] [--sweeps DIR] [--plot hdqn_curves.png]
 
-Each (algorithm, env, seed) runs in its own process with one torch thread. h-DQN uses the
+Each (algorithm, env) is a toolkit sweep over the seeds (``toolkit sweep ALGO --seed-list ...``,
+toolkit-ray), ``--jobs`` runs at once with one torch thread each, kept in ``--sweeps``: run the
+same command again after an interruption and it continues where it stopped. h-DQN uses the
 env's preset; flat DQN gets the same budget, replay size, target interval and exploration
 length (epsilon 1 -> 0.1) on the same observations, with toolkit's DQN defaults otherwise.
 Reported: the average extrinsic reward per training episode over the last 20% of the budget
@@ -15,12 +17,10 @@ SOLVED_RUN successful training episodes in a row).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import tempfile
 from pathlib import Path
 
-from common import plot_curves, run_workers
+from common import as_flags, plot_curves, read_metrics, sweep_runs
 
 ENVS = ("toolkit/StochasticChain-v0", "toolkit/KeyDoor-v0")
 GRIDWORLDS = ("toolkit/KeyDoor-v0", "toolkit/KeyDoorLarge-v0")  # episodes either reach the exit (1) or not (0)
@@ -37,13 +37,14 @@ def solved_at(episodes: list[tuple[int, float]]) -> int | None:
     return None
 
 
-def run(algo: str, env_id: str, seed: int, steps: int = 0, dqn_gamma: float = 0.0) -> dict:
-    import toolkit
+def run_sweep(algo: str, env_id: str, seeds: list[int], sweeps: Path, jobs: int, steps: int = 0,
+              dqn_gamma: float = 0.0) -> dict[tuple, dict]:
     from toolkit_hdqn.hdqn import PRESETS
 
     preset = next(p for p in PRESETS.values() if env_id in p.envs).values
     steps = steps or preset["steps"]
-    common = {"steps": steps, "eval_every": min(preset["eval_every"], steps), "eval_episodes": preset["eval_episodes"]}
+    common = {"steps": steps, "eval_every": min(preset["eval_every"], steps), "eval_episodes": preset["eval_episodes"],
+              "threads": 1, "checkpoint_every": 0}
     if algo == "dqn":
         overrides = {"buffer_size": preset["controller_buffer_size"], "learning_starts": preset["learning_starts"],
                      "target_update_interval": preset["target_update_interval"], "train_frequency": 1,
@@ -54,15 +55,18 @@ def run(algo: str, env_id: str, seed: int, steps: int = 0, dqn_gamma: float = 0.
             overrides["gamma"] = dqn_gamma
     else:
         overrides = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = toolkit.train(algo, env=env_id, seed=seed, threads=1, checkpoint_every=0, progress=False,
-                                run_dir=str(Path(tmp) / "run"), **common, **overrides)
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
-    evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
-    late = [ret for step, ret in episodes if step > 0.8 * common["steps"]]
-    return {"final": evals[-1][1], "late_train": statistics.mean(late) if late else float("nan"),
-            "evals": evals, "episodes": episodes, "sps": 0.0}
+    name = f"{algo}_{env_id.replace('/', '-')}_{steps}{f'_gamma{dqn_gamma:g}' if algo == 'dqn' and dqn_gamma else ''}" \
+           f"_seeds{seeds[0]}-{seeds[-1]}"
+    runs = sweep_runs(algo, ["--env", env_id, *as_flags({**common, **overrides})], seeds, sweeps / name, jobs)
+    results = {}
+    for (seed,), run_dir in runs.items():
+        records = read_metrics(run_dir)
+        episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
+        evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
+        late = [ret for step, ret in episodes if step > 0.8 * steps]
+        results[(algo, env_id, seed)] = {"final": evals[-1][1], "late_train": statistics.mean(late) if late else float("nan"),
+                                         "evals": evals, "episodes": episodes}
+    return results
 
 
 def main() -> None:
@@ -70,23 +74,19 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
     parser.add_argument("--algos", nargs="+", default=["hdqn", "dqn"])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--results", type=Path,
-                        help="JSON-lines file of finished runs: appended to, and runs already in it are reused")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--sweeps", type=Path, default=Path("sweeps/hdqn_vs_dqn"),
+                        help="where the sweeps' run directories are kept (and continued from)")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--steps", type=int, default=0, help="env steps per run (default: the h-DQN preset's)")
     parser.add_argument("--dqn-gamma", type=float, default=0.0,
                         help="flat DQN's discount (default: DQN's 0.99), e.g. the h-DQN controller's 0.9 on the gridworld")
-    parser.add_argument("--worker", nargs=3, metavar=("ALGO", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        algo, env_id, seed = args.worker
-        print(json.dumps(run(algo, env_id, int(seed), args.steps, args.dqn_gamma)))
-        return
     seeds = range(args.seeds)
-    jobs = [(algo, env, seed) for env in args.envs for seed in seeds for algo in args.algos]
-    extra = ["--steps", str(args.steps)] + (["--dqn-gamma", str(args.dqn_gamma)] if args.dqn_gamma else [])
-    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results)
+    results = {}
+    for env in args.envs:
+        for algo in args.algos:
+            results.update(run_sweep(algo, env, list(seeds), args.sweeps, args.jobs, args.steps, args.dqn_gamma))
     print("\n| env | algorithm | extrinsic reward per training episode, last 20% (mean ± std) | final eval return "
           f"(mean ± std) | solved at step ({SOLVED_RUN} successes in a row; gridworlds) |")
     print("|---|---|---|---|---|")

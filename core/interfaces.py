@@ -271,8 +271,12 @@ class Sampler(Protocol):
     transition; the sampler never sees the data itself.
     """
 
-    def add(self, indices: np.ndarray) -> None:
-        """These slots now hold new transitions (prioritized samplers give them max priority)."""
+    def add(self, indices: np.ndarray, priorities: np.ndarray | None = None) -> None:
+        """These slots now hold new transitions, with ``priorities`` as their initial priorities
+        (an actor's |TD errors|, as ``update_priorities`` takes them) or, when None, the
+        sampler's default (prioritized samplers: the largest priority so far). A sampler whose
+        ``add`` takes only ``indices`` still works: the replay then calls ``update_priorities``
+        right after it."""
 
     def remove(self, indices: np.ndarray) -> None:
         """These slots no longer hold sampleable transitions."""
@@ -323,6 +327,24 @@ class HasReplayBuffers(Protocol):
     """An algorithm that keeps replay buffers: the runtime saves them with ``--save-replay``."""
 
     def replay_buffers(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class RunsOwnLoop(Protocol):
+    """An env-loop algorithm that gathers its experience itself (Ape-X's actors on Ray) instead
+    of being stepped by ``toolkit.loops.env_loop``. The runtime calls ``run_loop(control)`` in
+    env_loop's place and keeps everything else: the run directory, loggers, evaluation (with
+    ``policy()``), checkpoints (``state_dict()``, replay buffers with ``--save-replay``), signals
+    and the step schedule, which the loop drives through ``control`` (a
+    ``toolkit.loops.LoopControl``: ``tick(step)`` after each advance of the env-step count).
+    ``act``, ``observe`` and ``update`` are not needed. ``close()`` releases what the loop
+    started (processes, actors); the runtime calls it once when the run ends, however it ends.
+    The envs' state is not in checkpoints (the loop owns the envs): a resume starts new episodes."""
+
+    def run_loop(self, control: Any) -> int:
+        """Train until ``control.tick`` says to stop; returns the env-step count reached."""
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -89,6 +89,30 @@ class _Schedule:
         self._plan(step)
 
 
+class LoopControl:
+    """What an algorithm's own loop (``toolkit.interfaces.RunsOwnLoop``) gets from the runtime:
+    the step to start from, the budget, where to report episodes and metrics, and ``tick``."""
+
+    def __init__(self, start: int, total_steps: int, report: Reporter, periodic: Sequence[Periodic] = (),
+                 stop: Callable[[], bool] = lambda: False) -> None:
+        self.start, self.total_steps, self.report = start, total_steps, report
+        self._schedule = _Schedule(periodic, start, 1, report, stop)
+
+    def tick(self, step: int) -> bool:
+        """Call after the env-step count grew to ``step``: fires the periodic callbacks
+        (evaluation, checkpoints, metric lines) whose intervals it crossed, refreshes the
+        progress display, and returns True when the loop should end (budget reached or a stop
+        signal)."""
+        if step >= self._schedule.next_check:
+            self._schedule.check(step)
+        return step >= self.total_steps or self._schedule.stopped
+
+    @property
+    def stopped(self) -> bool:
+        """A stop signal (SIGINT, SIGTERM) came, as of the last check."""
+        return self._schedule.stopped
+
+
 def env_loop(
     algorithm: Any,
     envs: Any,

@@ -48,7 +48,15 @@ def read_run(run_dir: Path) -> dict:
     run = config.get("run", {})
     metrics = {key: np.array(rows, dtype=float).reshape(-1, 2) for key, rows in series.items()}
     return {"algo": config.get("algorithm", "?"), "env": run.get("env") or run.get("data", "?"),
-            "seed": run.get("seed"), "metrics": metrics, "dir": run_dir}
+            "seed": run.get("seed"), "metrics": metrics, "dir": run_dir, "config": config}
+
+
+def group_label(run: dict, group_by: list[str]) -> str:
+    """The algorithm, then ``name=value`` of each config field in ``group_by`` (an algorithm or
+    run option): runs with the same label are drawn as one group."""
+    sections = run["config"].get("algo", {}), run["config"].get("run", {})
+    values = [f"{name}={next((s[name] for s in sections if name in s), '?')}" for name in group_by]
+    return " ".join([run["algo"], *values])
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -68,9 +76,11 @@ def on_grid(curves: list[np.ndarray], points: int = 200) -> tuple[np.ndarray, np
     return grid, np.stack([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
 
 
-def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: list[str] | None = None) -> Path:
+def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: list[str] | None = None,
+              group_by: list[str] = ()) -> Path:
     """Evaluation and training return per env, or with ``metrics`` one panel per named metric
-    (``train/episode_*`` metrics smoothed like the training return)."""
+    (``train/episode_*`` metrics smoothed like the training return). Runs group by algorithm
+    and, with ``group_by``, by the values of those config fields (a sweep's grid axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +97,7 @@ def plot_runs(run_dirs: list[Path], out: Path, smoothing: int = 20, metrics: lis
                   ("train/episode_return", f"training episode return (moving average of {smoothing})")]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for run in runs:
-        groups[(run["algo"], run["env"])].append(run)
+        groups[(group_label(run, list(group_by)), run["env"])].append(run)
     envs = sorted({env for _, env in groups})
     # One row per env (returns of different envs do not share a scale), one column per curve.
     fig, axes = plt.subplots(len(envs), len(panels), figsize=(6 * len(panels), 4.2 * len(envs)), squeeze=False)

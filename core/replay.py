@@ -20,6 +20,8 @@ about 7 GB (84*84 bytes each) instead of about 56 GB.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+import inspect
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,7 @@ class UniformSampler:
         self.count = 0
         self.high = 0  # one past the largest slot ever added: draws come from [0, high)
 
-    def add(self, indices: np.ndarray) -> None:
+    def add(self, indices: np.ndarray, priorities: np.ndarray | None = None) -> None:
         new = indices[~self.valid[indices]]
         self.valid[new] = True
         self.count += len(np.unique(new))
@@ -110,6 +112,48 @@ def make_sampler(spec: str, capacity: int, registry: Any = None) -> Sampler:
         raise ToolkitError(f"sampler '{spec}': {exc}") from None
 
 
+@dataclass(frozen=True)
+class Fragment:
+    """T consecutive steps of some of a replay's envs, each frame once: what a remote actor
+    sends (``make_fragment`` builds one, ``ReplayBuffer.add_fragment`` stores it). A step's
+    successor is the next step's frame, except where an episode ended (the final frame is in
+    ``final_frames``) and after the last step (``next_frames``)."""
+
+    envs: np.ndarray
+    """(m,) the rings (env indices) of the receiving replay these steps belong to."""
+    frames: np.ndarray
+    """(T, m, *frame) the newest frame of each step's observation (the whole observation when
+    observations are not frame stacks)."""
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_frames: np.ndarray
+    """(m, *frame) the newest frame of the last step's true successor."""
+    final_steps: np.ndarray
+    """(k, 2) (step, env column) of the episodes that ended before the last step."""
+    final_frames: np.ndarray
+    """(k, *frame) their final frames."""
+    priorities: np.ndarray | None = None
+    """(T, m) initial priorities (e.g. |TD error| computed by the actor), or None for the
+    sampler's default (the largest priority so far)."""
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    """(T, m, ...) values of the replay's declared extra columns."""
+
+
+def make_fragment(envs: np.ndarray, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
+                  terminated: np.ndarray, truncated: np.ndarray, *, frame_stack: int = 0,
+                  priorities: np.ndarray | None = None, extras: dict[str, np.ndarray] | None = None) -> Fragment:
+    """A Fragment from T steps of full arrays (T, m, ...): ``next_obs`` are the true
+    successors; with frame stacks only each observation's newest frame is kept."""
+    frames = obs[:, :, -1] if frame_stack else obs
+    successors = next_obs[:, :, -1] if frame_stack else next_obs
+    ended = np.logical_or(terminated, truncated)
+    final_steps = np.argwhere(ended[:-1])
+    return Fragment(np.asarray(envs), frames, actions, rewards, terminated, truncated, successors[-1], final_steps,
+                    successors[final_steps[:, 0], final_steps[:, 1]], priorities, dict(extras or {}))
+
+
 class ReplayBuffer:
     """Transitions from n_envs envs in per-env rings, sampled through a pluggable Sampler."""
 
@@ -156,6 +200,8 @@ class ReplayBuffer:
         if isinstance(sampler, str):
             sampler = make_sampler(sampler, self.slots * n_envs)
         self.sampler: Sampler = sampler
+        # Samplers written before initial priorities existed take add(indices) only.
+        self._sampler_takes_priorities = "priorities" in inspect.signature(sampler.add).parameters
         self._envs = np.arange(n_envs)
 
     def __len__(self) -> int:
@@ -168,9 +214,8 @@ class ReplayBuffer:
     def _newest_frame(self, obs: np.ndarray) -> np.ndarray:
         return obs[:, -1] if self.frame_stack else obs
 
-    def _overwrite(self, t: np.ndarray) -> None:
-        """Forget slot t of every env, and the transitions whose frame stacks reach back to it."""
-        e = self._envs
+    def _overwrite(self, t: np.ndarray, e: np.ndarray) -> None:
+        """Forget slot t[i] of env e[i], and the transitions whose frame stacks reach back to it."""
         lost = [self._flat(t, e)[self.has_transition[t, e]]]
         for back in range(1, self.frame_stack):
             ahead = (t + back) % self.slots
@@ -182,14 +227,40 @@ class ReplayBuffer:
         if len(lost_indices):
             self.sampler.remove(lost_indices)
 
-    def add(self, obs, action, reward, next_obs, terminated, truncated, extras: dict[str, Any] | None = None) -> np.ndarray:
+    def add(self, obs, action, reward, next_obs, terminated, truncated, extras: dict[str, Any] | None = None, *,
+            envs: np.ndarray | None = None, priorities: np.ndarray | None = None) -> np.ndarray:
         """Store one vector-env step (arrays with a leading n_envs axis); ``next_obs`` is the
         true successor (the final observation where an episode ended); ``extras`` the values of
-        the declared extra columns. Returns the flat slot indices written, one per env."""
-        e, t = self._envs, self.pos
-        self._overwrite(t)
-        self.frames[t, e] = self._newest_frame(obs)
-        self.frames_before[t, e] = self.next_frames_before
+        the declared extra columns. ``envs``: the step of only these envs (the arrays' leading
+        axis is then theirs); ``priorities``: initial priorities for the sampler instead of its
+        default. Returns the flat slot indices written, one per env."""
+        e = self._envs if envs is None else np.asarray(envs)
+        return self._store(e, self._newest_frame(obs), action, reward, self._newest_frame(next_obs), terminated,
+                           truncated, extras, priorities)
+
+    def add_fragment(self, fragment: Fragment) -> np.ndarray:
+        """Store consecutive steps of some envs (see ``Fragment``), exactly as adding them one
+        step at a time would; returns the slots written, (T, m)."""
+        f = fragment
+        written = []
+        for t in range(len(f.rewards)):
+            successors = f.frames[t + 1] if t + 1 < len(f.rewards) else f.next_frames
+            ended_here = f.final_steps[:, 0] == t
+            if ended_here.any():
+                successors = successors.copy()
+                successors[f.final_steps[ended_here, 1]] = f.final_frames[ended_here]
+            written.append(self._store(
+                f.envs, f.frames[t], f.actions[t], f.rewards[t], successors, f.terminated[t], f.truncated[t],
+                {name: column[t] for name, column in f.extras.items()} if f.extras else None,
+                None if f.priorities is None else f.priorities[t]))
+        return np.stack(written)
+
+    def _store(self, e: np.ndarray, frame, action, reward, next_frame, terminated, truncated,
+               extras: dict[str, Any] | None, priorities: np.ndarray | None) -> np.ndarray:
+        t = self.pos[e]
+        self._overwrite(t, e)
+        self.frames[t, e] = frame
+        self.frames_before[t, e] = self.next_frames_before[e]
         self.actions[t, e] = action
         if self.extras:
             if extras is None or set(extras) != set(self.extras):
@@ -205,15 +276,21 @@ class ReplayBuffer:
         # The successor goes in the next slot; if the episode continues the next add rewrites
         # that slot with the same frame and its transition.
         after = (t + 1) % self.slots
-        self._overwrite(after)
-        self.frames[after, e] = self._newest_frame(next_obs)
+        self._overwrite(after, e)
+        self.frames[after, e] = next_frame
         cap = max(self.frame_stack - 1, 0)
-        self.frames_before[after, e] = np.minimum(self.next_frames_before + 1, cap)
+        self.frames_before[after, e] = np.minimum(self.next_frames_before[e] + 1, cap)
         written = self._flat(t, e)
-        self.sampler.add(written)
-        self.pos = np.where(done, (t + 2) % self.slots, after)
-        self.next_frames_before = np.where(done, 0, np.minimum(self.next_frames_before + 1, cap)).astype(np.uint8)
-        self.added += self.n_envs
+        if priorities is None:
+            self.sampler.add(written)
+        elif self._sampler_takes_priorities:
+            self.sampler.add(written, priorities)
+        else:
+            self.sampler.add(written)
+            self.sampler.update_priorities(written, np.asarray(priorities))
+        self.pos[e] = np.where(done, (t + 2) % self.slots, after)
+        self.next_frames_before[e] = np.where(done, 0, np.minimum(self.next_frames_before[e] + 1, cap))
+        self.added += len(e)
         self.filled = min(self.slots, max(self.filled, int(t.max()) + 2))
         return written
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from toolkit import checkpoint, rundir
 from toolkit.errors import FailedAt, NonFiniteError, RunFailed, ToolkitError, describe_exception
-from toolkit.interfaces import DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers
+from toolkit.interfaces import (DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers,
+                                RunsOwnLoop)
 from toolkit.planning import Plan, construct, data_context, env_context, plan, plan_from_options, resolve_device
 from toolkit.plugins import get_registry
 from toolkit.rng import restore_rng_states, rng_states, seed_everything
@@ -113,6 +114,8 @@ class World:
         for envs in (self.envs, self._eval_envs):
             if envs is not None:
                 envs.close()
+        if isinstance(self.algorithm, RunsOwnLoop):
+            self.algorithm.close()
 
 
 def build_world(p: Plan) -> World:
@@ -262,7 +265,9 @@ class Run:
             "rng": rng_states(),
             "logger": self.report.state_dict(),
         }
-        if p.env:
+        if isinstance(self.algorithm, RunsOwnLoop):
+            state["envs"] = {"missing": [f"'{p.algo}' steps its envs in its own loop"]}
+        elif p.env:
             state["envs"] = {"missing": [envs_lost]} if envs_lost else \
                 snapshot_vector_env(self.world.envs, self.position.obs)
         else:
@@ -321,7 +326,7 @@ class Run:
 
     def execute(self) -> Path:
         """Train to the step budget or a stop signal; returns the run directory."""
-        from toolkit.loops import Periodic, data_loop, env_loop, iterate_batches
+        from toolkit.loops import LoopControl, Periodic, data_loop, env_loop, iterate_batches
 
         p, run, world = self.plan, self.plan.run, self.world
         # Order matters when several fire on one step: a checkpoint must hold that step's
@@ -331,7 +336,10 @@ class Run:
         step, status, reason = self.start, "failed", None
         try:
             with StopFlag() as stop:
-                if p.env:
+                if isinstance(self.algorithm, RunsOwnLoop):
+                    step = self.algorithm.run_loop(LoopControl(self.start, run.steps, self.report, periodic, stop))
+                    self.report.progress(step)
+                elif p.env:
                     step, _ = env_loop(self.algorithm, world.envs, self.position.obs, step=self.start,
                                        total_steps=run.steps, report=self.report, periodic=periodic, stop=stop,
                                        position=self.position)

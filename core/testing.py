@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from toolkit import checkpoint
-from toolkit.interfaces import BatchSizeConfig, ChecksSpec, DataContext, EvaluatesHeldOut, HasReplayBuffers
+from toolkit.interfaces import BatchSizeConfig, ChecksSpec, DataContext, EvaluatesHeldOut, HasReplayBuffers, RunsOwnLoop
 
 ENV_METHODS = ("act", "observe", "update", "policy", "state_dict", "load_state_dict")
+OWN_LOOP_METHODS = ("run_loop", "close", "policy", "state_dict", "load_state_dict")
 DATA_METHODS = ("update", "sample", "state_dict", "load_state_dict")
 
 
@@ -50,7 +51,8 @@ def check_algorithm(
     if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
         raise ConformanceError(f"{cls.__name__}.Config must be a dataclass")
     config = cls.Config(**(overrides or {}))
-    methods = ENV_METHODS if cls.loop == "env" else DATA_METHODS
+    own_loop = cls.loop == "env" and issubclass(cls, RunsOwnLoop)
+    methods = OWN_LOOP_METHODS if own_loop else ENV_METHODS if cls.loop == "env" else DATA_METHODS
     missing = [m for m in methods if not callable(getattr(cls, m, None))]
     if missing:
         raise ConformanceError(f"{cls.__name__} lacks {', '.join(missing)}")
@@ -77,6 +79,9 @@ def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: i
         first, second = cls(config, context), cls(config, context)
         _same_state(first.state_dict(), second.state_dict(), "two instances built with the same seed")
         obs, _ = envs.reset(seed=seed)
+        if isinstance(first, RunsOwnLoop):
+            _check_own_loop(cls, config, context, first, second, obs, steps)
+            return
         for step in range(3):
             if not np.array_equal(first.act(obs, step), second.act(obs, step)):
                 raise ConformanceError("the same seed gave different actions")
@@ -89,18 +94,49 @@ def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: i
         step, obs = env_loop(first, envs, obs, step=0, total_steps=first_phase, report=reporter)
         _check_metrics(reporter.seen)
 
-        restored = cls(config, context)
-        restored.load_state_dict(_round_trip(first.state_dict()))
-        if isinstance(first, HasReplayBuffers):  # as a run with --save-replay resumes
-            saved = {name: buffer.state_dict() for name, buffer in first.replay_buffers().items()}
-            for name, buffer in restored.replay_buffers().items():
-                buffer.load_state_dict(_round_trip(saved[name]))
-        _same_state(first.state_dict(), restored.state_dict(), "state after a checkpoint round trip")
-        if not np.array_equal(first.policy()(obs), restored.policy()(obs)):
-            raise ConformanceError("greedy actions differ after a checkpoint round trip")
+        restored = _restored(cls, config, context, first, obs)
         _twin_env_run(first, restored, envs, obs, step, steps, learns=bool(reporter.seen))
     finally:
         envs.close()
+
+
+def _check_own_loop(cls: type, config: Any, context: Any, first: Any, second: Any, obs: np.ndarray, steps: int) -> None:
+    """A ``RunsOwnLoop`` algorithm: its loop trains for ``steps`` env steps through a
+    ``LoopControl`` and returns the count; then its state survives a checkpoint round trip
+    (asynchronous loops are not replayed step by step, so no twin run); ``close`` ends it all."""
+    from toolkit.loops import LoopControl
+
+    if not np.array_equal(first.policy()(obs), second.policy()(obs)):
+        raise ConformanceError("the same seed gave different greedy actions")
+    second.close()  # never started: closing must still work
+    reporter = _Collect()
+    try:
+        step = first.run_loop(LoopControl(0, steps, reporter))
+        if not isinstance(step, int) or step < steps:
+            raise ConformanceError(f"run_loop() returned {step!r}; it must train to the budget of {steps} env steps "
+                                   "and return the count")
+        _check_metrics(reporter.seen)
+        if not reporter.seen:
+            raise ConformanceError(f"no metrics in {steps} steps; pass overrides (learning_starts, ...) so that the "
+                                   "algorithm learns within `steps`")
+        _restored(cls, config, context, first, obs)
+    finally:
+        first.close()
+
+
+def _restored(cls: type, config: Any, context: Any, first: Any, obs: np.ndarray) -> Any:
+    """A new instance loaded with ``first``'s state through the safe checkpoint format (and its
+    replay buffers, as a run with --save-replay resumes): same state, same greedy actions."""
+    restored = cls(config, context)
+    restored.load_state_dict(_round_trip(first.state_dict()))
+    if isinstance(first, HasReplayBuffers):
+        saved = {name: buffer.state_dict() for name, buffer in first.replay_buffers().items()}
+        for name, buffer in restored.replay_buffers().items():
+            buffer.load_state_dict(_round_trip(saved[name]))
+    _same_state(first.state_dict(), restored.state_dict(), "state after a checkpoint round trip")
+    if not np.array_equal(first.policy()(obs), restored.policy()(obs)):
+        raise ConformanceError("greedy actions differ after a checkpoint round trip")
+    return restored
 
 
 def _paired(call: Any, first: Any, restored: Any) -> tuple[Any, Any]:

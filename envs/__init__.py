@@ -13,6 +13,7 @@ register_with_gymnasium([
     ("toolkit/IdentityContinuous-v0", "toolkit.envs.toy:IdentityContinuousEnv", {}, 16),
     ("toolkit/Corridor-v0", "toolkit.envs.toy:CorridorEnv", {}, 20),
     ("toolkit/Frames-v0", "toolkit.envs.toy:FramesEnv", {}, None),
+    ("toolkit/SlowCartPole-v0", "toolkit.envs.toy:SlowCartPoleEnv", {}, 500),
 ])
 
 
@@ -23,9 +24,9 @@ def register_envs(register):
              names="toolkit.envs.atari:game_names")
     register("toy", "toolkit.envs.toy:resolve",
              "Toy envs with known optimal policies: toolkit/Identity-v0, toolkit/IdentityContinuous-v0, "
-             "toolkit/Corridor-v0, toolkit/Frames-v0",
+             "toolkit/Corridor-v0, toolkit/Frames-v0, toolkit/SlowCartPole-v0",
              names=["toolkit/Identity-v0", "toolkit/IdentityContinuous-v0", "toolkit/Corridor-v0",
-                    "toolkit/Frames-v0"])
+                    "toolkit/Frames-v0", "toolkit/SlowCartPole-v0"])
     register("rewards", "toolkit.envs.rewards:resolve",
              "gymnasium envs with a known differentiable reward (reward_function capability): Pendulum-v1",
              names=["Pendulum-v1"])

@@ -6,6 +6,7 @@
 | toolkit/IdentityContinuous-v0   | 0              | Box actions: output the observation         |
 | toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
 | toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
+| toolkit/SlowCartPole-v0         | 500            | CartPole-v1 whose step waits 2 ms: a slow simulator (scaling) |
 
 Identity and IdentityContinuous end by truncation (a 16-step time limit), never by
 termination, so they also exercise bootstrapping on truncation.
@@ -14,6 +15,7 @@ termination, so they also exercise bootstrapping on truncation.
 from __future__ import annotations
 
 import functools
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -123,11 +125,26 @@ class FramesEnv(gym.Env):
         return self._obs(), float(action), terminated, end and not terminated, {}
 
 
+class SlowCartPoleEnv(gym.Wrapper):
+    """CartPole-v1 whose every step first waits 2 ms: a stand-in for a simulator that is slow
+    but light on the CPU, so throughput across actors can scale past the cores (Ape-X's
+    scaling benchmark)."""
+
+    def __init__(self, delay: float = 0.002) -> None:
+        super().__init__(gym.make("CartPole-v1").unwrapped)
+        self.delay = delay
+
+    def step(self, action):
+        time.sleep(self.delay)
+        return self.env.step(action)
+
+
 TOY_ENVS = {
     "toolkit/Identity-v0": (IdentityEnv, HORIZON, 0),
     "toolkit/IdentityContinuous-v0": (IdentityContinuousEnv, HORIZON, 0),
     "toolkit/Corridor-v0": (CorridorEnv, 20, 0),
     "toolkit/Frames-v0": (FramesEnv, None, 4),
+    "toolkit/SlowCartPole-v0": (SlowCartPoleEnv, 500, 0),
 }
 
 

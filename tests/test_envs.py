@@ -92,3 +92,18 @@ def test_a_time_limit_on_atari_still_reports_the_cut_episode():
     envs = make_vec_env("Pong", 1, seed=0, training=False, max_episode_steps=25)
     result = evaluate(lambda obs: np.zeros(len(obs), dtype=np.int64), envs, episodes=2, seed=0)
     assert result["episodes"] == 2
+
+
+def test_slow_cartpole_is_cartpole_whose_step_waits():
+    import time
+
+    import gymnasium as gym
+
+    slow, plain = gym.make("toolkit/SlowCartPole-v0"), gym.make("CartPole-v1")
+    assert slow.spec.max_episode_steps == plain.spec.max_episode_steps == 500
+    np.testing.assert_array_equal(slow.reset(seed=3)[0], plain.reset(seed=3)[0])
+    began = time.perf_counter()
+    for _ in range(5):
+        a, b = slow.step(1), plain.step(1)
+        np.testing.assert_array_equal(a[0], b[0])
+    assert time.perf_counter() - began >= 5 * 0.002  # sleep waits at least this long

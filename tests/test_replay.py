@@ -158,3 +158,94 @@ def test_extra_columns_are_stored_sampled_and_saved_with_frames_stored_once():
 
     with pytest.raises(ValueError, match="needs the extra columns"):
         buffer.add(obs, np.array([0, 0]), np.zeros(2, np.float32), obs, np.zeros(2, bool), np.zeros(2, bool))
+
+
+def env_steps(env_name, n_envs, steps, seed=0):
+    """(obs, action, reward, true next obs, terminated, truncated), each (steps, n_envs, ...),
+    from a real vector env with random actions."""
+    from toolkit.loops import successor_obs
+
+    envs = make_vec_env(env_name, n_envs, seed)
+    rng = np.random.default_rng(seed)
+    obs, _ = envs.reset(seed=seed)
+    columns = []
+    for _ in range(steps):
+        action = rng.integers(envs.single_action_space.n, size=n_envs)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        columns.append((obs, action, reward, successor_obs(next_obs, infos), terminated, truncated))
+        obs = next_obs
+    envs.close()
+    return [np.stack(column) for column in zip(*columns)]
+
+
+class RecordingSampler(UniformSampler):
+    """Remembers the initial priorities it was given, per slot."""
+
+    def __init__(self, capacity):
+        super().__init__(capacity)
+        self.initial = np.full(capacity, np.nan)
+
+    def add(self, indices, priorities=None):
+        super().add(indices)
+        if priorities is not None:
+            self.initial[indices] = priorities
+
+
+def test_a_fragment_add_equals_the_same_steps_added_one_by_one():
+    """An actor's fragment (each frame once, episodes ending inside it, a subset of the rings)
+    stores exactly what adding its steps one at a time stores: frames, flags, the positions of
+    every ring, and the initial priorities the sampler got."""
+    from toolkit.replay import make_fragment
+
+    resolved = resolve_env("toolkit/Frames-v0")
+    obs, action, reward, next_obs, terminated, truncated = env_steps(resolved, 2, 60)
+    assert (terminated | truncated).sum() > 5  # episodes end inside fragments
+    priorities = np.random.default_rng(1).random(reward.shape).astype(np.float32)
+    rings = np.array([3, 1])
+    space = make_vec_env(resolved, 1)
+    one_by_one, by_fragment = (ReplayBuffer(100 * 4, space.single_observation_space, space.single_action_space,
+                                            n_envs=4, frame_stack=resolved.frame_stack,
+                                            sampler=RecordingSampler(100 * 4)) for _ in range(2))
+    space.close()
+    expected = {}
+    for t in range(60):
+        written = one_by_one.add(obs[t], action[t], reward[t], next_obs[t], terminated[t], truncated[t], envs=rings,
+                                 priorities=priorities[t])
+        for j, index in enumerate(written):
+            expected[int(index)] = (obs[t, j], next_obs[t, j], priorities[t, j])
+    for start in range(0, 60, 7):  # fragments of 7 steps (and a last one of 4)
+        part = slice(start, start + 7)
+        fragment = make_fragment(rings, obs[part], action[part], reward[part], next_obs[part], terminated[part],
+                                 truncated[part], frame_stack=resolved.frame_stack, priorities=priorities[part])
+        assert fragment.frames.shape[2:] == (8, 8)  # newest frames only
+        by_fragment.add_fragment(fragment)
+    for name in ReplayBuffer._ARRAYS + ("pos", "next_frames_before"):
+        np.testing.assert_array_equal(getattr(one_by_one, name), getattr(by_fragment, name), err_msg=name)
+    np.testing.assert_array_equal(one_by_one.sampler.initial, by_fragment.sampler.initial)
+    assert not one_by_one.has_transition[:, [0, 2]].any()  # the other rings are untouched
+    # what is sampled is what the env did: stacks rebuilt across the fragments' seams
+    batch = by_fragment.sample(64)
+    assert set((batch.indices % 4).tolist()) <= {1, 3}
+    for j, index in enumerate(batch.indices):
+        stack, successor, priority = expected[int(index)]
+        np.testing.assert_array_equal(batch.obs[j], stack)
+        np.testing.assert_array_equal(batch.next_obs[j], successor)
+        assert by_fragment.sampler.initial[index] == priority
+
+
+def test_initial_priorities_reach_a_sampler_that_predates_them():
+    """A third-party sampler whose add() takes only indices still gets the actor's priorities,
+    through update_priorities right after the add."""
+
+    class OldSampler(UniformSampler):
+        def add(self, indices):
+            super().add(indices)
+
+        def update_priorities(self, indices, priorities):
+            self.got = (indices.copy(), np.asarray(priorities).copy())
+
+    buffer = ReplayBuffer(8, spaces.Box(0, 1, (2,)), spaces.Discrete(2), sampler=OldSampler(8))
+    written = buffer.add(np.zeros((1, 2)), np.array([1]), np.array([1.0]), np.ones((1, 2)), np.array([False]),
+                         np.array([False]), priorities=np.array([0.75]))
+    np.testing.assert_array_equal(buffer.sampler.got[0], written)
+    np.testing.assert_array_equal(buffer.sampler.got[1], [0.75])

@@ -163,3 +163,51 @@ def test_sampler_options_and_their_errors():
 def test_dqn_with_prioritized_replay_on_frame_stacks_and_several_envs(replay):
     check_algorithm("dqn", env="toolkit/Frames-v0", n_envs=3,
                     overrides={"learning_starts": 30, "network": "mlp", "hidden": (8,), "replay": replay})
+
+
+def test_initial_priorities_set_p_as_update_priorities_would():
+    """Ape-X's actors send |delta| with new transitions: the proportional sampler stores
+    (|delta| + eps)^alpha, exactly what update_priorities stores, and raises the maximum."""
+    deltas = np.array([0.5, -2.0, 0.0, 3.5])
+    given, updated = ProportionalSampler(8), ProportionalSampler(8)
+    given.add(np.arange(4), deltas)
+    updated.add(np.arange(4))
+    updated.update_priorities(np.arange(4), deltas)
+    np.testing.assert_allclose(given.tree.leaves, updated.tree.leaves)
+    assert given.max_priority == updated.max_priority == pytest.approx(3.5 + 1e-6) and given.count == 4
+    given.add(np.array([4]))  # no priority given: the largest so far
+    assert given.tree.leaves[4] == pytest.approx((3.5 + 1e-6) ** 0.6)
+
+    rank = RankSampler(8)
+    rank.add(np.arange(4), deltas)
+    np.testing.assert_array_equal(rank.priority[:4], np.abs(deltas))
+    rank._resort()  # the next sort ranks them by the given priorities
+    np.testing.assert_array_equal(rank.order, [3, 1, 0, 2])
+
+
+def test_a_fragment_reaches_the_sum_tree_as_its_steps_one_by_one_would():
+    from gymnasium import spaces
+
+    from toolkit.replay import ReplayBuffer, make_fragment
+
+    rng = np.random.default_rng(0)
+    T, rings = 12, np.array([2, 0])
+    obs = rng.random((T, 2, 3)).astype(np.float32)
+    next_obs = rng.random((T, 2, 3)).astype(np.float32)
+    next_obs[:-1] = obs[1:]
+    terminated = np.zeros((T, 2), bool)
+    terminated[5, 1] = True
+    next_obs[5, 1] = rng.random(3)  # the final observation of the episode that ended
+    action, reward = rng.integers(0, 2, (T, 2)), rng.random((T, 2)).astype(np.float32)
+    priorities = rng.random((T, 2)).astype(np.float32) * 3
+    buffers = [ReplayBuffer(120, spaces.Box(0, 1, (3,)), spaces.Discrete(2), n_envs=3, sampler="prioritized")
+               for _ in range(2)]
+    for t in range(T):
+        buffers[0].add(obs[t], action[t], reward[t], next_obs[t], terminated[t], np.zeros(2, bool), envs=rings,
+                       priorities=priorities[t])
+    buffers[1].add_fragment(make_fragment(rings, obs, action, reward, next_obs, terminated, np.zeros((T, 2), bool),
+                                          priorities=priorities))
+    np.testing.assert_array_equal(buffers[0].sampler.tree.leaves, buffers[1].sampler.tree.leaves)
+    assert np.count_nonzero(buffers[1].sampler.tree.leaves) == 2 * T
+    np.testing.assert_allclose(np.sort(buffers[1].sampler.tree.leaves[buffers[1].sampler.tree.leaves > 0]),
+                               np.sort((priorities.ravel() + 1e-6) ** 0.6), rtol=1e-6)

@@ -143,9 +143,16 @@ class ProportionalSampler:
         self.max_priority = 1.0  # of |delta| + eps, before the exponent
         self.count = 0
 
-    def add(self, indices: np.ndarray) -> None:
+    def add(self, indices: np.ndarray, priorities: np.ndarray | None = None) -> None:
+        """New transitions: p_i = the largest p so far, or |delta_i| + eps for given initial
+        priorities (Ape-X's actors compute them)."""
         self.count += int(np.count_nonzero(self.tree.leaves[indices] == 0))
-        self.tree.update(indices, np.full(len(indices), self.max_priority ** self.alpha))
+        if priorities is None:
+            self.tree.update(indices, np.full(len(indices), self.max_priority ** self.alpha))
+            return
+        priorities = np.abs(np.asarray(priorities, dtype=np.float64)) + self.eps
+        self.tree.update(indices, priorities**self.alpha)
+        self.max_priority = max(self.max_priority, float(priorities.max(initial=0.0)))
 
     def remove(self, indices: np.ndarray) -> None:
         self.count -= int(np.count_nonzero(self.tree.leaves[np.unique(indices)] > 0))
@@ -209,11 +216,18 @@ class RankSampler:
         # mass[r] = sum_{k=1}^{r+1} k^-alpha: the unnormalised CDF over ranks for any N
         self.mass = np.cumsum(np.arange(1, capacity + 1, dtype=np.float64) ** -alpha)
 
-    def add(self, indices: np.ndarray) -> None:
-        indices = np.unique(indices)
+    def add(self, indices: np.ndarray, priorities: np.ndarray | None = None) -> None:
+        """New transitions rank above all others until the next sort, which places them by
+        their priority: the largest so far, or |delta_i| for given initial priorities."""
+        indices, first = np.unique(indices, return_index=True)
         self.count += int(np.count_nonzero(~self.valid[indices]))
         self.valid[indices] = True
-        self.priority[indices] = self.max_priority
+        if priorities is None:
+            self.priority[indices] = self.max_priority
+        else:
+            given = np.abs(np.asarray(priorities, dtype=np.float64))[first]
+            self.priority[indices] = given
+            self.max_priority = max(self.max_priority, float(given.max(initial=0.0)))
         self.fresh = np.concatenate([self.fresh, indices[~self.is_fresh[indices]]])
         self.is_fresh[indices] = True
         self.changes += len(indices)

@@ -4,7 +4,7 @@ import pytest
 
 from toolkit.cli import main
 from toolkit.errors import ToolkitError
-from toolkit_ray.search import as_flag_value, parse_dimension
+from toolkit_ray.search import as_flag_value, parse_dimension, parse_grid
 
 
 def test_dimensions_parse_to_their_kind_and_values():
@@ -15,6 +15,23 @@ def test_dimensions_parse_to_their_kind_and_values():
     assert parse_dimension("gamma=choice(0.9,0.99)").values == (0.9, 0.99)
     assert parse_dimension("tau=uniform(0.001,1)").kind == "uniform"
     assert as_flag_value(1e-5 / 3) == repr(1e-5 / 3) and as_flag_value(3) == "3"
+
+
+def test_a_grid_axis_runs_every_value_with_every_seed():
+    from ray import tune
+
+    from toolkit_ray.sweep import SweepOptions, prepare
+
+    axis = parse_grid("replay=uniform, prioritized,rank")
+    assert (axis.name, axis.values) == ("replay", ("uniform", "prioritized", "rank"))
+    assert parse_grid("n-step=1,3").values == (1, 3) and parse_grid("n-step=1,3").name == "n_step"
+    sweep = prepare(SweepOptions("dqn", ["--env", "CartPole-v1"], seeds=2, grid=["replay=uniform,rank", "n_step=1,3"]))
+    space = sweep.param_space
+    assert space["replay"] == tune.grid_search(["uniform", "rank"]) and space["seed"] == tune.grid_search([0, 1])
+    assert sweep.varied == ["replay", "n_step", "seed"]
+    from ray.tune.search.variant_generator import generate_variants
+
+    assert len(list(generate_variants(space))) == 8  # 2 x 2 values x 2 seeds
 
 
 def test_int_dimension_includes_its_upper_end_in_tune():
@@ -46,11 +63,18 @@ SWEEP_REFUSALS = [
     (["sweep", "dqn", "--seeds", "0"], "--seeds must be >= 1"),
     (["sweep", "dqn", "--seed-list", "1,x"], "comma-separated integers"),
     (["sweep", "dqn", "--seed-list", "1,1"], "distinct seeds"),
-    (["sweep", "dqn", "--seeds", "2", "--search", "gamma=uniform(0.9,0.99)"], "not both"),
+    (["sweep", "dqn", "--seeds", "2", "--search", "gamma=uniform(0.9,0.99)"], "without --seeds"),
+    (["sweep", "dqn", "--grid", "replay=uniform", "--search", "gamma=uniform(0.9,0.99)"], "without --seeds/--seed-list/--grid"),
+    (["sweep", "dqn", "--grid", "replay=uniform,prioritised"], "unknown sampler 'prioritised'; did you mean: prioritized"),
+    (["sweep", "dqn", "--grid", "gamma=0.9,1.5"], "--gamma must be >= 0 and <= 1, got 1.5"),
+    (["sweep", "dqn", "--grid", "replay"], "expected NAME=VALUE,VALUE"),
+    (["sweep", "dqn", "--grid", "replay=rank,rank"], "a value is given twice"),
+    (["sweep", "dqn", "--grid", "seed=1,2"], "not as a --grid axis"),
+    (["sweep", "dqn", "--grid", "gamma=0.9", "--grid", "gamma=0.8"], "a grid axis) once"),
     (["sweep", "dqn", "--search", "learning_rat=loguniform(1e-5,1e-2)"], "unknown option '--learning-rat'"),
     (["sweep", "dqn", "--search", "gamma=uniform(0.5,1.5)"], "--gamma must be >= 0 and <= 1, got 1.5"),
     (["sweep", "dqn", "--search", "network=choice(mlp,resnet)"], "unknown choice 'resnet'"),
-    (["sweep", "dqn", "--search", "gamma=uniform(0.9,0.99)", "--search", "gamma=uniform(0.5,0.6)"], "searched once"),
+    (["sweep", "dqn", "--search", "gamma=uniform(0.9,0.99)", "--search", "gamma=uniform(0.5,0.6)"], "searched (or be a grid axis) once"),
     (["sweep", "dqn", "--search", "gamma=uniform(0.9,0.99)", "--mode", "up"], "--mode must be max or min"),
     (["sweep", "dqn", "--search", "gamma=uniform(0.9,0.99)", "--pruner", "hyperband"], "--pruner must be"),
     (["sweep", "dqn", "--search", "gamma=uniform(0.9,0.99)", "--trials", "0"], "--trials must be >= 1"),

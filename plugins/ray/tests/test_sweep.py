@@ -13,6 +13,10 @@ import torch
 from toolkit import checkpoint
 from toolkit.cli import main
 
+# Ray tests share one worker when the suite runs in parallel (pytest -n): each starts its own
+# local Ray sized to the machine, and the SIGINT test counts the Ray processes on it.
+pytestmark = pytest.mark.xdist_group("ray")
+
 SMALL_DQN = ["--env", "CartPole-v1", "--steps", "800", "--learning-starts", "200", "--eval-every", "200",
              "--eval-episodes", "2", "--checkpoint-every", "400", "--threads", "1"]
 
@@ -22,7 +26,7 @@ def local_ray():
     """One Ray for the module (sweeps use a Ray that is already running)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -52,16 +56,20 @@ def assert_same_state(a, b):
 @pytest.fixture(scope="module")
 def seed_sweep(tmp_path_factory):
     directory = tmp_path_factory.mktemp("sweeps") / "seeds"
-    assert main(["sweep", "dqn", *SMALL_DQN, "--seeds", "2", "--concurrency", "2", "--sweep-dir", str(directory)]) == 0
+    assert main(["sweep", "dqn", *SMALL_DQN, "--seeds", "2", "--grid", "replay=uniform,prioritized", "--concurrency", "2",
+                 "--sweep-dir", str(directory)]) == 0
     return directory
 
 
 def test_a_seed_sweep_trial_is_exactly_a_standalone_run(seed_sweep, tmp_path):
     rows = list(csv.DictReader(open(seed_sweep / "summary.csv")))
-    assert sorted(r["seed"] for r in rows) == ["0", "1"] and {r["status"] for r in rows} == {"finished"}
-    trial = next(seed_sweep / "runs" / r["trial"] for r in rows if r["seed"] == "1")
+    assert sorted((r["replay"], r["seed"]) for r in rows) == [("prioritized", "0"), ("prioritized", "1"),
+                                                               ("uniform", "0"), ("uniform", "1")]
+    assert {r["status"] for r in rows} == {"finished"}
+    trial = next(seed_sweep / "runs" / r["trial"] for r in rows if r["seed"] == "1" and r["replay"] == "prioritized")
     standalone = tmp_path / "standalone"
-    assert main(["train", "dqn", *SMALL_DQN, "--seed", "1", "--run-dir", str(standalone), "--no-progress"]) == 0
+    assert main(["train", "dqn", *SMALL_DQN, "--seed", "1", "--replay", "prioritized", "--run-dir", str(standalone),
+                 "--no-progress"]) == 0
     assert lines_without_perf(trial) == lines_without_perf(standalone)
     assert_same_state(final_parameters(trial), final_parameters(standalone))
     assert (seed_sweep / "sweep.png").stat().st_size > 0 and (seed_sweep / "best.toml").exists()
@@ -70,10 +78,11 @@ def test_a_seed_sweep_trial_is_exactly_a_standalone_run(seed_sweep, tmp_path):
 
 def test_a_search_prunes_and_its_best_toml_trains_to_the_best_score(tmp_path, capsys):
     directory = tmp_path / "search"
-    # the identity task: a good learning rate learns it within the budget, a poor one does not
-    identity = ["--env", "toolkit/Identity-v0", "--steps", "800", "--learning-starts", "50", "--train-frequency", "1",
-                "--eval-every", "200", "--eval-episodes", "2", "--checkpoint-every", "400", "--threads", "1"]
-    code = main(["sweep", "dqn", *identity, "--search", "learning_rate=loguniform(1e-5,1e-2)",
+    # a good learning rate gets CartPole's evaluation return to about 80 within this budget, a poor one stays near 10
+    cartpole = ["--env", "CartPole-v1", "--steps", "1200", "--learning-starts", "100", "--train-frequency", "8",
+                "--gradient-steps", "8", "--eval-every", "300", "--eval-episodes", "2", "--checkpoint-every", "600",
+                "--threads", "1"]
+    code = main(["sweep", "dqn", *cartpole, "--search", "learning_rate=loguniform(1e-5,1e-2)",
                  "--search", "n_step=choice(1,3)", "--trials", "8", "--pruner", "asha", "--concurrency", "2",
                  "--sweep-dir", str(directory)])
     err = capsys.readouterr().err

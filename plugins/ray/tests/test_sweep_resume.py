@@ -12,7 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from toolkit.cli import main
+
+# Ray tests share one worker when the suite runs in parallel (pytest -n): each starts its own
+# local Ray sized to the machine, and the SIGINT test counts the Ray processes on it.
+pytestmark = pytest.mark.xdist_group("ray")
 
 IDENTITY = ["--env", "toolkit/Identity-v0", "--steps", "4000", "--learning-starts", "100", "--eval-every", "500",
             "--eval-episodes", "2", "--checkpoint-every", "500", "--threads", "1", "--save-replay"]

@@ -1,7 +1,8 @@
-"""toolkit-ray: ``toolkit sweep`` (parallel seeds, hyperparameter search) on Ray Tune.
+"""toolkit-ray: scale-out on Ray. ``toolkit sweep`` (parallel seeds, grids, hyperparameter
+search on Ray Tune) and the ``apex`` algorithm (Ape-X DQN: actors and replay shards as Ray actors).
 
-Registration only: Ray, Optuna and the sweep machinery are imported when a sweep runs, so
-``toolkit list`` and ``toolkit --help`` never import Ray.
+Registration only: Ray, Optuna, torch and the implementations are imported when a sweep or an
+apex run starts, so ``toolkit list`` and ``toolkit --help`` never import Ray.
 """
 
 from typing import Optional
@@ -14,6 +15,12 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @hookimpl
+def register_algorithms(register):
+    register("apex", "toolkit_ray.apex:ApexDQN",
+             "Ape-X DQN (Horgan et al. 2018): distributed prioritized replay, actors on Ray")
+
+
+@hookimpl
 def register_commands(cli):
     @cli.command(context_settings=_PASS_THROUGH)
     def sweep(
@@ -23,6 +30,8 @@ def register_commands(cli):
         seed_list: Optional[str] = typer.Option(None, "--seed-list", help="Comma-separated seeds, e.g. 0,3,7"),
         search: list[str] = typer.Option([], "--search", help="NAME=loguniform(a,b) | uniform(a,b) | int(a,b) | "
                                                                "choice(v1,v2,...); repeatable"),
+        grid: list[str] = typer.Option([], "--grid", help="NAME=V1,V2,...: run every value (with every seed); "
+                                                           "repeatable"),
         trials: int = typer.Option(8, "--trials", help="Trials of a --search"),
         pruner: str = typer.Option("asha", "--pruner", help="asha | median | none (for --search)"),
         metric: Optional[str] = typer.Option(None, "--metric", help="Logged metric to optimise "
@@ -38,7 +47,7 @@ def register_commands(cli):
         from toolkit_ray.sweep import SweepOptions, run_sweep
 
         options = SweepOptions(algo=algo, train_argv=list(ctx.args), seeds=seeds, seed_list=seed_list,
-                               search=list(search), trials=trials, pruner=pruner, metric=metric, mode=mode,
+                               search=list(search), grid=list(grid), trials=trials, pruner=pruner, metric=metric, mode=mode,
                                concurrency=concurrency, sweep_dir=sweep_dir, address=address)
         code = run_sweep(options, resume=resume)
         if code:

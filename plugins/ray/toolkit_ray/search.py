@@ -1,6 +1,7 @@
 """Search dimensions from the command line: ``NAME=loguniform(a,b)``, ``uniform(a,b)``,
 ``int(a,b)`` (both ends included) and ``choice(v1,v2,...)``, turned into Ray Tune domains
-(which Optuna's TPE sampler samples through ``OptunaSearch``)."""
+(which Optuna's TPE sampler samples through ``OptunaSearch``); and grid axes,
+``NAME=v1,v2,...``, every value of which runs (Tune's ``grid_search``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 from toolkit.errors import ToolkitError
 
 KINDS = ("loguniform", "uniform", "int", "choice")
+GRID = "grid"
+"""The kind of a ``--grid`` axis: every value runs, with every seed."""
 _SPEC = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*=\s*(\w+)\s*\((.*)\)\s*$")
 
 
@@ -32,6 +35,8 @@ class Dimension:
             return tune.uniform(*self.values)
         if self.kind == "int":
             return tune.randint(self.values[0], self.values[1] + 1)  # Tune's upper end is exclusive
+        if self.kind == GRID:
+            return tune.grid_search(list(self.values))
         return tune.choice(list(self.values))
 
     def probes(self) -> tuple[Any, ...]:
@@ -71,6 +76,17 @@ def parse_dimension(spec: str) -> Dimension:
     if kind == "loguniform" and low <= 0:
         raise ToolkitError(f"--search '{spec}': loguniform needs low > 0, got {low}")
     return Dimension(name, kind, (low, high))
+
+
+def parse_grid(spec: str) -> Dimension:
+    """``replay=uniform,prioritized,rank`` -> a grid Dimension; a malformed spec is a one-line error."""
+    name, equals, values = spec.partition("=")
+    items = [item.strip() for item in values.split(",") if item.strip()]
+    if not equals or not re.fullmatch(r"[A-Za-z_][\w-]*", name.strip()) or not items:
+        raise ToolkitError(f"--grid '{spec}': expected NAME=VALUE,VALUE,..., e.g. replay=uniform,prioritized")
+    if len(set(items)) != len(items):
+        raise ToolkitError(f"--grid '{spec}': a value is given twice")
+    return Dimension(name.strip().replace("-", "_"), GRID, tuple(_scalar(item) for item in items))
 
 
 def _scalar(text: str) -> Any:

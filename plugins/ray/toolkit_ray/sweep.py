@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 from toolkit.errors import ToolkitError
 from toolkit.signals import StopFlag
-from toolkit_ray.search import Dimension, as_flag_value, parse_dimension
+from toolkit_ray.search import Dimension, as_flag_value, parse_dimension, parse_grid
 
 DEFAULT_METRIC = "eval/mean_return"
 STOPPING = "STOPPING"
@@ -45,6 +44,7 @@ class SweepOptions:
     seeds: int | None = None
     seed_list: str | None = None
     search: list[str] = field(default_factory=list)
+    grid: list[str] = field(default_factory=list)
     trials: int = 8
     pruner: str = "asha"
     metric: str | None = None
@@ -68,14 +68,25 @@ class Sweep:
     concurrency: int
     driver: tuple[str, int] = ("", 0)
     """(host, pid) of the ``toolkit sweep`` process: trials on its machine stop when it dies."""
+    preload: tuple[str, ...] = ()
+    """Modules a trial process needs beyond toolkit's own (the algorithm's plugin), imported
+    once per Ray worker: see ``start_toolkit_process``."""
+    grid: tuple[Dimension, ...] = ()
+    """``--grid`` axes: every combination of their values runs, with every seed."""
 
     @property
     def param_space(self) -> dict[str, Any]:
         from ray import tune
 
+        space = {d.name: d.to_tune() for d in (*self.grid, *self.dimensions)}
         if self.seeds:
-            return {"seed": tune.grid_search(list(self.seeds))}
-        return {d.name: d.to_tune() for d in self.dimensions}
+            space["seed"] = tune.grid_search(list(self.seeds))
+        return space
+
+    @property
+    def varied(self) -> list[str]:
+        """The names that differ between trials, as the summary's columns."""
+        return [d.name for d in (*self.grid, *self.dimensions)] + (["seed"] if self.seeds else [])
 
 
 # -- checking, before Ray starts --------------------------------------------------------------
@@ -97,13 +108,17 @@ def prepare(options: SweepOptions, resuming: bool = False) -> Sweep:
     base = plan_from_argv(options.algo, options.train_argv)
     seeds = _seeds(options)
     dimensions = tuple(parse_dimension(spec) for spec in options.search)
-    if seeds and dimensions:
-        raise ToolkitError("give either seeds (--seeds/--seed-list) or --search, not both")
-    if not seeds and not dimensions:
-        raise ToolkitError("nothing to sweep: give --seeds N, --seed-list 0,3,7 or --search NAME=KIND(...)")
-    if len({d.name for d in dimensions}) != len(dimensions):
-        raise ToolkitError("each option may be searched once")
-    for dimension in dimensions:  # every name exists and both ends (every choice) pass planning
+    grid = tuple(parse_grid(spec) for spec in options.grid)
+    if dimensions and (seeds or grid):
+        raise ToolkitError("a --search samples its trials: give it without --seeds/--seed-list/--grid")
+    if not seeds and not dimensions and not grid:
+        raise ToolkitError("nothing to sweep: give --seeds N, --seed-list 0,3,7, --grid NAME=V1,V2 or "
+                           "--search NAME=KIND(...)")
+    if len({d.name for d in (*dimensions, *grid)}) != len(dimensions) + len(grid):
+        raise ToolkitError("each option may be searched (or be a grid axis) once")
+    if "seed" in {d.name for d in grid}:
+        raise ToolkitError("give seeds with --seeds N or --seed-list, not as a --grid axis")
+    for dimension in (*dimensions, *grid):  # every name exists and both ends (every value) pass planning
         for value in dimension.probes():
             plan_from_argv(options.algo, [*options.train_argv, "--" + dimension.name.replace("_", "-"),
                                           as_flag_value(value)])
@@ -124,7 +139,8 @@ def prepare(options: SweepOptions, resuming: bool = False) -> Sweep:
     if not resuming and directory.exists() and any(directory.iterdir()):
         raise ToolkitError(f"{directory} is not empty; continue a sweep with --resume {directory} or choose "
                            "another --sweep-dir")
-    return Sweep(options, directory, dimensions, seeds, metric, threads, base.run.steps, concurrency)
+    return Sweep(options, directory, dimensions, seeds, metric, threads, base.run.steps, concurrency,
+                 preload=(base.algo_class.__module__,), grid=grid)
 
 
 def _seeds(options: SweepOptions) -> tuple[int, ...]:
@@ -176,12 +192,12 @@ def _record_placement(run_dir: Path, config: dict[str, Any]) -> None:
     path.write_text(json.dumps({"config": config, "starts": starts}, indent=2, default=str))
 
 
-def _stop_when_driver_dies(process: subprocess.Popen, driver: tuple[str, int]) -> None:
+def _stop_when_driver_dies(process: Any, driver: tuple[str, int]) -> None:
     """SIGTERM to the trial process (it checkpoints) once the sweep's driver is gone, so that
     ``--resume`` continues the trial from there."""
-    while process.poll() is None:
+    while process.is_alive():
         if not _driver_alive(driver):
-            process.send_signal(signal.SIGTERM)
+            process.terminate()
             return
         time.sleep(POLL_SECONDS)
 
@@ -202,9 +218,31 @@ def _driver_alive(driver: tuple[str, int]) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """In the trial process before it starts: signals unblocked (a Ray worker blocks some, and a
-    child inherits the mask), and SIGTERM (so, a checkpoint) if the Ray worker starting it dies."""
+def start_toolkit_process(argv: list[str], log: Path, sweep: Sweep) -> Any:
+    """``toolkit ARGV`` in a new process, its output appended to ``log``; a started
+    ``multiprocessing.Process``.
+
+    The process is forked from a server process (multiprocessing's forkserver, one per Ray
+    worker) that imported torch, gymnasium and the algorithm's plugin once: every trial after the
+    first on a Ray worker starts in a fraction of a second instead of paying those imports
+    (about 6 s here, half of it torch._dynamo, which the first optimizer imports). The server itself is a fresh, single-threaded Python, not a fork of the
+    Ray worker."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    # Read by torch when the server imports it; a Ray worker has no server yet before its first trial.
+    os.environ["OMP_NUM_THREADS"] = str(sweep.threads)
+    # torch._dynamo: the first optimizer a process builds imports it (about 3 s more)
+    context.set_forkserver_preload(["torch", "torch._dynamo", "gymnasium", "toolkit.cli", "toolkit.run",
+                                    *sweep.preload])
+    process = context.Process(target=_toolkit_main, args=(argv, str(log)), name="toolkit-trial")
+    process.start()
+    return process
+
+
+def _toolkit_main(argv: list[str], log: str) -> None:
+    """The trial process: signals unblocked (a Ray worker blocks some, and children inherit the
+    mask), SIGTERM (so, a checkpoint) if the process that started it dies, output to ``log``."""
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
         import ctypes
@@ -212,6 +250,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    from toolkit.cli import main
+
+    sys.exit(main(argv))
 
 
 def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
@@ -236,16 +281,13 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     reported_to = checkpoint.step_of(latest) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
     _record_placement(run_dir, config)
-    command = [sys.executable, "-m", "toolkit.cli", *trial_command(sweep, config, run_dir)]
-    with open(run_dir / "trial.log", "a") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=_die_with_parent,
-                                   env={**os.environ, "OMP_NUM_THREADS": str(sweep.threads)})
+    process = start_toolkit_process(trial_command(sweep, config, run_dir), run_dir / "trial.log", sweep)
     # tune.report blocks until the driver takes the result: a separate thread watches the driver
     threading.Thread(target=_stop_when_driver_dies, args=(process, sweep.driver), daemon=True).start()
     metrics, offset = run_dir / "metrics.jsonl", 0
     try:
         while True:
-            finished = process.poll() is not None
+            finished = not process.is_alive()
             if metrics.exists():
                 with open(metrics) as fh:
                     fh.seek(offset)
@@ -260,16 +302,16 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
                 break
             time.sleep(POLL_SECONDS)
     finally:
-        if process.poll() is None:  # pruned, or its driver is gone: the run checkpoints on SIGTERM
-            process.send_signal(signal.SIGTERM)
-            process.wait()
-    if process.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        if process.is_alive():  # pruned, or its driver is gone: the run checkpoints on SIGTERM
+            process.terminate()
+        process.join()
+    if process.exitcode in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         # Stopped from outside (the sweep was interrupted): an error to Tune, so that
         # ``--resume`` restarts the trial, which then continues its run from the checkpoint.
         raise RuntimeError(f"trial stopped by a signal at its checkpoint; toolkit sweep --resume {sweep.directory} "
                            "continues it")
-    if process.returncode != 0:
-        raise RuntimeError(f"trial exited with {process.returncode}; see {run_dir / 'trial.log'}")
+    if process.exitcode != 0:
+        raise RuntimeError(f"trial exited with {process.exitcode}; see {run_dir / 'trial.log'}")
 
 
 # -- the sweep --------------------------------------------------------------------------------
@@ -355,14 +397,15 @@ def _init_ray(sweep: Sweep) -> bool:
     if sweep.options.address:
         ray.init(address=sweep.options.address, **kwargs)
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, sweep.concurrency * sweep.threads), **kwargs)
+        # "local": a new Ray, never one that happens to run here (ray start, another sweep)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, sweep.concurrency * sweep.threads), **kwargs)
     return True
 
 
 def _tune_config(sweep: Sweep) -> Any:
     from ray import tune
 
-    if sweep.seeds:
+    if not sweep.dimensions:  # seeds and grid axes: every combination once
         return tune.TuneConfig(max_concurrent_trials=sweep.concurrency, num_samples=1, reuse_actors=True)
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -494,14 +537,15 @@ def write_best_toml(run_dir: Path, out: Path, metric: str, value: float) -> None
 
 
 def plot_sweep(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
-    """sweep.png: the metric against each searched parameter, or the seeds' curves."""
+    """sweep.png: the metric against each searched parameter, or the curves (mean over seeds per
+    grid value)."""
     out = sweep.directory / "sweep.png"
-    if sweep.seeds:
+    if not sweep.dimensions:
         from toolkit.plot import plot_runs
 
         run_dirs = [Path(r["run_dir"]) for r in rows if r["run_dir"] and (Path(r["run_dir"]) / "metrics.jsonl").exists()]
         if run_dirs:
-            plot_runs(run_dirs, out)
+            plot_runs(run_dirs, out, group_by=[d.name for d in sweep.grid])
         return
     import matplotlib
 
@@ -531,7 +575,7 @@ def print_table(sweep: Sweep, rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    names = [d.name for d in sweep.dimensions] or ["seed"]
+    names = sweep.varied
     table = Table(title=f"sweep {sweep.directory}")
     for column in ["trial", *names, sweep.metric, "step", "status"]:
         table.add_column(column)

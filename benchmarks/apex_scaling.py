@@ -1,0 +1,211 @@
+"""Ape-X (``toolkit train apex``): how it scales with actors, what its learner keeps of its
+speed, and its sample efficiency against single-process DQN with prioritized replay.
+
+    python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 20000]
+    python benchmarks/apex_scaling.py actors --env toolkit/SlowCartPole-v0 [--steps 8000]
+    python benchmarks/apex_scaling.py learner [--updates 3000]
+    python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--results R.jsonl]
+    python benchmarks/apex_scaling.py pong [--steps 20000]
+
+``actors``: env steps/s of the actors with 1, 2, 4, 8 actors (one env each), the learner
+running but never holding them back (samples-per-insert 0.25). On CartPole the actors are
+CPU-bound (2 cores here); ``toolkit/SlowCartPole-v0`` waits 2 ms in every step, a slow
+simulator that stands in for more machines than we have (ideal: N times one actor's rate).
+
+``learner``: updates/s of the learner alone (the same ``QLearner`` step on batches sampled
+in-process from a filled replay) against the learner of a running Ape-X whose actors are
+held back by the limiter (samples-per-insert 256), so updates are the bottleneck.
+
+``efficiency``: ``apex --actors 2`` against ``dqn --replay prioritized``, both with the env's
+preset (the same networks, optimizer, batch size and samples per insert: apex's presets
+translate dqn's train_frequency / gradient_steps), the same env-step budget, ``--seeds``
+seeds each, one run at a time (apex uses both cores, dqn one): final 20-episode evaluation,
+Welch's test, and the wall-clock until the evaluation return first reached the env's
+threshold.
+
+``pong``: 2 actors on Pong for a short budget, end to end, with env steps/s against
+single-process ``dqn`` on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import read_metrics
+
+TOOLKIT = [sys.executable, "-m", "toolkit.cli"]
+THRESHOLD = {"CartPole-v1": 475.0, "LunarLander-v3": 200.0}
+
+
+def train(algo: str, args: list[str], run_dir: Path) -> float:
+    """A toolkit run as a user starts it; returns its wall-clock seconds."""
+    began = time.monotonic()
+    subprocess.run([*TOOLKIT, "train", algo, *args, "--run-dir", str(run_dir), "--no-progress"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - began
+
+
+def training_seconds(records: list[dict], step: int) -> float:
+    """Seconds of training until ``step``, from the ``perf/sps`` lines (each covers the steps
+    since the previous one; start-up and evaluations are not counted)."""
+    seconds, previous = 0.0, 0
+    for record in records:
+        if record.get("perf/sps") and previous < step:
+            seconds += (min(record["step"], step) - previous) / record["perf/sps"]
+            previous = record["step"]
+    return seconds
+
+
+def mean_after_warmup(records: list[dict], key: str) -> float:
+    """The mean of ``key`` over its logged values, the first quarter left out (start-up)."""
+    values = [r[key] for r in records if key in r]
+    return statistics.mean(values[len(values) // 4:]) if values else float("nan")
+
+
+def actors(env: str, counts: list[int], steps: int) -> None:
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            run_dir = Path(tmp) / f"actors{n}"
+            train("apex", ["--env", env, "--actors", str(n), "--steps", str(steps), "--samples-per-insert", "0.25",
+                           "--learning-starts", "500", "--eval-every", "0", "--eval-episodes", "1",
+                           "--checkpoint-every", "0", "--log-every", "1000"], run_dir)
+            rates[n] = mean_after_warmup(read_metrics(run_dir), "perf/env_sps")
+            print(f"  {n} actors: {rates[n]:8.0f} env steps/s", flush=True)
+    one = rates[counts[0]] / counts[0]  # per actor, with the fewest actors
+    print(f"\n| actors | env steps/s on {env} | speed-up | per-actor efficiency |")
+    print("|---|---|---|---|")
+    for n in counts:
+        print(f"| {n} | {rates[n]:.0f} | {rates[n] / one:.2f}x | {rates[n] / (n * one):.2f} |")
+
+
+def learner(updates: int) -> None:
+    import numpy as np
+    import torch
+
+    from toolkit.loops import successor_obs
+    from toolkit.replay import ReplayBuffer
+    from toolkit.vec_env import make_vec_env
+    from toolkit_dqn.dqn import QLearner, TDUpdate, build_q_network, make_optimizer
+    from toolkit_ray.apex import ApexConfig, PRESETS
+
+    torch.set_num_threads(1)
+    config = ApexConfig(**{k: v for k, v in PRESETS["cartpole"].values.items()
+                           if k in ApexConfig.__dataclass_fields__})
+    envs = make_vec_env("CartPole-v1", 1, 0)
+    space, actions = envs.single_observation_space, envs.single_action_space
+    replay = ReplayBuffer(config.buffer_size, space, actions, sampler=config.replay, seed=0)
+    obs, _ = envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20_000):
+        action = rng.integers(2, size=1)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        replay.add(obs, action, reward, successor_obs(next_obs, infos), terminated, truncated)
+        obs = next_obs
+    q = QLearner(lambda: build_q_network(config, space, 2), lambda p: make_optimizer(config, p),
+                 TDUpdate(config.loss, config.double, config.max_grad_norm), torch.device("cpu"))
+    began = time.perf_counter()
+    for _ in range(updates):
+        batch = replay.sample(config.batch_size, gamma=config.gamma, n_step=config.n_step)
+        t = {k: torch.from_numpy(np.asarray(getattr(batch, k))) for k in ("obs", "reward", "discount", "next_obs", "weights")}
+        _, _, td = q.td_step(t["obs"], torch.from_numpy(batch.action).long(), t["reward"], t["discount"], t["next_obs"],
+                             t["weights"])
+        replay.update_priorities(batch.indices, td.abs().numpy())
+    alone = updates / (time.perf_counter() - began)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "apex"
+        train("apex", ["--env", "CartPole-v1", "--actors", "2", "--steps", str(updates * 64 // 256 + 2000),
+                       "--samples-per-insert", "256", "--learning-starts", "1000", "--eval-every", "0",
+                       "--eval-episodes", "1", "--checkpoint-every", "0", "--log-every", "200"], run_dir)
+        running = mean_after_warmup(read_metrics(run_dir), "perf/updates_per_s")
+    print(f"learner alone (cartpole preset, batch {config.batch_size}): {alone:.0f} updates/s")
+    print(f"apex learner with 2 actors held back by the limiter: {running:.0f} updates/s "
+          f"({running / alone:.0%} of alone; goal >= 80%)")
+
+
+def efficiency(envs: list[str], seeds: int, results: Path | None) -> None:
+    from scipy import stats
+
+    done = {}
+    if results and results.exists():
+        done = {tuple(r["key"]): r for r in map(json.loads, results.read_text().splitlines())}
+    rows: dict[tuple, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for env in envs:
+            for seed in range(seeds):
+                for algo, extra in (("apex", ["--actors", "2"]), ("dqn", ["--replay", "prioritized"])):
+                    key = (env, algo, seed)
+                    if key in done:
+                        rows[key] = done[key]
+                        continue
+                    run_dir = Path(tmp) / f"{env}-{algo}-{seed}"
+                    seconds = train(algo, ["--env", env, "--seed", str(seed), "--threads", "1", *extra], run_dir)
+                    records = read_metrics(run_dir)
+                    evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
+                    reached = next((s for s, v in evals if v >= THRESHOLD.get(env, float("inf"))), None)
+                    row = {"key": list(key), "final": evals[-1][1], "seconds": seconds, "reached_step": reached,
+                           "reached_seconds": training_seconds(records, reached) if reached else None}
+                    rows[key] = row
+                    print(f"  {env} {algo} seed {seed}: final {row['final']:.1f}, {seconds:.0f} s", flush=True)
+                    if results:
+                        with open(results, "a") as f:
+                            f.write(json.dumps(row) + "\n")
+    print("\n| env | algorithm | final eval return (mean ± std) | per seed | seeds >= threshold | "
+          "wall-clock to threshold (median) | Welch p vs dqn |")
+    print("|---|---|---|---|---|---|---|")
+    for env in envs:
+        finals = {algo: [rows[(env, algo, s)]["final"] for s in range(seeds)] for algo in ("apex", "dqn")}
+        for algo in ("apex", "dqn"):
+            runs = [rows[(env, algo, s)] for s in range(seeds)]
+            reached = [r["reached_seconds"] for r in runs if r["reached_seconds"] is not None]
+            to_threshold = f"{statistics.median(reached):.0f} s ({len(reached)} seeds)" if reached else "never"
+            p = f"{stats.ttest_ind(finals['apex'], finals['dqn'], equal_var=False).pvalue:.2f}" if algo == "apex" else ""
+            print(f"| {env} | {algo} | {statistics.mean(finals[algo]):.1f} ± {statistics.pstdev(finals[algo]):.1f} | "
+                  f"{', '.join(f'{v:.0f}' for v in finals[algo])} | "
+                  f"{sum(v >= THRESHOLD[env] for v in finals[algo])}/{seeds} | {to_threshold} | {p} |")
+
+
+def pong(steps: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = {}
+        for algo, extra in (("apex", ["--actors", "2", "--learning-starts", "2000"]),
+                            ("dqn", ["--learning-starts", "2000", "--threads", "1"])):
+            run_dir = Path(tmp) / algo
+            seconds = train(algo, ["--env", "Pong", "--steps", str(steps), "--eval-every", "0", "--eval-episodes", "1",
+                                   "--checkpoint-every", "0", "--log-every", "1000", *extra], run_dir)
+            records = read_metrics(run_dir)
+            rates[algo] = mean_after_warmup(records, "perf/sps")
+            print(f"  {algo}: {steps} Pong steps in {seconds:.0f} s, {rates[algo]:.0f} env steps/s while training")
+    print(f"apex (2 actors) / dqn: {rates['apex'] / rates['dqn']:.2f}x env steps/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["actors", "learner", "efficiency", "pong"])
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "LunarLander-v3"])
+    parser.add_argument("--actors", nargs="+", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--steps", type=int, default=0)
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--results", type=Path, help="JSON lines of finished runs, appended to and reused")
+    args = parser.parse_args()
+    if args.what == "actors":
+        actors(args.env, args.actors, args.steps or (8000 if "Slow" in args.env else 20000))
+    elif args.what == "learner":
+        learner(args.updates)
+    elif args.what == "efficiency":
+        efficiency(args.envs, args.seeds, args.results)
+    else:
+        pong(args.steps or 20000)
+
+
+if __name__ == "__main__":
+    main()
