@@ -19,9 +19,9 @@ from toolkit.cli import main
 from toolkit.testing import check_algorithm
 from toolkit_ray.apex import SamplesPerInsertLimiter, actor_epsilons, n_step_returns
 
-# Ray tests share one worker when the suite runs in parallel (pytest -n): each starts its own
-# local Ray sized to the machine, and the SIGINT test counts the Ray processes on it.
-pytestmark = pytest.mark.xdist_group("ray")
+# In a parallel suite (pytest -n) these run one after another in one worker, beside the sweep
+# tests in another: each starts its own local Ray.
+pytestmark = pytest.mark.xdist_group("ray-apex")
 
 SMALL = {"actors": 2, "fragment": 20, "learning_starts": 100, "batch_size": 32, "hidden": (32,),
          "samples_per_insert": 4.0, "weight_sync": 10, "target_update_interval": 20}
@@ -88,36 +88,55 @@ def test_the_limiter_holds_the_ratio_and_never_blocks_both_sides():
     assert limiter.samples / (limiter.inserts - 200) == pytest.approx(ratio, rel=0.05)
 
 
-def ray_processes() -> set[int]:
-    """Pids of Ray's processes on this machine (daemons and workers)."""
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+def descendants(root: int) -> dict[int, bytes]:
+    """The processes below ``root`` (Ray's daemons and workers started by a run), with their
+    command lines, so that one still alive later is told apart from a reused pid."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = {}, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
         try:
-            command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+            found[pid] = open(f"/proc/{pid}/cmdline", "rb").read()
         except OSError:
             continue
-        if b"ray::" in command or b"raylet" in command or b"gcs_server" in command or b"/ray/" in command:
-            found.add(int(pid))
+        todo += children.get(pid, [])
     return found
 
 
+def still_alive(processes: dict[int, bytes]) -> list[int]:
+    alive = []
+    for pid, command in processes.items():
+        try:
+            if open(f"/proc/{pid}/cmdline", "rb").read() == command:
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
 def test_sigint_stops_the_actors_and_leaves_no_ray_process(tmp_path):
-    before = ray_processes()  # the module's own Ray, when it is up
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "toolkit.cli", "train", "apex", "--env", "CartPole-v1",
                                 "--steps", "1000000", "--actors", "2", "--fragment", "25", "--hidden", "32",
                                 "--checkpoint-every", "0", "--eval-every", "0", "--run-dir", str(run_dir),
                                 "--no-progress"], stderr=subprocess.PIPE, text=True)
+    started: dict[int, bytes] = {}
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # training: the actors have sent experience
+            started.update(descendants(process.pid))
             if (run_dir / "metrics.jsonl").exists() and "train/episode_return" in (run_dir / "metrics.jsonl").read_text():
                 break
             time.sleep(0.5)
-        during = ray_processes() - before
-        assert during, "the run started no Ray processes"
+        started.update(descendants(process.pid))
+        assert any(b"ray::Actor" in command for command in started.values()), "no Ray actor process seen"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
@@ -125,9 +144,9 @@ def test_sigint_stops_the_actors_and_leaves_no_ray_process(tmp_path):
     assert process.returncode == 130, err
     assert "stopped at step" in err and checkpoint.latest(run_dir) is not None
     deadline = time.monotonic() + 15
-    while (ray_processes() - before) & during and time.monotonic() < deadline:
+    while still_alive(started) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not (ray_processes() - before) & during, "Ray processes of the run are still alive"
+    assert not still_alive(started), f"Ray processes of the run are still alive: {still_alive(started)}"
 
 
 # -- on a local Ray shared by the tests below (the SIGINT test above starts its own) --
@@ -169,6 +188,7 @@ def test_a_two_actor_run_trains_checkpoints_and_resumes(local_ray, tmp_path):
     assert state["step"] >= 3000 and state["state"]["updates"] > 100
     assert set(state["replay"]) == {"shard0"} and state["replay"]["shard0"]["added"] > 2000
     np.testing.assert_allclose(state["state"]["epsilons"], [0.4, 0.4**8])
+    assert len(set(state["state"]["actor_seeds"])) == 2  # each actor its own env seed
     assert main(["resume", str(run_dir), "--steps", "4000"]) == 0
     resumed = read_metrics(run_dir)
     assert resumed[-1]["step"] >= 4000 and json.loads((run_dir / "status.json").read_text())["status"] == "finished"

@@ -13,8 +13,8 @@ import torch
 from toolkit import checkpoint
 from toolkit.cli import main
 
-# Ray tests share one worker when the suite runs in parallel (pytest -n): each starts its own
-# local Ray sized to the machine, and the SIGINT test counts the Ray processes on it.
+# In a parallel suite (pytest -n) the sweep tests run one after another in one worker: each
+# starts its own local Ray (or cluster) sized to the whole machine.
 pytestmark = pytest.mark.xdist_group("ray")
 
 SMALL_DQN = ["--env", "CartPole-v1", "--steps", "800", "--learning-starts", "200", "--eval-every", "200",

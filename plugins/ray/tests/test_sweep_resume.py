@@ -16,8 +16,8 @@ import pytest
 
 from toolkit.cli import main
 
-# Ray tests share one worker when the suite runs in parallel (pytest -n): each starts its own
-# local Ray sized to the machine, and the SIGINT test counts the Ray processes on it.
+# In a parallel suite (pytest -n) the sweep tests run one after another in one worker: each
+# starts its own local Ray (or cluster) sized to the whole machine.
 pytestmark = pytest.mark.xdist_group("ray")
 
 IDENTITY = ["--env", "toolkit/Identity-v0", "--steps", "4000", "--learning-starts", "100", "--eval-every", "500",

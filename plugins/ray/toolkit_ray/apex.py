@@ -123,21 +123,24 @@ class ApexConfig:
 def _classic(**values: Any) -> dict[str, Any]:
     """The DQN plugin's classic-control presets, translated: its train_frequency,
     gradient_steps and batch_size become samples_per_insert (128 updates of 64 every 256 env
-    steps is R = 32), its target interval in env steps becomes one in updates."""
-    return {"hidden": (256, 256), "double": True, "n_step": 3, "dueling": False, **values}
+    steps is R = 32), and its target sync, checked once per training phase, becomes one every
+    phase's worth of updates. One torch thread: small networks, and the actors share the cores."""
+    return {"hidden": (256, 256), "double": True, "n_step": 3, "dueling": False, "threads": 1, **values}
 
 
 PRESETS: dict[str, Preset] = {
     "cartpole": Preset(
+        # dqn: 128 updates of 64 every 256 env steps, target sync once per such phase
         _classic(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
-                 samples_per_insert=32.0, target_update_interval=5, steps=50_000, eval_every=10_000,
+                 samples_per_insert=32.0, target_update_interval=128, steps=50_000, eval_every=10_000,
                  eval_episodes=20),
         envs=("CartPole-v1",), description="the dqn cartpole preset (rl-zoo3's settings) at R = 32"),
     "lunarlander": Preset(
-        _classic(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0, n_step=1,
-                 samples_per_insert=32.0, target_update_interval=250, steps=100_000, eval_every=10_000,
+        # dqn: 4 updates of 128 every 4 env steps (gradient_steps -1), target sync every 250 env steps
+        _classic(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
+                 samples_per_insert=128.0, target_update_interval=250, steps=100_000, eval_every=10_000,
                  eval_episodes=20),
-        envs=("LunarLander-v3",), description="the dqn lunarlander preset (rl-zoo3's settings) at R = 32"),
+        envs=("LunarLander-v3",), description="the dqn lunarlander preset (rl-zoo3's settings) at R = 128"),
     "atari": Preset(
         {"network": "nature", "optimizer": "rmsprop", "learning_rate": 0.00025 / 4, "rmsprop_alpha": 0.95,
          "optimizer_eps": 1.5e-7, "buffer_size": 1_000_000, "learning_starts": 50_000, "batch_size": 32,
@@ -450,6 +453,7 @@ class ApexDQN:
             SamplesPerInsertLimiter.tolerance_for(config.samples_per_insert,
                                                   config.batch_size * config.batches_per_request, insert_size))
         self.updates = 0
+        self.actor_seeds: list[int] = []  # each actor's env seed, set when the actors start
         self.shards = [RemoteReplay() for _ in range(config.replay_shards)]
         self._ray_started = False
         self._actors: list[Any] = []
@@ -473,13 +477,15 @@ class ApexDQN:
 
     def state_dict(self) -> dict[str, Any]:
         return {**self.learner.state_dict(), "updates": self.updates, "limiter": self.limiter.state_dict(),
-                "epsilons": np.array(self.epsilons), "eval_rng": self.eval_rng.bit_generator.state}
+                "epsilons": np.array(self.epsilons), "actor_seeds": np.array(self.actor_seeds, dtype=np.int64),
+                "eval_rng": self.eval_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state)
         self.updates = int(state["updates"])
         self.limiter.load_state_dict(state["limiter"])
         self.epsilons = [float(e) for e in state["epsilons"]]
+        self.actor_seeds = [int(seed) for seed in state["actor_seeds"]]
         self.eval_rng.bit_generator.state = state["eval_rng"]
 
     # -- Ray: actors and shards ----------------------------------------------------------------
@@ -508,6 +514,7 @@ class ApexDQN:
         shard_class = ray.remote(num_cpus=0)(ReplayShard)
         actor_class = ray.remote(num_cpus=1)(Actor)
         members = [[i for i in range(c.actors) if i % c.replay_shards == k] for k in range(c.replay_shards)]
+        self.actor_seeds = [context.seed + 10_000 * (i + 1) + step for i in range(c.actors)]
         capacity = c.buffer_size // c.replay_shards
         for k, shard in enumerate(self.shards):
             shard.handle = shard_class.remote(capacity, context.observation_space, context.action_space,
@@ -521,8 +528,7 @@ class ApexDQN:
             position = members[k].index(i)
             rings = np.arange(position * c.envs_per_actor, (position + 1) * c.envs_per_actor)
             limit = (spec.max_episode_steps or 0) if spec else 0
-            actor_spec = ActorSpec(i, self.epsilons[i], context.seed + 10_000 * (i + 1) + step, env_name, limit,
-                                   c.envs_per_actor,
+            actor_spec = ActorSpec(i, self.epsilons[i], self.actor_seeds[i], env_name, limit, c.envs_per_actor,
                                    context.frame_stack, context.observation_space, self.n_actions, rings)
             self._actors.append(actor_class.options(scheduling_strategy="SPREAD").remote(
                 actor_spec, c, self.shards[k].handle))
