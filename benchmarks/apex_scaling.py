@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import read_metrics
+from common import read_metrics, training_seconds
 
 TOOLKIT = [sys.executable, "-m", "toolkit.cli"]
 THRESHOLD = {"CartPole-v1": 475.0, "LunarLander-v3": 200.0}
@@ -50,17 +50,6 @@ def train(algo: str, args: list[str], run_dir: Path) -> float:
     subprocess.run([*TOOLKIT, "train", algo, *args, "--run-dir", str(run_dir), "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - began
-
-
-def training_seconds(records: list[dict], step: int) -> float:
-    """Seconds of training until ``step``, from the ``perf/sps`` lines (each covers the steps
-    since the previous one; start-up and evaluations are not counted)."""
-    seconds, previous = 0.0, 0
-    for record in records:
-        if record.get("perf/sps") and previous < step:
-            seconds += (min(record["step"], step) - previous) / record["perf/sps"]
-            previous = record["step"]
-    return seconds
 
 
 def mean_after_warmup(records: list[dict], key: str) -> float:

@@ -10,7 +10,7 @@ def training_rate(run_dir: Path, after_step: int = 0) -> float:
     """Env steps/s of a toolkit run's training loop after ``after_step``, from the
     ``perf/sps`` lines of its metrics.jsonl (each covers the steps since the previous line),
     so start-up and the final evaluation are not counted."""
-    records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run_dir)
     seconds, previous = 0.0, after_step
     for record in records:
         if record.get("perf/sps") and record["step"] > after_step:
@@ -58,6 +58,17 @@ def as_flags(options: dict) -> list[str]:
             else str(value)
         flags += ["--" + name.replace("_", "-"), text]
     return flags
+
+
+def training_seconds(records: list[dict], step: int) -> float:
+    """Seconds of training until ``step``, from the ``perf/sps`` lines of a run's metrics (each
+    covers the steps since the previous one; start-up and evaluations are not counted)."""
+    seconds, previous = 0.0, 0
+    for record in records:
+        if record.get("perf/sps") and previous < step:
+            seconds += (min(record["step"], step) - previous) / record["perf/sps"]
+            previous = record["step"]
+    return seconds
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -20,8 +20,8 @@ about 7 GB (84*84 bytes each) instead of about 56 GB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import inspect
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

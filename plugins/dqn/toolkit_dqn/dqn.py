@@ -176,6 +176,18 @@ def td_loss(q: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, kind: 
     return (weights * per_sample).mean()
 
 
+def epsilon_greedy(obs: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int,
+                   greedy: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A random action with probability ``epsilon``, else ``greedy(obs)``'s, per row; the
+    network (``greedy``) runs only when some row acts greedily."""
+    n = len(obs)
+    explore = rng.random(n) < epsilon
+    actions = rng.integers(n_actions, size=n)
+    if not explore.all():
+        actions = np.where(explore, actions, greedy(obs))
+    return actions
+
+
 def epsilon(config: DQNConfig, step: int, total_steps: int) -> float:
     """Linearly decaying exploration rate."""
     duration = config.exploration_steps or int(config.exploration_fraction * total_steps)
@@ -428,12 +440,7 @@ class DQN:
 
     def select_actions(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
         """Epsilon-greedy actions; the network runs only when some env acts greedily."""
-        n = len(obs)
-        explore = rng.random(n) < epsilon
-        actions = rng.integers(self.n_actions, size=n)
-        if not explore.all():
-            actions = np.where(explore, actions, self.learner.greedy(self._as_tensor(obs)))
-        return actions
+        return epsilon_greedy(obs, epsilon, rng, self.n_actions, lambda o: self.learner.greedy(self._as_tensor(o)))
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         self.epsilon = epsilon(self.config, step, self.total_steps)

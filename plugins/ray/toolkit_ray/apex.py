@@ -45,7 +45,8 @@ from toolkit.config import Preset, bounded
 from toolkit.errors import FailedAt, ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec
 from toolkit.replay import Fragment, ReplayBuffer, make_fragment
-from toolkit_dqn.dqn import QLearner, TDUpdate, build_q_network, check_q_learning_spaces, make_optimizer
+from toolkit_dqn.dqn import (GreedyPolicy, QLearner, TDUpdate, build_q_network, check_q_learning_spaces, epsilon_greedy,
+                             make_optimizer)
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,8 @@ class Actor:
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """Epsilon-greedy actions (called in inference mode: ``collect`` holds it per fragment,
         which halves the network call's cost against entering it every step)."""
-        n = len(obs)
-        explore = self.rng.random(n) < self.spec.epsilon
-        actions = self.rng.integers(self.spec.n_actions, size=n)
-        if not explore.all():
-            actions = np.where(explore, actions, self.q(torch.from_numpy(obs)).argmax(dim=1).numpy())
-        return actions
+        return epsilon_greedy(obs, self.spec.epsilon, self.rng, self.spec.n_actions,
+                              lambda o: self.q(torch.from_numpy(o)).argmax(dim=1).numpy())
 
     def collect(self, weights: dict[str, torch.Tensor] | None = None, version: int = -1) -> dict[str, Any]:
         """Step ``fragment`` steps (the first call n - 1 more, to look ahead for n-step
@@ -332,9 +329,6 @@ class Actor:
         ray.get(self.sends)
         self.sends = []
 
-    def close(self) -> None:
-        self.envs.close()
-
 
 def _flatten(array: np.ndarray) -> np.ndarray:
     """(T, m, ...) -> (T * m, ...) for one network call."""
@@ -351,12 +345,9 @@ class ReplayShard:
                  sampler: str, seed: int) -> None:
         self.replay = ReplayBuffer(capacity, observation_space, action_space, n_envs=rings,
                                    frame_stack=frame_stack, sampler=sampler, seed=seed)
-        self.inserted = 0
 
-    def add_fragment(self, fragment: Fragment) -> int:
+    def add_fragment(self, fragment: Fragment) -> None:
         self.replay.add_fragment(fragment)
-        self.inserted += fragment.rewards.size
-        return fragment.rewards.size
 
     def sample(self, batches: int, batch_size: int, gamma: float, n_step: int, progress: float) -> list[Any]:
         """``batches`` batches, or none while the shard holds fewer than ``batch_size``
@@ -367,9 +358,6 @@ class ReplayShard:
 
     def update_priorities(self, indices: np.ndarray, priorities: np.ndarray) -> None:
         self.replay.update_priorities(indices, priorities)
-
-    def size(self) -> int:
-        return len(self.replay)
 
     def state_dict(self) -> dict[str, Any]:
         return self.replay.state_dict()
@@ -404,21 +392,6 @@ class RemoteReplay:
 
 
 # -- the learner: the algorithm ------------------------------------------------------------------
-
-
-class GreedyPolicy:
-    """argmax_a Q(s, a) of the learner's network, with probability ``epsilon`` a random action."""
-
-    def __init__(self, algorithm: ApexDQN, epsilon: float) -> None:
-        self.algorithm, self.epsilon = algorithm, epsilon
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        a = self.algorithm
-        explore = a.eval_rng.random(len(obs)) < self.epsilon
-        actions = a.eval_rng.integers(a.n_actions, size=len(obs))
-        if not explore.all():
-            actions = np.where(explore, actions, a.learner.greedy(a.as_tensor(obs)))
-        return actions
 
 
 class ApexDQN:
@@ -470,7 +443,12 @@ class ApexDQN:
         tensor = torch.from_numpy(np.array(obs)).to(self.device)
         return tensor.contiguous(memory_format=self.memory_format) if self.image_input else tensor
 
+    def select_actions(self, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        """Epsilon-greedy actions of the learner's network (what the DQN plugin's policy calls)."""
+        return epsilon_greedy(obs, epsilon, rng, self.n_actions, lambda o: self.learner.greedy(self.as_tensor(o)))
+
     def policy(self) -> GreedyPolicy:
+        """The learner's greedy policy (the DQN plugin's, over ``select_actions``)."""
         return GreedyPolicy(self, self.config.eval_epsilon)
 
     def replay_buffers(self) -> dict[str, RemoteReplay]:

@@ -225,14 +225,13 @@ def start_toolkit_process(argv: list[str], log: Path, sweep: Sweep) -> Any:
     The process is forked from a server process (multiprocessing's forkserver, one per Ray
     worker) that imported torch, gymnasium and the algorithm's plugin once: every trial after the
     first on a Ray worker starts in a fraction of a second instead of paying those imports
-    (about 6 s here, half of it torch._dynamo, which the first optimizer imports). The server itself is a fresh, single-threaded Python, not a fork of the
-    Ray worker."""
+    (about 6 s here, half of it ``torch._dynamo``, which a process's first optimizer imports).
+    The server itself is a fresh, single-threaded Python, not a fork of the Ray worker."""
     import multiprocessing
 
     context = multiprocessing.get_context("forkserver")
     # Read by torch when the server imports it; a Ray worker has no server yet before its first trial.
     os.environ["OMP_NUM_THREADS"] = str(sweep.threads)
-    # torch._dynamo: the first optimizer a process builds imports it (about 3 s more)
     context.set_forkserver_preload(["torch", "torch._dynamo", "gymnasium", "toolkit.cli", "toolkit.run",
                                     *sweep.preload])
     process = context.Process(target=_toolkit_main, args=(argv, str(log)), name="toolkit-trial")
@@ -263,9 +262,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     """Ray Tune's trainable: one toolkit process, its metric reported as it is logged."""
     from ray import tune
 
-    from toolkit import checkpoint
-
-    from toolkit import rundir
+    from toolkit import checkpoint, rundir
 
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
     # A resumed sweep: the process of the interrupted trial may still be checkpointing.
