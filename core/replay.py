@@ -223,7 +223,7 @@ class ReplayBuffer:
             self.has_transition[ahead[uses_t], e[uses_t]] = False
             lost.append(self._flat(ahead, e)[uses_t])
         self.has_transition[t, e] = False
-        lost_indices = np.concatenate(lost)
+        lost_indices = np.unique(np.concatenate(lost))  # a stack can reach back into several overwritten slots
         if len(lost_indices):
             self.sampler.remove(lost_indices)
 
@@ -240,20 +240,83 @@ class ReplayBuffer:
 
     def add_fragment(self, fragment: Fragment) -> np.ndarray:
         """Store consecutive steps of some envs (see ``Fragment``), exactly as adding them one
-        step at a time would; returns the slots written, (T, m)."""
+        step at a time would, but in a few array operations (a replay shard takes thousands of
+        steps a second from its actors); returns the slots written, (T, m)."""
         f = fragment
-        written = []
-        for t in range(len(f.rewards)):
-            successors = f.frames[t + 1] if t + 1 < len(f.rewards) else f.next_frames
-            ended_here = f.final_steps[:, 0] == t
-            if ended_here.any():
-                successors = successors.copy()
-                successors[f.final_steps[ended_here, 1]] = f.final_frames[ended_here]
-            written.append(self._store(
-                f.envs, f.frames[t], f.actions[t], f.rewards[t], successors, f.terminated[t], f.truncated[t],
-                {name: column[t] for name, column in f.extras.items()} if f.extras else None,
-                None if f.priorities is None else f.priorities[t]))
-        return np.stack(written)
+        T, m = f.rewards.shape
+        e = np.asarray(f.envs)
+        ended = np.logical_or(f.terminated, f.truncated)
+        # A step takes the next slot of its ring, and one more is skipped after each episode's
+        # end (its final frame's slot): step k sits ends_before[k] slots further than k.
+        ends_before = np.concatenate([np.zeros((1, m), dtype=np.int64), np.cumsum(ended[:-1], axis=0)])
+        span = T + ends_before[-1]  # offset of the slot after the last step (its successor's frame)
+        if int(span.max()) + self.frame_stack >= self.slots:  # the fragment would wrap onto itself
+            return np.stack([self._store_fragment_step(f, k) for k in range(T)])
+        pos = self.pos[e]
+        t = (pos[None, :] + np.arange(T)[:, None] + ends_before) % self.slots
+        columns = np.broadcast_to(e, (T, m))
+        # forget at once everything the steps one by one would overwrite: every slot from the
+        # first step's to the last successor's (and the stacks that reach back into them)
+        reach = np.arange(int(span.max()) + 1)[:, None]
+        inside = reach <= span[None, :]
+        self._overwrite(((pos[None, :] + reach) % self.slots)[inside], np.broadcast_to(e, inside.shape)[inside])
+        self.frames[t, columns] = f.frames
+        self.actions[t, columns] = f.actions
+        self.rewards[t, columns] = f.rewards
+        self.terminated[t, columns] = f.terminated
+        self.episode_end[t, columns] = ended
+        self.has_transition[t, columns] = True
+        if self.extras:
+            self._check_extras(f.extras)
+            for name, column in self.extras.items():
+                column[t, columns] = f.extras[name]
+        # frames of the same episode before each step: counted from the step after the last
+        # end, or continuing the episode the previous add left open
+        cap = max(self.frame_stack - 1, 0)
+        steps = np.arange(T)[:, None]
+        last_end = np.maximum.accumulate(np.where(ended, steps, -1), axis=0)
+        previous_end = np.concatenate([np.full((1, m), -1), last_end[:-1]])
+        episode_start = np.where(previous_end >= 0, previous_end + 1, -self.next_frames_before[e].astype(np.int64))
+        before = np.minimum(steps - episode_start, cap)
+        self.frames_before[t, columns] = before
+        # the successors that get a slot of their own: final frames, and the last step's
+        k, j = f.final_steps[:, 0], f.final_steps[:, 1]
+        self.frames[(t[k, j] + 1) % self.slots, e[j]] = f.final_frames
+        self.frames_before[(t[k, j] + 1) % self.slots, e[j]] = np.minimum(before[k, j] + 1, cap)
+        after = (t[-1] + 1) % self.slots
+        self.frames[after, e] = f.next_frames
+        self.frames_before[after, e] = np.minimum(before[-1] + 1, cap)
+        written = self._flat(t, columns)
+        self._add_to_sampler(written.ravel(), None if f.priorities is None else np.asarray(f.priorities).ravel())
+        self.pos[e] = np.where(ended[-1], (after + 1) % self.slots, after)
+        self.next_frames_before[e] = np.where(ended[-1], 0, np.minimum(before[-1] + 1, cap))
+        self.added += T * m
+        self.filled = min(self.slots, max(self.filled, int(t.max()) + 2))
+        return written
+
+    def _store_fragment_step(self, f: Fragment, k: int) -> np.ndarray:
+        """Step k of a fragment through the one-step path (a fragment longer than a ring)."""
+        successors = f.frames[k + 1] if k + 1 < len(f.rewards) else f.next_frames
+        ended_here = f.final_steps[:, 0] == k
+        if ended_here.any():
+            successors = successors.copy()
+            successors[f.final_steps[ended_here, 1]] = f.final_frames[ended_here]
+        return self._store(f.envs, f.frames[k], f.actions[k], f.rewards[k], successors, f.terminated[k],
+                           f.truncated[k], {name: column[k] for name, column in f.extras.items()} if f.extras else None,
+                           None if f.priorities is None else f.priorities[k])
+
+    def _check_extras(self, extras: dict[str, Any] | None) -> None:
+        if extras is None or set(extras) != set(self.extras):
+            raise ValueError(f"replay add() needs the extra columns {sorted(self.extras)}, got {sorted(extras or {})}")
+
+    def _add_to_sampler(self, written: np.ndarray, priorities: np.ndarray | None) -> None:
+        if priorities is None:
+            self.sampler.add(written)
+        elif self._sampler_takes_priorities:
+            self.sampler.add(written, priorities)
+        else:
+            self.sampler.add(written)
+            self.sampler.update_priorities(written, np.asarray(priorities))
 
     def _store(self, e: np.ndarray, frame, action, reward, next_frame, terminated, truncated,
                extras: dict[str, Any] | None, priorities: np.ndarray | None) -> np.ndarray:
@@ -263,9 +326,7 @@ class ReplayBuffer:
         self.frames_before[t, e] = self.next_frames_before[e]
         self.actions[t, e] = action
         if self.extras:
-            if extras is None or set(extras) != set(self.extras):
-                raise ValueError(f"replay add() needs the extra columns {sorted(self.extras)}, got "
-                                 f"{sorted(extras or {})}")
+            self._check_extras(extras)
             for name, column in self.extras.items():
                 column[t, e] = extras[name]
         self.rewards[t, e] = reward
@@ -281,13 +342,7 @@ class ReplayBuffer:
         cap = max(self.frame_stack - 1, 0)
         self.frames_before[after, e] = np.minimum(self.next_frames_before[e] + 1, cap)
         written = self._flat(t, e)
-        if priorities is None:
-            self.sampler.add(written)
-        elif self._sampler_takes_priorities:
-            self.sampler.add(written, priorities)
-        else:
-            self.sampler.add(written)
-            self.sampler.update_priorities(written, np.asarray(priorities))
+        self._add_to_sampler(written, priorities)
         self.pos[e] = np.where(done, (t + 2) % self.slots, after)
         self.next_frames_before[e] = np.where(done, 0, np.minimum(self.next_frames_before[e] + 1, cap))
         self.added += len(e)

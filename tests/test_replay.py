@@ -191,10 +191,14 @@ class RecordingSampler(UniformSampler):
             self.initial[indices] = priorities
 
 
-def test_a_fragment_add_equals_the_same_steps_added_one_by_one():
+@pytest.mark.parametrize("slots, fragment_steps", [(100, 7), (23, 7), (23, 30)],
+                         ids=["no-wrap", "rings-wrap", "fragment-longer-than-a-ring"])
+def test_a_fragment_add_equals_the_same_steps_added_one_by_one(slots, fragment_steps):
     """An actor's fragment (each frame once, episodes ending inside it, a subset of the rings)
     stores exactly what adding its steps one at a time stores: frames, flags, the positions of
-    every ring, and the initial priorities the sampler got."""
+    every ring, and the initial priorities the sampler got; also when the rings wrap around
+    (old transitions and the stacks reaching back to them are forgotten) and when a fragment is
+    longer than a ring."""
     from toolkit.replay import make_fragment
 
     resolved = resolve_env("toolkit/Frames-v0")
@@ -203,9 +207,9 @@ def test_a_fragment_add_equals_the_same_steps_added_one_by_one():
     priorities = np.random.default_rng(1).random(reward.shape).astype(np.float32)
     rings = np.array([3, 1])
     space = make_vec_env(resolved, 1)
-    one_by_one, by_fragment = (ReplayBuffer(100 * 4, space.single_observation_space, space.single_action_space,
+    one_by_one, by_fragment = (ReplayBuffer(slots * 4, space.single_observation_space, space.single_action_space,
                                             n_envs=4, frame_stack=resolved.frame_stack,
-                                            sampler=RecordingSampler(100 * 4)) for _ in range(2))
+                                            sampler=RecordingSampler(slots * 4)) for _ in range(2))
     space.close()
     expected = {}
     for t in range(60):
@@ -213,15 +217,16 @@ def test_a_fragment_add_equals_the_same_steps_added_one_by_one():
                                  priorities=priorities[t])
         for j, index in enumerate(written):
             expected[int(index)] = (obs[t, j], next_obs[t, j], priorities[t, j])
-    for start in range(0, 60, 7):  # fragments of 7 steps (and a last one of 4)
-        part = slice(start, start + 7)
+    for start in range(0, 60, fragment_steps):
+        part = slice(start, start + fragment_steps)
         fragment = make_fragment(rings, obs[part], action[part], reward[part], next_obs[part], terminated[part],
                                  truncated[part], frame_stack=resolved.frame_stack, priorities=priorities[part])
         assert fragment.frames.shape[2:] == (8, 8)  # newest frames only
         by_fragment.add_fragment(fragment)
-    for name in ReplayBuffer._ARRAYS + ("pos", "next_frames_before"):
+    for name in ReplayBuffer._ARRAYS + ("pos", "next_frames_before", "added", "filled"):
         np.testing.assert_array_equal(getattr(one_by_one, name), getattr(by_fragment, name), err_msg=name)
-    np.testing.assert_array_equal(one_by_one.sampler.initial, by_fragment.sampler.initial)
+    for name in ("initial", "valid", "count", "high"):
+        np.testing.assert_array_equal(getattr(one_by_one.sampler, name), getattr(by_fragment.sampler, name))
     assert not one_by_one.has_transition[:, [0, 2]].any()  # the other rings are untouched
     # what is sampled is what the env did: stacks rebuilt across the fragments' seams
     batch = by_fragment.sample(64)

@@ -211,3 +211,37 @@ def test_a_fragment_reaches_the_sum_tree_as_its_steps_one_by_one_would():
     assert np.count_nonzero(buffers[1].sampler.tree.leaves) == 2 * T
     np.testing.assert_allclose(np.sort(buffers[1].sampler.tree.leaves[buffers[1].sampler.tree.leaves > 0]),
                                np.sort((priorities.ravel() + 1e-6) ** 0.6), rtol=1e-6)
+
+
+@pytest.mark.parametrize("sampler", ["prioritized", "rank"])
+def test_fragments_that_wrap_the_rings_leave_the_sampler_as_steps_one_by_one_would(sampler):
+    """Five fragments of 12 steps through rings of 40 slots: old transitions are forgotten and
+    new ones enter with their initial priorities, and the rank sampler's not-yet-sorted newcomers
+    keep the order they came in, as when the steps are added one at a time."""
+    from gymnasium import spaces
+
+    from toolkit.replay import ReplayBuffer, make_fragment
+
+    rng = np.random.default_rng(1)
+    T, rings = 60, np.array([2, 0])
+    obs = rng.random((T + 1, 2, 3)).astype(np.float32)
+    next_obs = obs[1:].copy()
+    terminated = rng.random((T, 2)) < [0.05, 0.3]  # the rings drift apart: steps' slots interleave
+    next_obs[terminated] = rng.random((int(terminated.sum()), 3))  # final observations
+    action, reward = rng.integers(0, 2, (T, 2)), rng.random((T, 2)).astype(np.float32)
+    priorities = rng.random((T, 2)).astype(np.float32) * 3
+    truncated = np.zeros((T, 2), bool)
+    buffers = [ReplayBuffer(120, spaces.Box(0, 1, (3,)), spaces.Discrete(2), n_envs=3, sampler=sampler)
+               for _ in range(2)]
+    for t in range(T):
+        buffers[0].add(obs[t], action[t], reward[t], next_obs[t], terminated[t], truncated[t], envs=rings,
+                       priorities=priorities[t])
+    for start in range(0, T, 12):
+        part = slice(start, start + 12)
+        buffers[1].add_fragment(make_fragment(rings, obs[part], action[part], reward[part], next_obs[part],
+                                              terminated[part], truncated[part], priorities=priorities[part]))
+    one_by_one, by_fragment = (buffer.sampler.state_dict() for buffer in buffers)
+    assert one_by_one.keys() == by_fragment.keys()
+    for key in one_by_one:
+        np.testing.assert_array_equal(one_by_one[key], by_fragment[key], err_msg=key)
+    assert buffers[1].added == 2 * T and len(buffers[1]) < 2 * T  # the rings wrapped

@@ -220,6 +220,8 @@ class RankSampler:
         """New transitions rank above all others until the next sort, which places them by
         their priority: the largest so far, or |delta_i| for given initial priorities."""
         indices, first = np.unique(indices, return_index=True)
+        in_order = np.argsort(first)  # the order they came in: a fragment of many steps ranks its newest first
+        indices, first = indices[in_order], first[in_order]
         self.count += int(np.count_nonzero(~self.valid[indices]))
         self.valid[indices] = True
         if priorities is None:

@@ -60,6 +60,9 @@ class ApexConfig:
     """Envs each actor steps as one vector env."""
     fragment: int = bounded(50, at_least=1)
     """Env steps (per env) an actor collects before sending them to the replay (the paper: 50)."""
+    collects_in_flight: int = bounded(2, at_least=1)
+    """Fragment requests queued at each actor: with 2 an actor starts its next fragment while the
+    learner still handles the last one, instead of idling for the round trip."""
     epsilon: float = bounded(0.4, at_least=0, at_most=1)
     """eps in eps_i = eps^(1 + alpha * i / (N - 1)), the exploration rate of actor i of N."""
     epsilon_alpha: float = bounded(7.0, at_least=0)
@@ -549,20 +552,25 @@ class ApexDQN:
         nodes: set[str] = set()
         last_report_time, last_report_step, last_report_updates = time.monotonic(), step, self.updates
         sent_version = [-1] * c.actors
+        in_flight = [0] * c.actors
         insert_size = c.fragment * c.envs_per_actor
         try:
             while True:
-                # actors: one collect in flight each while the limiter allows their inserts
-                idle = [i for i in range(c.actors) if i not in collecting.values()]
-                for i in idle:
-                    if control.stopped or step + len(collecting) * insert_size >= control.total_steps:
-                        break
-                    if not self.limiter.can_insert(insert_size, pending=len(collecting) * insert_size):
-                        break
-                    new = version if sent_version[i] < version else -1
-                    ref = self._actors[i].collect.remote(weights if new >= 0 else None, new)
-                    sent_version[i] = max(sent_version[i], new)
-                    collecting[ref] = i
+                # actors: up to collects_in_flight calls each (a level at a time, so every actor gets
+                # its first before any gets a second) while the limiter allows their inserts
+                for depth in range(c.collects_in_flight):
+                    for i in range(c.actors):
+                        if in_flight[i] > depth:
+                            continue
+                        if control.stopped or step + len(collecting) * insert_size >= control.total_steps:
+                            break
+                        if not self.limiter.can_insert(insert_size, pending=len(collecting) * insert_size):
+                            break
+                        new = version if sent_version[i] < version else -1
+                        ref = self._actors[i].collect.remote(weights if new >= 0 else None, new)
+                        sent_version[i] = max(sent_version[i], new)
+                        collecting[ref] = i
+                        in_flight[i] += 1
                 # learner: keep two sample requests in flight once there is enough to sample
                 request = c.batch_size * c.batches_per_request
                 while (len(sampling) < 2 and not control.stopped
@@ -577,7 +585,7 @@ class ApexDQN:
                 ready, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
                 for ref in ready:
                     if ref in collecting:
-                        collecting.pop(ref)
+                        in_flight[collecting.pop(ref)] -= 1
                         result = ray.get(ref)
                         step += result["steps"]
                         self.limiter.inserts += result["inserts"]
