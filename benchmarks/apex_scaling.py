@@ -1,10 +1,10 @@
 """Ape-X (``toolkit train apex``): how it scales with actors, what its learner keeps of its
 speed, and its sample efficiency against single-process DQN with prioritized replay.
 
-    python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 20000]
+    python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 60000] [--fragment 50]
     python benchmarks/apex_scaling.py actors --env toolkit/SlowCartPole-v0 [--steps 8000]
     python benchmarks/apex_scaling.py learner [--updates 3000]
-    python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--results R.jsonl]
+    python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--runs DIR]
     python benchmarks/apex_scaling.py pong [--steps 20000]
 
 ``actors``: env steps/s of the actors with 1, 2, 4, 8 actors (one env each), the learner
@@ -20,8 +20,9 @@ held back by the limiter (samples-per-insert 256), so updates are the bottleneck
 preset (the same networks, optimizer, batch size and samples per insert: apex's presets
 translate dqn's train_frequency / gradient_steps), the same env-step budget, ``--seeds``
 seeds each, one run at a time (apex uses both cores, dqn one): final 20-episode evaluation,
-Welch's test, and the wall-clock until the evaluation return first reached the env's
-threshold.
+Welch's test, and the wall-clock from the run's start (Ray's start-up included) until the
+evaluation return first reached the env's threshold. Runs are kept in ``--runs`` and a run
+found finished there is not run again.
 
 ``pong``: 2 actors on Pong for a short budget, end to end, with env steps/s against
 single-process ``dqn`` on the same machine.
@@ -30,7 +31,7 @@ single-process ``dqn`` on the same machine.
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import read_metrics, training_seconds
+from common import read_metrics, seconds_to_step
+
+from toolkit.rundir import read_status
 
 TOOLKIT = [sys.executable, "-m", "toolkit.cli"]
 THRESHOLD = {"CartPole-v1": 475.0, "LunarLander-v3": 200.0}
@@ -58,21 +61,31 @@ def mean_after_warmup(records: list[dict], key: str) -> float:
     return statistics.mean(values[len(values) // 4:]) if values else float("nan")
 
 
-def actors(env: str, counts: list[int], steps: int) -> None:
-    rates = {}
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat (Linux)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def actors(env: str, counts: list[int], steps: int, extra: list[str]) -> None:
+    rates, busy = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in counts:
             run_dir = Path(tmp) / f"actors{n}"
+            before = cpu_ticks()
             train("apex", ["--env", env, "--actors", str(n), "--steps", str(steps), "--samples-per-insert", "0.25",
                            "--learning-starts", "500", "--eval-every", "0", "--eval-episodes", "1",
-                           "--checkpoint-every", "0", "--log-every", "1000"], run_dir)
+                           "--checkpoint-every", "0", "--log-every", "1000", *extra], run_dir)
+            after = cpu_ticks()
             rates[n] = mean_after_warmup(read_metrics(run_dir), "perf/env_sps")
-            print(f"  {n} actors: {rates[n]:8.0f} env steps/s", flush=True)
+            busy[n] = (after[0] - before[0]) / max(after[1] - before[1], 1)  # the whole run, start-up included
+            print(f"  {n} actors: {rates[n]:8.0f} env steps/s, the machine's CPUs {busy[n]:.0%} busy", flush=True)
     one = rates[counts[0]] / counts[0]  # per actor, with the fewest actors
-    print(f"\n| actors | env steps/s on {env} | speed-up | per-actor efficiency |")
-    print("|---|---|---|---|")
+    print(f"\n| actors | env steps/s on {env} | speed-up | per-actor efficiency | CPUs busy (whole run) |")
+    print("|---|---|---|---|---|")
     for n in counts:
-        print(f"| {n} | {rates[n]:.0f} | {rates[n] / one:.2f}x | {rates[n] / (n * one):.2f} |")
+        print(f"| {n} | {rates[n]:.0f} | {rates[n] / one:.2f}x | {rates[n] / (n * one):.2f} | {busy[n]:.0%} |")
 
 
 def learner(updates: int) -> None:
@@ -119,46 +132,40 @@ def learner(updates: int) -> None:
           f"({running / alone:.0%} of alone; goal >= 80%)")
 
 
-def efficiency(envs: list[str], seeds: int, results: Path | None) -> None:
+def efficiency(envs: list[str], seeds: int, runs: Path) -> None:
     from scipy import stats
 
-    done = {}
-    if results and results.exists():
-        done = {tuple(r["key"]): r for r in map(json.loads, results.read_text().splitlines())}
     rows: dict[tuple, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for env in envs:
-            for seed in range(seeds):
-                for algo, extra in (("apex", ["--actors", "2"]), ("dqn", ["--replay", "prioritized"])):
-                    key = (env, algo, seed)
-                    if key in done:
-                        rows[key] = done[key]
-                        continue
-                    run_dir = Path(tmp) / f"{env}-{algo}-{seed}"
-                    seconds = train(algo, ["--env", env, "--seed", str(seed), "--threads", "1", *extra], run_dir)
-                    records = read_metrics(run_dir)
-                    evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
-                    reached = next((s for s, v in evals if v >= THRESHOLD.get(env, float("inf"))), None)
-                    row = {"key": list(key), "final": evals[-1][1], "seconds": seconds, "reached_step": reached,
-                           "reached_seconds": training_seconds(records, reached) if reached else None}
-                    rows[key] = row
-                    print(f"  {env} {algo} seed {seed}: final {row['final']:.1f}, {seconds:.0f} s", flush=True)
-                    if results:
-                        with open(results, "a") as f:
-                            f.write(json.dumps(row) + "\n")
-    print("\n| env | algorithm | final eval return (mean ± std) | per seed | seeds >= threshold | "
-          "wall-clock to threshold (median) | Welch p vs dqn |")
-    print("|---|---|---|---|---|---|---|")
+    for env in envs:
+        for seed in range(seeds):
+            for algo, extra in (("apex", ["--actors", "2"]), ("dqn", ["--replay", "prioritized"])):
+                run_dir = runs / f"{env}-{algo}-{seed}"
+                finished = read_status(run_dir).get("status") == "finished"
+                if not finished:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    train(algo, ["--env", env, "--seed", str(seed), "--threads", "1", *extra], run_dir)
+                records = read_metrics(run_dir)
+                evals = [(r["step"], r["eval/mean_return"]) for r in records if "eval/mean_return" in r]
+                reached = next((s for s, v in evals if v >= THRESHOLD[env]), None)
+                rows[(env, algo, seed)] = row = {
+                    "final": evals[-1][1], "reached_step": reached,
+                    "reached_seconds": seconds_to_step(records, reached) if reached is not None else None}
+                print(f"  {env} {algo} seed {seed}: final {row['final']:.1f}, threshold at step {reached} "
+                      f"({row['reached_seconds'] or 0:.0f} s){' (kept)' if finished else ''}", flush=True)
+    print("\n| env | algorithm | final eval return (mean ± std) | per seed | seeds >= threshold at the end | "
+          "wall-clock to threshold (median) | env steps to threshold (median) | Welch p vs dqn |")
+    print("|---|---|---|---|---|---|---|---|")
     for env in envs:
         finals = {algo: [rows[(env, algo, s)]["final"] for s in range(seeds)] for algo in ("apex", "dqn")}
         for algo in ("apex", "dqn"):
-            runs = [rows[(env, algo, s)] for s in range(seeds)]
-            reached = [r["reached_seconds"] for r in runs if r["reached_seconds"] is not None]
-            to_threshold = f"{statistics.median(reached):.0f} s ({len(reached)} seeds)" if reached else "never"
+            reached = [rows[(env, algo, s)] for s in range(seeds) if rows[(env, algo, s)]["reached_step"] is not None]
+            seconds = (f"{statistics.median(r['reached_seconds'] for r in reached):.0f} s ({len(reached)} seeds)"
+                       if reached else "never")
+            steps = f"{statistics.median(r['reached_step'] for r in reached):,.0f}" if reached else ""
             p = f"{stats.ttest_ind(finals['apex'], finals['dqn'], equal_var=False).pvalue:.2f}" if algo == "apex" else ""
             print(f"| {env} | {algo} | {statistics.mean(finals[algo]):.1f} ± {statistics.pstdev(finals[algo]):.1f} | "
                   f"{', '.join(f'{v:.0f}' for v in finals[algo])} | "
-                  f"{sum(v >= THRESHOLD[env] for v in finals[algo])}/{seeds} | {to_threshold} | {p} |")
+                  f"{sum(v >= THRESHOLD[env] for v in finals[algo])}/{seeds} | {seconds} | {steps} | {p} |")
 
 
 def pong(steps: int) -> None:
@@ -183,15 +190,18 @@ def main() -> None:
     parser.add_argument("--actors", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--fragment", type=int, help="actors: --fragment for apex (default: the config's 50)")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--results", type=Path, help="JSON lines of finished runs, appended to and reused")
+    parser.add_argument("--runs", type=Path, default=Path("runs/apex_efficiency"),
+                        help="where efficiency keeps its runs (finished ones are reused)")
     args = parser.parse_args()
     if args.what == "actors":
-        actors(args.env, args.actors, args.steps or (8000 if "Slow" in args.env else 20000))
+        actors(args.env, args.actors, args.steps or (8000 if "Slow" in args.env else 60000),
+               ["--fragment", str(args.fragment)] if args.fragment else [])
     elif args.what == "learner":
         learner(args.updates)
     elif args.what == "efficiency":
-        efficiency(args.envs, args.seeds, args.results)
+        efficiency(args.envs, args.seeds, args.runs)
     else:
         pong(args.steps or 20000)
 

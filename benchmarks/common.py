@@ -60,15 +60,10 @@ def as_flags(options: dict) -> list[str]:
     return flags
 
 
-def training_seconds(records: list[dict], step: int) -> float:
-    """Seconds of training until ``step``, from the ``perf/sps`` lines of a run's metrics (each
-    covers the steps since the previous one; start-up and evaluations are not counted)."""
-    seconds, previous = 0.0, 0
-    for record in records:
-        if record.get("perf/sps") and previous < step:
-            seconds += (min(record["step"], step) - previous) / record["perf/sps"]
-            previous = record["step"]
-    return seconds
+def seconds_to_step(records: list[dict], step: int) -> float | None:
+    """Wall-clock seconds from a run's start until it had logged ``step`` (``perf/elapsed_s``
+    of the first line at or after it that carries one; start-up and evaluations included)."""
+    return next((r["perf/elapsed_s"] for r in records if r["step"] >= step and "perf/elapsed_s" in r), None)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -97,6 +97,16 @@ class Preset:
     """Env ids or env families ("atari"), or for a generative trainer dataset names, this
     preset is applied to automatically."""
     description: str = ""
+    overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Env ids, families or dataset names -> values that replace some of ``values`` there: one
+    preset name for a method whose published settings differ between, say, toy data and images."""
+
+    def values_for(self, subjects: set[str]) -> dict[str, Any]:
+        """``values`` with the overrides of the first subject (env id, family or dataset) that has some."""
+        for subject, replaced in self.overrides.items():
+            if subject in subjects:
+                return {**self.values, **replaced}
+        return dict(self.values)
 
 
 # -- dataclass introspection -----------------------------------------------------------------

@@ -2,7 +2,9 @@
 aggregates what the loops report and fans it out to them.
 
 metrics.jsonl holds one JSON object per line: ``step`` plus namespaced keys
-(``train/episode_return``, ``eval/mean_return``, ``perf/sps``, ``loss/...``).
+(``train/episode_return``, ``eval/mean_return``, ``perf/sps``, ``loss/...``). Metric lines and
+evaluation lines carry ``perf/elapsed_s``, the wall-clock seconds since this process started
+the run (a resumed run counts again from 0), so time-to-score can be read off a run.
 """
 
 from __future__ import annotations
@@ -245,6 +247,11 @@ class RunLogger:
         self.episodes = 0
         self.last_time, self.last_step = time.monotonic(), start
         self.sps = 0.0
+        self.began = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Wall-clock seconds since this logger (the run in this process) began."""
+        return time.monotonic() - self.began
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         self._each("log", step, metrics)
@@ -309,7 +316,7 @@ class RunLogger:
         """Write the losses averaged since the last write, and throughput."""
         self.progress(step)
         averaged = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.write(step, {**averaged, "perf/sps": self.sps})
+        self.write(step, {**averaged, "perf/sps": self.sps, "perf/elapsed_s": self.elapsed()})
         self.sums.clear()
         self.counts.clear()
         self.flush()

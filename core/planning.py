@@ -136,11 +136,16 @@ def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name
         if name not in presets:
             raise unknown_name("preset", name, presets)
         return name, presets[name]
-    keys = {env_name} | ({env.id, env.family} if env else set())
+    keys = preset_subjects(env, env_name)
     for preset_name, preset in presets.items():
         if keys & set(preset.envs):
             return preset_name, preset
     return None, None
+
+
+def preset_subjects(env: ResolvedEnv | None, env_name: str) -> set[str]:
+    """What presets may name for this run: the env as given, its id and family (or the dataset)."""
+    return {env_name} | ({env.id, env.family} if env else set())
 
 
 # -- contexts --------------------------------------------------------------------------------
@@ -208,8 +213,9 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
         subject = chosen("data", RunConfig.data)  # a data algorithm's presets name datasets
         registry.get("dataset", subject)
     preset_name, preset_obj = select_preset(cls, preset, resolved, subject)
+    preset_values = preset_obj.values_for(preset_subjects(resolved, subject)) if preset_obj else {}
     values: dict[str, dict[str, Any]] = {"run": {}, "algo": {}}
-    for key, value in (preset_obj.values if preset_obj else {}).items():
+    for key, value in preset_values.items():
         if key not in owner:
             raise ToolkitError(f"preset '{preset_name}' of '{entry.name}' sets unknown option '{key}'")
         values[owner[key]][key] = coerce(value, field_types(sections[owner[key]])[key], f"preset {preset_name}")
@@ -226,7 +232,7 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
         section = owner.get(name, "algo")
         if name in file_layer[section] and name not in flag_layer[section]:
             return f"{name} in {config_file if config_values is None else 'the checkpoint config'}"
-        if preset_obj and name in preset_obj.values and name not in flag_layer[section]:
+        if name in preset_values and name not in flag_layer[section]:
             return f"{name} of preset '{preset_name}'"
         return option_name(name)
 

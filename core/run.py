@@ -302,7 +302,8 @@ class Run:
         video = self.run_dir / "videos" / f"eval_step_{step:09d}.mp4" if run.capture_video else None
         result = evaluate(self.algorithm.policy(), self.world.eval_envs(), run.eval_episodes,
                           seed=run.seed + EVAL_SEED_OFFSET + step, video_path=video, fps=self.world.fps)
-        self.report.write(step, {f"eval/{k}": v for k, v in result.items() if k != "returns"})
+        self.report.write(step, {**{f"eval/{k}": v for k, v in result.items() if k != "returns"},
+                                 "perf/elapsed_s": self.report.elapsed()})
         if video is not None:
             self.report.media(step, {"eval/video": str(video)})
         self.console.print(f"eval at step {step:,}: mean return {result['mean_return']:.2f} "

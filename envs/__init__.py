@@ -14,6 +14,7 @@ register_with_gymnasium([
     ("toolkit/Corridor-v0", "toolkit.envs.toy:CorridorEnv", {}, 20),
     ("toolkit/Frames-v0", "toolkit.envs.toy:FramesEnv", {}, None),
     ("toolkit/SlowCartPole-v0", "toolkit.envs.toy:SlowCartPoleEnv", {}, 500),
+    ("toolkit/BlindCliffwalk-v0", "toolkit.envs.toy:BlindCliffwalkEnv", {}, None),
 ])
 
 
@@ -24,9 +25,12 @@ def register_envs(register):
              names="toolkit.envs.atari:game_names")
     register("toy", "toolkit.envs.toy:resolve",
              "Toy envs with known optimal policies: toolkit/Identity-v0, toolkit/IdentityContinuous-v0, "
-             "toolkit/Corridor-v0, toolkit/Frames-v0, toolkit/SlowCartPole-v0",
+             "toolkit/Corridor-v0, toolkit/Frames-v0, toolkit/SlowCartPole-v0, toolkit/BlindCliffwalk-v0",
              names=["toolkit/Identity-v0", "toolkit/IdentityContinuous-v0", "toolkit/Corridor-v0",
-                    "toolkit/Frames-v0", "toolkit/SlowCartPole-v0"])
+                    "toolkit/Frames-v0", "toolkit/SlowCartPole-v0", "toolkit/BlindCliffwalk-v0"])
+    register("minatar", "toolkit.envs.minatar:resolve",
+             "MinAtar's five 10x10 Atari games (Young & Tian 2019), MinAtar/Breakout-v1 ... (pip install toolkit[minatar])",
+             names="toolkit.envs.minatar:env_names")
     register("rewards", "toolkit.envs.rewards:resolve",
              "gymnasium envs with a known differentiable reward (reward_function capability): Pendulum-v1",
              names=["Pendulum-v1"])

@@ -7,6 +7,7 @@
 | toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
 | toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
 | toolkit/SlowCartPole-v0         | 500            | CartPole-v1 whose step waits 2 ms: a slow simulator (scaling) |
+| toolkit/BlindCliffwalk-v0       | 1 (in n steps) | a reward a random policy finds with probability 2^-n (PER's Figure 1) |
 
 Identity and IdentityContinuous end by truncation (a 16-step time limit), never by
 termination, so they also exercise bootstrapping on truncation.
@@ -70,6 +71,12 @@ class IdentityContinuousEnv(gym.Env):
         return self._point.copy(), reward, False, False, {}
 
 
+def one_hot(index: int, size: int) -> np.ndarray:
+    obs = np.zeros(size, dtype=np.float32)
+    obs[index] = 1.0
+    return obs
+
+
 class CorridorEnv(gym.Env):
     """A corridor of ``length`` cells, starting at the left end; action 1 moves right, 0 left.
     Reaching the right end pays 1 and terminates."""
@@ -81,9 +88,7 @@ class CorridorEnv(gym.Env):
         self._cell = 0
 
     def _obs(self) -> np.ndarray:
-        obs = np.zeros(self.length, dtype=np.float32)
-        obs[self._cell] = 1.0
-        return obs
+        return one_hot(self._cell, self.length)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -139,12 +144,48 @@ class SlowCartPoleEnv(gym.Wrapper):
         return self.env.step(action)
 
 
+class BlindCliffwalkEnv(gym.Env):
+    """Schaul et al. 2016's Blind Cliffwalk (prioritized replay, Section 3.1 and Figure 1): n
+    states in a row; in each, one action moves on and the other ends the episode with reward 0.
+    Which action is the right one differs from state to state (fixed by ``layout_seed``), so
+    nothing learned in one state carries to another: the agent is blind to it. Moving on from the
+    last state pays 1 and ends the episode. A random policy is rewarded with probability 2^-n;
+    the rare successes hide in a mass of short failures, which is what prioritized replay is for.
+    Observations are one-hot states."""
+
+    def __init__(self, n: int = 10, layout_seed: int = 0) -> None:
+        if n < 1:
+            raise ValueError(f"BlindCliffwalk needs at least one state, got n={n}")
+        self.n = n
+        self.right_actions = np.random.default_rng(layout_seed).integers(0, 2, size=n)
+        self.observation_space = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.state = 0
+
+    def _obs(self) -> np.ndarray:
+        return one_hot(self.state, self.n)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        if int(action) != self.right_actions[self.state]:
+            return self._obs(), 0.0, True, False, {}
+        if self.state == self.n - 1:
+            return self._obs(), 1.0, True, False, {}
+        self.state += 1
+        return self._obs(), 0.0, False, False, {}
+
+
 TOY_ENVS = {
     "toolkit/Identity-v0": (IdentityEnv, HORIZON, 0),
     "toolkit/IdentityContinuous-v0": (IdentityContinuousEnv, HORIZON, 0),
     "toolkit/Corridor-v0": (CorridorEnv, 20, 0),
     "toolkit/Frames-v0": (FramesEnv, None, 4),
     "toolkit/SlowCartPole-v0": (SlowCartPoleEnv, 500, 0),
+    "toolkit/BlindCliffwalk-v0": (BlindCliffwalkEnv, None, 0),
 }
 
 

@@ -29,6 +29,10 @@ def test_train_writes_config_metrics_and_checkpoints(existing_run):
     assert all("step" in r for r in records)
     assert any("train/episode_return" in r for r in records) and any("perf/sps" in r for r in records)
     assert any("eval/mean_return" in r for r in records)
+    # wall-clock since the run began, on metric and evaluation lines, never going back
+    clock = [r["perf/elapsed_s"] for r in records if "perf/elapsed_s" in r]
+    assert all("perf/elapsed_s" in r for r in records if "perf/sps" in r or "eval/mean_return" in r)
+    assert clock == sorted(clock) and 0 < clock[-1] < 120
     steps = sorted(p.name for p in (existing_run / "checkpoints").glob("step_*.pt"))
     assert steps == ["step_000000000300.pt", "step_000000000600.pt"]
     assert (existing_run / "best.pt").is_file()

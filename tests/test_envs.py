@@ -107,3 +107,49 @@ def test_slow_cartpole_is_cartpole_whose_step_waits():
         a, b = slow.step(1), plain.step(1)
         np.testing.assert_array_equal(a[0], b[0])
     assert time.perf_counter() - began >= 5 * 0.002  # sleep waits at least this long
+
+
+def test_blind_cliffwalk_rewards_only_the_right_action_in_every_state():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import toolkit.envs  # noqa: F401  (registers the toy envs with gymnasium)
+
+    env = gym.make("toolkit/BlindCliffwalk-v0", n=5).unwrapped
+    check_env(env, skip_render_check=True)
+    right = env.right_actions
+    assert 0 < right.sum() < 5  # the right action changes along the chain (layout seed 0)
+    obs, _ = env.reset()
+    for state in range(5):
+        np.testing.assert_array_equal(obs, np.eye(5, dtype=np.float32)[state])  # one-hot
+        obs, reward, terminated, truncated, _ = env.step(right[state])
+        assert (reward, terminated) == ((1.0, True) if state == 4 else (0.0, False))
+    for state in range(5):  # the wrong action ends the episode unrewarded wherever it is taken
+        env.reset()
+        for s in range(state):
+            env.step(right[s])
+        assert env.step(1 - right[state])[1:3] == (0.0, True)
+    # a random policy is rewarded with probability 2^-n
+    rng = np.random.default_rng(0)
+    wins = 0
+    for _ in range(4000):
+        env.reset()
+        terminated, reward = False, 0.0
+        while not terminated:
+            _, reward, terminated, _, _ = env.step(int(rng.integers(2)))
+        wins += reward
+    assert abs(wins / 4000 - 1 / 32) < 4 * np.sqrt(1 / 32 * 31 / 32 / 4000)
+
+
+def test_minatar_games_resolve_to_channels_first_grids():
+    from toolkit.vec_env import resolve_env
+
+    resolved = resolve_env("minatar/breakout-v1")
+    assert (resolved.id, resolved.family, resolved.frame_stack) == ("MinAtar/Breakout-v1", "minatar", 0)
+    env = resolved.make()
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 10, 10) and obs.dtype == np.uint8 and set(np.unique(obs)) <= {0, 1}
+    assert env.observation_space.contains(obs) and env.action_space.n == 3  # v1: the minimal action set
+    assert resolve_env("MinAtar/Breakout-v0").make().action_space.n == 6  # v0: all six, as in the paper
+    with pytest.raises(ToolkitError, match="MinAtar/Breakout-v1"):
+        resolve_env("MinAtar/Breakout-v2")

@@ -150,7 +150,7 @@ def test_builtins_register_through_the_same_hooks(monkeypatch):
     monkeypatch.setenv("TOOLKIT_PLUGINS", "")
     registry = load_registry()
     assert [p.name for p in registry.plugins] == ["toolkit", "toolkit.envs"]
-    assert registry.names("algorithm") == ["random"] and registry.names("env") == ["atari", "rewards", "toy"]
+    assert registry.names("algorithm") == ["random"] and registry.names("env") == ["atari", "minatar", "rewards", "toy"]
     assert {"uniform"} == set(registry.names("sampler"))
 
 

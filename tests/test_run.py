@@ -160,6 +160,16 @@ def test_presets_apply_by_env_and_family_and_flags_win(test_plugin):
         plan("with-presets", {"replay": "prioritised"})
 
 
+def test_a_preset_overrides_some_values_on_the_subjects_it_names():
+    from toolkit.config import Preset
+
+    preset = Preset({"lr": 1.0, "steps": 10}, overrides={"ring8": {"lr": 0.1}, "atari": {"steps": 5}})
+    assert preset.values_for({"ring8"}) == {"lr": 0.1, "steps": 10}
+    assert preset.values_for({"Pong", "PongNoFrameskip-v4", "atari"}) == {"lr": 1.0, "steps": 5}  # by family
+    assert preset.values_for({"digits"}) == {"lr": 1.0, "steps": 10}
+    assert preset.values == {"lr": 1.0, "steps": 10}  # the preset itself is unchanged
+
+
 def test_config_file_sits_between_preset_and_flags(test_plugin, tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[run]\nenv = "CartPole-v1"\nsteps = 5\n[algo]\nlr = 0.75\n')

@@ -121,6 +121,10 @@ def test_networks_for_images_and_vectors():
         assert net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
     assert build_q_network(DQNConfig(), atari, 6).torso.__class__.__name__ == "NatureCNN"
     assert build_q_network(DQNConfig(), spaces.Box(-1, 1, (4,)), 2).torso.__class__.__name__ == "MLPTorso"
+    minatar = spaces.Box(0, 1, (4, 10, 10), dtype=np.uint8)  # too small for the Nature CNN's 8x8/4 + 4x4/2 + 3x3/1
+    net = build_q_network(DQNConfig(), minatar, 3)
+    assert net.torso.__class__.__name__ == "MinAtarCNN"
+    assert net(torch.ones(2, 4, 10, 10, dtype=torch.uint8)).shape == (2, 3)
 
 
 def test_target_network_updates_on_schedule():
@@ -170,3 +174,14 @@ def test_learns_the_identity_task(tmp_path):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in records if "eval/mean_return" in r][-1]
     assert final["eval/mean_return"] >= 15.0  # the optimum is 16
+
+
+def test_minatar_games_get_the_papers_settings_and_train(tmp_path):
+    p = plan("dqn", {"env": "MinAtar/SpaceInvaders-v1"})
+    c = p.algo_config
+    assert p.preset == "minatar" and (c.network, c.train_frequency, c.target_update_interval, c.learning_rate) == (
+        "minatar", 1, 1_000, 2.5e-4)
+    run_dir = toolkit.train("dqn", env="MinAtar/Breakout-v1", steps=600, learning_starts=100, eval_every=0,
+                            eval_episodes=1, checkpoint_every=0, progress=False, run_dir=str(tmp_path / "minatar"))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss/td" in r for r in records) and "eval/mean_return" in records[-1]

@@ -80,8 +80,8 @@ class DQNConfig:
     """Double DQN: the online network picks the next action, the target network values it."""
     dueling: bool = False
     """Dueling heads: Q = V + A - mean(A)."""
-    network: Literal["auto", "nature", "nips2013", "mlp"] = "auto"
-    """auto: the Nature CNN for image observations, an MLP otherwise."""
+    network: Literal["auto", "nature", "nips2013", "minatar", "mlp"] = "auto"
+    """auto: the Nature CNN for Atari-sized images, MinAtar's CNN for 10x10 grids, an MLP otherwise."""
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden layer widths of the MLP."""
     replay: str = field(default="uniform", metadata={"registry": "sampler"})
@@ -120,6 +120,17 @@ PRESETS: dict[str, Preset] = {
          "exploration_final": 0.1, "exploration_steps": 250_000, "eval_epsilon": 0.001, "steps": 2_500_000,
          "eval_every": 250_000, "checkpoint_every": 250_000},
         description="Mnih et al. 2013: 16/32/256 network, no target network, squared loss"),
+    "minatar": Preset(
+        # MinAtar's reference DQN (examples/dqn.py): centred RMSProp 2.5e-4, squared-gradient
+        # decay 0.95, eps 0.01 (its 'gradient momentum' constant was never passed to the
+        # optimizer); one update every step, the target network copied every 1,000
+        {"network": "minatar", "optimizer": "rmsprop", "learning_rate": 2.5e-4, "rmsprop_alpha": 0.95,
+         "optimizer_eps": 0.01, "buffer_size": 100_000, "learning_starts": 5_000, "batch_size": 32,
+         "gamma": 0.99, "train_frequency": 1, "gradient_steps": 1, "target_update_interval": 1_000,
+         "loss": "huber", "max_grad_norm": 0.0, "exploration_initial": 1.0, "exploration_final": 0.1,
+         "exploration_steps": 100_000, "steps": 5_000_000, "eval_every": 100_000, "eval_episodes": 10,
+         "checkpoint_every": 250_000},
+        envs=("minatar",), description="Young & Tian 2019 (MinAtar) DQN settings, 5M frames"),
     "cartpole": Preset(
         _zoo(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
              target_update_interval=10, train_frequency=256, gradient_steps=128, exploration_fraction=0.16,
@@ -211,6 +222,19 @@ class Nips2013CNN(nn.Module):
         return self.fc(self.convs(frames.float() / 255.0))
 
 
+class MinAtarCNN(nn.Module):
+    """Young & Tian 2019's network: 16 3x3/1 convolutions, then 128 units; 0/1 channels, no scaling."""
+
+    def __init__(self, in_channels: int, height: int = 10, width: int = 10) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, 16, 3, stride=1), nn.ReLU(), nn.Flatten())
+        self.fc = nn.Sequential(nn.Linear(16 * (height - 2) * (width - 2), 128), nn.ReLU())
+        self.out_features = 128
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(grid.float()))
+
+
 class MLPTorso(nn.Module):
     def __init__(self, in_features: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -249,11 +273,15 @@ class QNetwork(nn.Module):
 def build_q_network(config: DQNConfig, observation_space: Any, n_actions: int) -> QNetwork:
     shape = tuple(observation_space.shape)
     is_image = len(shape) == 3 and observation_space.dtype == np.uint8
-    kind = config.network if config.network != "auto" else ("nature" if is_image else "mlp")
+    kind = config.network
+    if kind == "auto":
+        kind = ("minatar" if shape[1] < 36 else "nature") if is_image else "mlp"  # the Nature CNN needs >= 36 px
     if kind == "nature":
         torso: nn.Module = NatureCNN(shape[0])
     elif kind == "nips2013":
         torso = Nips2013CNN(shape[0])
+    elif kind == "minatar":
+        torso = MinAtarCNN(*shape)
     else:
         torso = MLPTorso(int(np.prod(shape)), config.hidden)
     return QNetwork(torso, n_actions, config.dueling)

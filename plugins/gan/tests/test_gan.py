@@ -200,6 +200,42 @@ def test_infogan_traversal_has_a_row_per_category():
     assert not np.allclose(traversal[0], traversal[9])  # the continuous code changes the image
 
 
+def test_code_accuracy_is_the_best_one_to_one_matching_of_codes_to_labels():
+    from toolkit_gan.infogan import matched_accuracy
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 1])
+    assert matched_accuracy((labels + 1) % 3, labels) == 1.0  # renamed code values are as good
+    # codes: {0: [0, 0, 1], 1: [1, 2, 2, 2], 2: [1]}; the best map 0->0, 1->2, 2->1 gets 2 + 3 + 1 right
+    codes = np.array([0, 0, 1, 0, 1, 1, 1, 2])
+    assert matched_accuracy(codes, labels) == 6 / 8
+    assert matched_accuracy(np.zeros(8, dtype=int), labels) == 3 / 8  # one code value: the largest class
+    assert matched_accuracy(np.arange(8) % 4, np.arange(8) % 2) == 4 / 8  # more codes than labels
+
+
+def test_infogan_reports_code_accuracy_on_labelled_digits():
+    from toolkit.datasets import load_dataset
+
+    held_out, labels = load_dataset("digits", "test", 0)
+    trainer = InfoGAN(InfoGANConfig(batch_size=32), DataContext(tuple(held_out.shape[1:]), 100, 100, 0, "cpu", "digits"))
+    accuracy = trainer.evaluate(held_out)["code_accuracy"]
+    assert 0.05 < accuracy < 0.5  # an untrained Q: near chance (0.1 for ten balanced classes)
+    np.testing.assert_array_equal(trainer.inferred_categories(held_out[:5]).shape, (5,))
+    assert "code_accuracy" not in trainer.evaluate(held_out[:100])  # samples that are not the test split
+
+
+def test_wgan_gp_preset_takes_the_authors_toy_settings_on_the_mixtures_only():
+    from toolkit.planning import plan_from_argv
+
+    toy = plan_from_argv("wgan", ["--data", "ring8", "--preset", "gp"]).algo_config
+    assert (toy.hidden, toy.latent_dim, toy.norm, toy.gradient_penalty, toy.batch_size, toy.betas) == (
+        (512, 512, 512), 2, "none", 0.1, 256, (0.5, 0.9))
+    images = plan_from_argv("wgan", ["--data", "digits", "--preset", "gp"]).algo_config
+    assert (images.norm, images.gradient_penalty, images.betas) == ("layer", 10.0, (0.0, 0.9))
+    assert toy.learning_rate == images.learning_rate == 1e-4  # what both share stays
+    flagged = plan_from_argv("wgan", ["--data", "grid25", "--preset", "gp", "--gradient-penalty", "1"]).algo_config
+    assert flagged.gradient_penalty == 1.0 and flagged.hidden == (512, 512, 512)  # a flag still wins
+
+
 def test_historical_average_is_the_running_mean():
     trainer = GAN(GANConfig(batch_size=32, historical_averaging=1.0), context(POINTS))
     seen = [parameters_of(trainer.generator)]

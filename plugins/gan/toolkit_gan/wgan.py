@@ -51,7 +51,14 @@ class WGAN(GenerativeTrainer):
     presets: ClassVar[dict[str, Preset]] = {
         "gp": Preset({"gradient_penalty": 10.0, "clip": 0.0, "optimizer": "adam", "learning_rate": 1e-4,
                       "betas": (0.0, 0.9), "norm": "layer"},
-                     description="WGAN-GP (Gulrajani et al. 2017): gradient penalty 10, Adam 1e-4 (0, 0.9), layer norm"),
+                     description="WGAN-GP (Gulrajani et al. 2017): gradient penalty 10, Adam 1e-4 (0, 0.9), layer "
+                                 "norm; on the 2-D mixtures the authors' toy settings (gan_toy.py)",
+                     # the authors' toy experiment (improved_wgan_training/gan_toy.py): 3 hidden
+                     # layers of 512 ReLU units, 2-D noise, no normalisation, lambda 0.1, batch 256,
+                     # Adam 1e-4 (0.5, 0.9)
+                     overrides={name: {"hidden": (512, 512, 512), "latent_dim": 2, "norm": "none",
+                                       "gradient_penalty": 0.1, "batch_size": 256, "betas": (0.5, 0.9)}
+                                for name in ("ring8", "grid25")}),
     }
 
     def __init__(self, config: WGANConfig, context: DataContext) -> None:

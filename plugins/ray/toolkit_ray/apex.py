@@ -111,8 +111,8 @@ class ApexConfig:
     """Double-DQN targets (the paper uses them)."""
     dueling: bool = True
     """Dueling heads (the paper uses them)."""
-    network: Literal["auto", "nature", "nips2013", "mlp"] = "auto"
-    """auto: the Nature CNN for image observations, an MLP otherwise."""
+    network: Literal["auto", "nature", "nips2013", "minatar", "mlp"] = "auto"
+    """auto: the Nature CNN for Atari-sized images, MinAtar's CNN for 10x10 grids, an MLP otherwise."""
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden layer widths of the MLP."""
     channels_last: bool = True
@@ -488,6 +488,9 @@ class ApexDQN:
                 ray.init(address=c.address, **kwargs)
             else:  # a new local Ray (not one found running), a logical CPU per actor: the OS shares the cores
                 ray.init(address="local", num_cpus=max(os.cpu_count() or 1, c.actors + 1), **kwargs)
+                # the learner gets the cores the actors leave: torch threads beyond them would fight
+                # the actors for the same cores (on 2 cores, 2 threads against 2 actors halve both)
+                torch.set_num_threads(min(torch.get_num_threads(), max(1, (os.cpu_count() or 1) - c.actors)))
             self._ray_started = True
             for signum, handler in handlers.items():  # the run's own: a signal stops it at a checkpoint
                 signal.signal(signum, handler)

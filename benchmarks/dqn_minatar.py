@@ -1,0 +1,181 @@
+"""DQN on MinAtar (Young & Tian 2019): toolkit's ``minatar`` preset against SB3's DQN with the
+same network and settings, and against the paper's DQN curves at the same frame counts.
+
+    python benchmarks/dqn_minatar.py [--games Breakout SpaceInvaders] [--version v0] [--steps 1000000]
+        [--seeds 3] [--sb3-seeds 1] [--jobs 2] [--results runs/dqn_minatar.jsonl] [--plot minatar.png]
+
+Both libraries: MinAtar's reference settings (examples/dqn.py): one conv layer of 16 3x3
+filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), batch 32, replay
+100k, one update per frame from 5k frames on, the target network copied every 1k frames,
+epsilon 1 -> 0.1 over 100k frames, Huber loss, no gradient clipping. ``v0`` ids have all six
+actions, as in the paper. Each run is a process with one torch thread (``--jobs`` at a
+time); finished runs are kept in ``--results`` and not run again.
+
+Scored as the paper scores: the mean return of the last 100 training episodes (epsilon 0.1),
+and also the greedy policy's mean return over 10 evaluation episodes at the end; ``--plot``
+draws the 100-episode moving average against frames next to the paper's DQN curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import run_workers
+
+# The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
+# read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on
+# Breakout, +-2 on Space Invaders).
+PAPER_DQN = {
+    "Breakout": {250_000: 7.5, 500_000: 8.5, 1_000_000: 9.2, 2_000_000: 9.8, 5_000_000: 10.0},
+    "SpaceInvaders": {250_000: 21.0, 500_000: 25.0, 1_000_000: 32.0, 2_000_000: 41.0, 5_000_000: 43.0},
+}
+CURVE_POINTS = 50
+
+
+def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) -> list[tuple[int, float]]:
+    """The mean return of the last 100 episodes finished by each of CURVE_POINTS frame counts."""
+    curve = []
+    for frame in np.linspace(budget / CURVE_POINTS, budget, CURVE_POINTS).astype(int):
+        done = returns[steps <= frame][-100:]
+        if len(done):
+            curve.append((int(frame), float(done.mean())))
+    return curve
+
+
+def settings(steps: int) -> dict:
+    return dict(learning_rate=2.5e-4, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
+                train_freq=1, gradient_steps=1, target_update_interval=1_000,
+                exploration_fraction=100_000 / steps, exploration_initial_eps=1.0, exploration_final_eps=0.1)
+
+
+def run_sb3(env_id: str, seed: int, steps: int) -> dict:
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    from toolkit.vec_env import resolve_env
+
+    class MinAtarExtractor(BaseFeaturesExtractor):
+        """The MinAtar network's body: 16 3x3 convolutions, then 128 units."""
+
+        def __init__(self, observation_space, features_dim: int = 128) -> None:
+            super().__init__(observation_space, features_dim)
+            channels, height, width = observation_space.shape
+            self.body = nn.Sequential(nn.Conv2d(channels, 16, 3), nn.ReLU(), nn.Flatten(),
+                                      nn.Linear(16 * (height - 2) * (width - 2), features_dim), nn.ReLU())
+
+        def forward(self, observations):
+            return self.body(observations.float())
+
+    torch.set_num_threads(1)
+    resolved = resolve_env(env_id)
+    env = Monitor(resolved.make())
+    policy_kwargs = dict(features_extractor_class=MinAtarExtractor, net_arch=[], normalize_images=False,
+                         optimizer_class=torch.optim.RMSprop, optimizer_kwargs=dict(alpha=0.95, eps=0.01, centered=True))
+    model = DQN("CnnPolicy", env, policy_kwargs=policy_kwargs, max_grad_norm=1e10, seed=seed, device="cpu", verbose=0,
+                **settings(steps))
+    began = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - began
+    returns = np.array(env.get_episode_rewards(), dtype=float)
+    ends = np.cumsum(env.get_episode_lengths())
+    greedy, _ = evaluate_policy(model, Monitor(resolved.make(training=False)), n_eval_episodes=10, deterministic=True)
+    return {"final": float(returns[-100:].mean()), "greedy": float(greedy), "sps": steps / seconds,
+            "curve": moving_average_curve(ends, returns, steps)}
+
+
+def run_toolkit(env_id: str, seed: int, steps: int) -> dict:
+    import toolkit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        run_dir = toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0,
+                                eval_episodes=10, checkpoint_every=0, progress=False, run_dir=str(Path(tmp) / "run"))
+        seconds = time.perf_counter() - began
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
+    steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
+    greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]
+    return {"final": float(returns[-100:].mean()), "greedy": float(greedy), "sps": steps / seconds,
+            "curve": moving_average_curve(steps_at, returns, steps)}
+
+
+def plot(results: dict, games: list[str], version: str, libs: dict[str, range], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 3.8), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        env_id = f"MinAtar/{game}-{version}"
+        for lib, seeds in libs.items():
+            curves = [np.array(results[(lib, env_id, s)]["curve"]) for s in seeds]
+            if not curves:
+                continue
+            frames = curves[0][:, 0]
+            values = np.stack([c[:, 1] for c in curves])
+            line, = ax.plot(frames, values.mean(0), label=f"{lib} ({len(curves)} seeds)")
+            ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+        paper = PAPER_DQN[game]
+        ax.plot(list(paper), list(paper.values()), "k--o", markersize=3, label="paper's DQN (30 seeds)")
+        ax.set(title=f"MinAtar {game}", xlabel="frames", ylabel="return, 100-episode moving average",
+               xlim=(0, max(frames[-1], 1)))
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--games", nargs="+", default=["Breakout", "SpaceInvaders"], choices=list(PAPER_DQN))
+    parser.add_argument("--version", default="v0", choices=["v0", "v1"])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--sb3-seeds", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=Path("runs/dqn_minatar.jsonl"))
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        lib, env_id, seed = args.worker
+        print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3)(env_id, int(seed), args.steps)))
+        return
+
+    libs = {"toolkit": range(args.seeds), "sb3": range(args.sb3_seeds)}
+    jobs = [(lib, f"MinAtar/{game}-{args.version}", seed) for game in args.games for lib, seeds in libs.items()
+            for seed in seeds]
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps)], args.results)
+    print(f"\n| game | library | last-100-episode return at {args.steps:,} frames (mean, per seed) | "
+          "greedy evaluation | paper's DQN there | env steps/s |")
+    print("|---|---|---|---|---|---|")
+    for game in args.games:
+        env_id = f"MinAtar/{game}-{args.version}"
+        paper = PAPER_DQN[game].get(args.steps, "")
+        for lib, seeds in libs.items():
+            if not seeds:
+                continue
+            runs = [results[(lib, env_id, s)] for s in seeds]
+            finals = [r["final"] for r in runs]
+            print(f"| {game} | {lib} | {statistics.mean(finals):.1f} ({', '.join(f'{v:.1f}' for v in finals)}) | "
+                  f"{statistics.mean(r['greedy'] for r in runs):.1f} | {paper} | "
+                  f"{statistics.mean(r['sps'] for r in runs):.0f} |")
+    if args.plot:
+        plot(results, args.games, args.version, libs, args.plot)
+
+
+if __name__ == "__main__":
+    main()
