@@ -196,9 +196,11 @@ def test_a_two_actor_run_trains_checkpoints_and_resumes(local_ray, tmp_path):
 
 
 def test_apex_learns_the_identity_task(local_ray, tmp_path):
+    """Also with learning starts 0 (the LunarLander preset's): the limiter lets the actors fill a
+    batch first, since a shard with less than a batch answers no sample request."""
     run_dir = tmp_path / "identity"
     assert main(["train", "apex", "--env", "toolkit/Identity-v0", "--steps", "2500", "--actors", "2",
-                 "--fragment", "25", "--learning-starts", "100", "--batch-size", "32", "--samples-per-insert", "16",
+                 "--fragment", "25", "--learning-starts", "0", "--batch-size", "32", "--samples-per-insert", "16",
                  "--learning-rate", "3e-3", "--hidden", "32", "--n-step", "1", "--gamma", "0.9",
                  "--target-update-interval", "100", "--eval-every", "2500", "--eval-episodes", "10",
                  "--run-dir", str(run_dir), "--no-progress"]) == 0

@@ -77,7 +77,7 @@ class ApexConfig:
     replay_shards: int = bounded(1, at_least=1)
     """Ray actors the replay is split over; actor i sends to shard i mod K."""
     learning_starts: int = bounded(1_000, at_least=0)
-    """Transitions in the replay before the learner's first update (the paper: 50k)."""
+    """Transitions in the replay before the learner's first update, at least a batch per shard (the paper: 50k)."""
     samples_per_insert: float = bounded(8.0, above=0)
     """Sampled transitions per inserted one that the learner is held to (Reverb's rate limiter):
     a learner that runs ahead waits for data and actors that run ahead wait for the learner."""
@@ -425,8 +425,10 @@ class ApexDQN:
         self.eval_rng = np.random.default_rng(context.seed + 1)
         self.epsilons = actor_epsilons(config.actors, config.epsilon, config.epsilon_alpha)
         insert_size = config.fragment * config.envs_per_actor
+        # a shard answers a sample request only once it holds a batch, so the limiter must not
+        # hold the actors back before there is one per shard (learning_starts 0 deadlocked here)
         self.limiter = SamplesPerInsertLimiter(
-            config.samples_per_insert, config.learning_starts,
+            config.samples_per_insert, max(config.learning_starts, config.batch_size * config.replay_shards),
             SamplesPerInsertLimiter.tolerance_for(config.samples_per_insert,
                                                   config.batch_size * config.batches_per_request, insert_size))
         self.updates = 0
