@@ -4,7 +4,7 @@ speed, and its sample efficiency against single-process DQN with prioritized rep
     python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 60000] [--fragment 50]
     python benchmarks/apex_scaling.py actors --env toolkit/SlowCartPole-v0 [--steps 8000]
     python benchmarks/apex_scaling.py learner [--updates 3000]
-    python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--runs DIR]
+    python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--runs DIR] [--report]
     python benchmarks/apex_scaling.py pong [--steps 20000]
 
 ``actors``: env steps/s of the actors with 1, 2, 4, 8 actors (one env each), the learner
@@ -132,7 +132,7 @@ def learner(updates: int) -> None:
           f"({running / alone:.0%} of alone; goal >= 80%)")
 
 
-def efficiency(envs: list[str], seeds: int, runs: Path) -> None:
+def efficiency(envs: list[str], seeds: int, runs: Path, report_only: bool = False) -> None:
     from scipy import stats
 
     rows: dict[tuple, dict] = {}
@@ -141,6 +141,8 @@ def efficiency(envs: list[str], seeds: int, runs: Path) -> None:
             for algo, extra in (("apex", ["--actors", "2"]), ("dqn", ["--replay", "prioritized"])):
                 run_dir = runs / f"{env}-{algo}-{seed}"
                 finished = read_status(run_dir).get("status") == "finished"
+                if not finished and report_only:
+                    continue
                 if not finished:
                     shutil.rmtree(run_dir, ignore_errors=True)
                     train(algo, ["--env", env, "--seed", str(seed), "--threads", "1", *extra], run_dir)
@@ -156,16 +158,20 @@ def efficiency(envs: list[str], seeds: int, runs: Path) -> None:
           "wall-clock to threshold (median) | env steps to threshold (median) | Welch p vs dqn |")
     print("|---|---|---|---|---|---|---|---|")
     for env in envs:
-        finals = {algo: [rows[(env, algo, s)]["final"] for s in range(seeds)] for algo in ("apex", "dqn")}
+        done = [s for s in range(seeds) if (env, "apex", s) in rows and (env, "dqn", s) in rows]
+        if not done:
+            continue
+        finals = {algo: [rows[(env, algo, s)]["final"] for s in done] for algo in ("apex", "dqn")}
         for algo in ("apex", "dqn"):
-            reached = [rows[(env, algo, s)] for s in range(seeds) if rows[(env, algo, s)]["reached_step"] is not None]
+            reached = [rows[(env, algo, s)] for s in done if rows[(env, algo, s)]["reached_step"] is not None]
             seconds = (f"{statistics.median(r['reached_seconds'] for r in reached):.0f} s ({len(reached)} seeds)"
                        if reached else "never")
             steps = f"{statistics.median(r['reached_step'] for r in reached):,.0f}" if reached else ""
-            p = f"{stats.ttest_ind(finals['apex'], finals['dqn'], equal_var=False).pvalue:.2f}" if algo == "apex" else ""
+            p = (f"{stats.ttest_ind(finals['apex'], finals['dqn'], equal_var=False).pvalue:.2f}"
+                 if algo == "apex" and len(done) > 1 else "")
             print(f"| {env} | {algo} | {statistics.mean(finals[algo]):.1f} ± {statistics.pstdev(finals[algo]):.1f} | "
                   f"{', '.join(f'{v:.0f}' for v in finals[algo])} | "
-                  f"{sum(v >= THRESHOLD[env] for v in finals[algo])}/{seeds} | {seconds} | {steps} | {p} |")
+                  f"{sum(v >= THRESHOLD[env] for v in finals[algo])}/{len(done)} | {seconds} | {steps} | {p} |")
 
 
 def pong(steps: int) -> None:
@@ -191,6 +197,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--fragment", type=int, help="actors: --fragment for apex (default: the config's 50)")
+    parser.add_argument("--report", action="store_true",
+                        help="efficiency: only the table of the seeds finished for both algorithms; run nothing")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=Path("runs/apex_efficiency"),
                         help="where efficiency keeps its runs (finished ones are reused)")
@@ -201,7 +209,7 @@ def main() -> None:
     elif args.what == "learner":
         learner(args.updates)
     elif args.what == "efficiency":
-        efficiency(args.envs, args.seeds, args.runs)
+        efficiency(args.envs, args.seeds, args.runs, args.report)
     else:
         pong(args.steps or 20000)
 
