@@ -243,6 +243,8 @@ class ReplayBuffer:
         step at a time would, but in a few array operations (a replay shard takes thousands of
         steps a second from its actors); returns the slots written, (T, m)."""
         f = fragment
+        if self.extras:
+            self._check_extras(f.extras)
         T, m = f.rewards.shape
         e = np.asarray(f.envs)
         ended = np.logical_or(f.terminated, f.truncated)
@@ -266,10 +268,8 @@ class ReplayBuffer:
         self.terminated[t, columns] = f.terminated
         self.episode_end[t, columns] = ended
         self.has_transition[t, columns] = True
-        if self.extras:
-            self._check_extras(f.extras)
-            for name, column in self.extras.items():
-                column[t, columns] = f.extras[name]
+        for name, column in self.extras.items():
+            column[t, columns] = f.extras[name]
         # frames of the same episode before each step: counted from the step after the last
         # end, or continuing the episode the previous add left open
         cap = max(self.frame_stack - 1, 0)

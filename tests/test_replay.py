@@ -254,3 +254,31 @@ def test_initial_priorities_reach_a_sampler_that_predates_them():
                          np.array([False]), priorities=np.array([0.75]))
     np.testing.assert_array_equal(buffer.sampler.got[0], written)
     np.testing.assert_array_equal(buffer.sampler.got[1], [0.75])
+
+
+def test_a_fragment_carries_extra_columns_and_a_missing_one_changes_nothing():
+    from toolkit.replay import make_fragment
+
+    rng = np.random.default_rng(2)
+    T = 9
+    obs = rng.random((T + 1, 2, 3)).astype(np.float32)
+    terminated = np.zeros((T, 2), bool)
+    terminated[4, 0] = True
+    next_obs = obs[1:].copy()
+    action, reward = rng.integers(0, 2, (T, 2)), rng.random((T, 2)).astype(np.float32)
+    goal = rng.integers(0, 5, (T, 2))
+    buffers = [ReplayBuffer(60, spaces.Box(0, 1, (3,)), spaces.Discrete(2), n_envs=2,
+                            extras={"goal": spaces.Discrete(5)}) for _ in range(2)]
+    for t in range(T):
+        buffers[0].add(obs[t], action[t], reward[t], next_obs[t], terminated[t], np.zeros(2, bool),
+                       extras={"goal": goal[t]})
+    fragment = make_fragment(np.arange(2), obs[:T], action, reward, next_obs, terminated, np.zeros((T, 2), bool),
+                             extras={"goal": goal})
+    buffers[1].add_fragment(fragment)
+    np.testing.assert_array_equal(buffers[0].extras["goal"], buffers[1].extras["goal"])
+    before = {name: getattr(buffers[1], name).copy() for name in ReplayBuffer._ARRAYS}
+    with pytest.raises(ValueError, match="needs the extra columns"):
+        buffers[1].add_fragment(make_fragment(np.arange(2), obs[:T], action, reward, next_obs, terminated,
+                                              np.zeros((T, 2), bool)))
+    for name, array in before.items():
+        np.testing.assert_array_equal(getattr(buffers[1], name), array, err_msg=name)
