@@ -171,27 +171,6 @@ def test_svg1_policy_gradient_is_the_one_step_value_gradient():
     assert grad[0].item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_svg1_critic_values_the_states_past_an_episode_end_at_zero():
-    """The TD loss over the batch plus, for transitions that ended, V(s')^2: V is trained to 0
-    where the episode ended, not left to extrapolate there."""
-    context = EnvContext(spaces.Box(-np.inf, np.inf, (1,), np.float32), spaces.Box(-5, 5, (1,), np.float32),
-                         n_envs=1, frame_stack=0, total_steps=100, seed=0, device="cpu", env_id="x")
-    algo = SVG1(SVGConfig(hidden=(4,), learning_starts=0, batch_size=1), context)
-    algo.critic = lambda state: 2 * state
-    algo.critic_target = lambda state: 3 * state
-    data = {"obs": torch.tensor([[1.0], [2.0]]), "next_obs": torch.tensor([[0.5], [4.0]]),
-            "reward": torch.tensor([1.0, 1.0]), "discount": torch.tensor([0.9, 0.0]), "weights": torch.tensor([1.0, 0.5])}
-    weight = torch.tensor([1.0, 2.0])
-    loss, td_error, _ = algo.critic_loss(data, weight)
-    expected_td = torch.tensor([1 + 0.9 * 1.5 - 2, 1 - 4])  # the ended step bootstraps nothing
-    assert torch.allclose(td_error, expected_td)
-    td_part = (data["weights"] * weight * expected_td**2).mean()
-    assert loss.item() == pytest.approx((td_part + 0.5 * 8.0**2 / 2).item())  # + w V(s'_ended)^2 / n
-    data["discount"] = torch.tensor([0.9, 0.9])
-    assert algo.critic_loss(data, weight)[0].item() == pytest.approx(
-        (data["weights"] * weight * torch.tensor([0.35, 1 + 0.9 * 12 - 4]) ** 2).mean().item())
-
-
 @pytest.mark.parametrize("algorithm", ["svg0", "svg1", "svginf"])
 def test_conformance(algorithm):
     check_algorithm(algorithm, env="toolkit/IdentityContinuous-v0",

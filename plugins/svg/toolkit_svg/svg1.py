@@ -25,7 +25,7 @@ class SVG1(SVGBase):
         return self.svg1_step(data, indices)
 
     def svg1_step(self, data: dict[str, torch.Tensor], indices: np.ndarray) -> dict[str, float]:
-        """Critic: ``critic_loss``, w * (V(s) - (r + gamma V'(s')))^2 and V = 0 past an end. Policy: ascend
+        """Critic: w * (V(s) - (r + gamma V'(s')))^2. Policy: ascend
         w * [ r(s, a(theta)) + gamma V(s + g(s, a(theta)) + sigma_f xi) ] with eta and xi inferred
         from the replayed step, w = min(pi_theta(a|s) / pi_old(a|s), c)."""
         c = self.config
@@ -35,7 +35,11 @@ class SVG1(SVGBase):
             weight = truncated_importance_weight(gaussian_log_prob(u, mean, log_std), data["log_prob_old"],
                                                  c.importance_clip)
 
-        critic_loss, td_error, value = self.critic_loss(data, weight)
+        with torch.no_grad():
+            target = data["reward"] + data["discount"] * self.critic_target(next_obs).squeeze(-1)
+        value = self.critic(obs).squeeze(-1)
+        td_error = target - value
+        critic_loss = (data["weights"] * weight * td_error.square()).mean()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -51,25 +55,6 @@ class SVG1(SVGBase):
             module.requires_grad_(True)
         return {"loss/critic": critic_loss.item(), "loss/policy": policy_loss, "train/value_mean": value.mean().item(),
                 "train/importance_weight": weight.mean().item()}
-
-    def critic_loss(self, data: dict[str, torch.Tensor],
-                    weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """mean_i w_i (V(s_i) - (r_i + gamma_i V'(s'_i)))^2 with gamma_i = 0 where the episode
-        ended, plus sum_{i ended} w_i V(s'_i)^2 / n: the value past an episode's end is 0, and V is
-        trained there too, because the policy's lookahead evaluates V at model-predicted states
-        and would otherwise meet V extrapolated past the end, which can draw the policy over
-        it. Returns the loss, the TD errors, V(s)."""
-        obs, next_obs = data["obs"], data["next_obs"]
-        with torch.no_grad():
-            target = data["reward"] + data["discount"] * self.critic_target(next_obs).squeeze(-1)
-        value = self.critic(obs).squeeze(-1)
-        td_error = target - value
-        loss = (data["weights"] * weight * td_error.square()).mean()
-        ended = data["discount"] == 0
-        if ended.any():
-            terminal_values = self.critic(next_obs[ended]).squeeze(-1)
-            loss = loss + (data["weights"][ended] * terminal_values.square()).sum() / len(obs)
-        return loss, td_error, value
 
     def one_step_value(self, obs: torch.Tensor, u: torch.Tensor, next_obs: torch.Tensor,
                        discount: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
