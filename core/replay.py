@@ -217,13 +217,15 @@ class ReplayBuffer:
     def _overwrite(self, t: np.ndarray, e: np.ndarray) -> None:
         """Forget slot t[i] of env e[i], and the transitions whose frame stacks reach back to it."""
         lost = [self._flat(t, e)[self.has_transition[t, e]]]
+        # cleared first, so a slot that is both overwritten and reached back from (a fragment's
+        # range) is forgotten once
+        self.has_transition[t, e] = False
         for back in range(1, self.frame_stack):
             ahead = (t + back) % self.slots
             uses_t = self.has_transition[ahead, e] & (self.frames_before[ahead, e] >= back)
             self.has_transition[ahead[uses_t], e[uses_t]] = False
             lost.append(self._flat(ahead, e)[uses_t])
-        self.has_transition[t, e] = False
-        lost_indices = np.unique(np.concatenate(lost))  # a stack can reach back into several overwritten slots
+        lost_indices = np.concatenate(lost)
         if len(lost_indices):
             self.sampler.remove(lost_indices)
 
