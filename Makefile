@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; a plain `torch` pulls a multi-GB CUDA build.
 TORCH   ?= torch==2.13.0
 
-.PHONY: install train test bench clean
+.PHONY: install train test docs bench clean
 
 install: $(STAMP)
 
@@ -29,10 +29,16 @@ train: $(STAMP)
 test: $(STAMP)
 	WANDB_MODE=offline WANDB_SILENT=true OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 
+# The documentation site (mkdocs-material): command pages with their --help and a real
+# session (docs/sessions.json; `python docs/capture_sessions.py` renews it), a page per
+# bundled plugin, the API reference. Strict: a broken link or reference fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/replay_memory.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -128,6 +128,90 @@ def eval_command(
 
 
 @app.command()
+def enjoy(
+    target: str = typer.Argument(..., help="A run directory (uses best.pt, else the latest checkpoint) or a .pt file"),
+    episodes: int = typer.Option(3, "--episodes", help="Episodes to play"),
+    video: Optional[str] = typer.Option(None, "--video", help="Write all episodes to this MP4 (H.264)"),
+    render: bool = typer.Option(False, "--render", help="Show the episodes in a window (needs a display)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the env (default: the run's evaluation seed)"),
+) -> None:
+    """Watch a trained agent: play episodes with its evaluation policy, print each return."""
+    from toolkit.offline import enjoy_checkpoint
+    from toolkit.outputs import check_output_file
+
+    check_value("--episodes", episodes, Range(1, 10_000))
+    check_value("--seed", seed, SEEDS)
+    if video is not None:
+        check_output_file(video, (".mp4",), option="--video")
+
+    def report(index: int, episode_return: float, length: int) -> None:
+        typer.echo(f"episode {index + 1}: return {episode_return:.2f} ({length} steps)")
+
+    result = enjoy_checkpoint(target, episodes, video=video, render=render, seed=seed, on_episode=report)
+    typer.echo(f"{result['algorithm']} on {result['env']} (step {result['step']:,}): mean return "
+               f"{result['mean_return']:.2f} +/- {result['std_return']:.2f} over {result['episodes']} episodes")
+    if video is not None:
+        typer.echo(f"wrote {video}")
+
+
+@app.command()
+def export(
+    target: str = typer.Argument(..., help="A run directory (uses best.pt, else the latest checkpoint) or a .pt file"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (runs in onnxruntime) or torchscript (torch.jit.load)"),
+    out: Optional[str] = typer.Option(None, "--out", help="File to write (default: policy.onnx / policy.pt)"),
+) -> None:
+    """Export the deterministic policy (observations -> actions) as a standalone ONNX or TorchScript file."""
+    from toolkit.export import FORMATS, export_policy
+    from toolkit.outputs import check_output_file
+
+    if fmt not in FORMATS:
+        raise ToolkitError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    out = out or f"policy{FORMATS[fmt]}"
+    check_output_file(out, (FORMATS[fmt],))
+    result = export_policy(target, fmt, out)
+    typer.echo(f"wrote {result['file']}: {result['algorithm']} on {result['env']}, input 'obs' "
+               f"(N, {', '.join(map(str, result['observation_shape']))}) {result['observation_dtype']}, output 'action'; "
+               f"checked against the policy on {result['checked_observations']} observations")
+
+
+@app.command()
+def push(
+    target: str = typer.Argument(..., help="The run directory to share"),
+    repo: str = typer.Option(..., "--repo", help="Hugging Face Hub repository, user/name (created if missing)"),
+    episodes: int = typer.Option(10, "--episodes", help="Evaluation episodes for the model card"),
+    with_checkpoint: bool = typer.Option(False, "--with-checkpoint", help="Include the latest full checkpoint (for resume)"),
+    private: bool = typer.Option(False, "--private", help="Create the repository private"),
+    dry_run: Optional[str] = typer.Option(None, "--dry-run", help="Write the folder that would be uploaded here; upload nothing"),
+) -> None:
+    """Share a run on the Hugging Face Hub: weights (safetensors), config, model card, curve, video."""
+    from pathlib import Path
+
+    from toolkit.hub import push as push_run
+
+    check_value("--episodes", episodes, Range(1, 10_000))
+    result = push_run(target, repo, episodes=episodes, with_checkpoint=with_checkpoint, private=private,
+                      dry_run=Path(dry_run) if dry_run else None)
+    where = f"wrote {result['folder']} (not uploaded)" if dry_run else f"pushed to {result['url']}"
+    score = (f"evaluation {result['mean_return']:.2f} +/- {result['std_return']:.2f} over {result['episodes']} episodes"
+             if "mean_return" in result else "samples and metrics")
+    typer.echo(f"{where}: {result['algorithm']} at step {result['step']:,}, {score}")
+
+
+@app.command()
+def pull(
+    source: str = typer.Argument(..., help="A Hub repository (user/name) or a local folder pushed with --dry-run"),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Run directory to create (default: runs/hub/<name>)"),
+) -> None:
+    """Download a shared run into a run directory that eval, enjoy, sample, load and resume accept."""
+    from pathlib import Path
+
+    from toolkit.hub import pull as pull_run
+
+    target = Path(run_dir) if run_dir else Path("runs") / "hub" / Path(source.rstrip("/")).name
+    typer.echo(f"pulled {source} into {pull_run(source, target)}")
+
+
+@app.command()
 def sample(
     target: str = typer.Argument(..., help="A generative run's directory (best.pt, else the latest checkpoint) or a .pt file"),
     n: int = typer.Option(64, "--n", help="Number of samples"),
@@ -205,6 +289,9 @@ def plot(
 @app.command(context_settings=_PASS_THROUGH)
 def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm name")) -> None:
     """Print the resolved config of ALGO (with --env ENV and any other options) as TOML."""
+    if algo in ("--help", "-h"):
+        typer.echo(ctx.get_help())
+        return
     p = _plan_from_argv(algo, list(ctx.args))
     typer.echo(p.toml(), nl=False)
 

@@ -2,8 +2,10 @@
 
 The Python API mirrors the CLI::
 
-    from toolkit import train
-    run_dir = train("random", env="CartPole-v1", steps=1000)
+    from toolkit import train, load
+    run_dir = train("dqn", env="CartPole-v1", steps=50_000)
+    agent = load(run_dir)
+    action = agent.predict(observation)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pluggy
 hookimpl = pluggy.HookimplMarker("toolkit")
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "train", "resume", "__version__"]
+__all__ = ["hookimpl", "train", "resume", "load", "__version__"]
 
 
 def train(algo: str, **options):
@@ -28,3 +30,11 @@ def resume(run_dir, steps: int | None = None):
     from toolkit.run import resume as _resume
 
     return _resume(run_dir, steps=steps)
+
+
+def load(path, device: str = "cpu"):
+    """The trained agent (``predict``, ``make_env``, ``scores``) or generative model
+    (``sample``) of a run directory or checkpoint; see ``toolkit.agent``."""
+    from toolkit.agent import load as _load
+
+    return _load(path, device=device)

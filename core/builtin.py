@@ -19,6 +19,9 @@ def register_samplers(register):
 def register_loggers(register):
     register("jsonl", "toolkit.loggers:JsonlLogger", "metrics.jsonl in the run directory (always on)")
     register("wandb", "toolkit.loggers:WandbLogger", "Weights & Biases, online or offline (--track)")
+    register("tensorboard", "toolkit.file_loggers:TensorBoardLogger",
+             "TensorBoard event files in <run>/tensorboard: scalars, sample grids, evaluation videos")
+    register("csv", "toolkit.file_loggers:CsvLogger", "metrics.csv in the run directory, one column per key")
 
 
 @hookimpl

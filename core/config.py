@@ -79,7 +79,7 @@ class RunConfig:
     wandb_timeout: float = bounded(15.0, above=0)
     """Seconds to wait for the W&B server at start-up before logging offline instead."""
     loggers: str = ""
-    """Extra loggers registered by plugins, comma-separated."""
+    """Extra loggers, comma-separated: tensorboard, csv, or any a plugin registers (`toolkit list`)."""
     progress: bool = True
     """Show a progress bar with live return and loss."""
     on_nonfinite: Literal["stop", "warn"] = "stop"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,18 @@ from toolkit.loops import finished_episodes, successor_obs
 
 
 def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = None,
-             video_path: str | Path | None = None, fps: float = 30.0) -> dict[str, Any]:
+             video_path: str | Path | None = None, fps: float = 30.0, video_episodes: int = 1,
+             on_episode: Callable[[int, float, int], None] | None = None) -> dict[str, Any]:
     """Run ``policy`` until ``episodes`` full episodes have finished and report their true
     returns (recorded before any training-only reward shaping such as Atari clipping).
 
     Each of the vector env's n envs runs a fixed quota of episodes (as SB3's
     ``evaluate_policy`` does), so short episodes are not over-represented. ``seed`` resets
     the envs to a known state first, so an evaluation does not depend on earlier ones.
-    With ``video_path``, the first episode of env 0 is rendered (the envs must be made with
-    ``render_mode="rgb_array"``) and written there as MP4. A stateful policy (h-DQN's
-    options) may define ``observe(transition)``; it is called after every step.
+    With ``video_path``, the first ``video_episodes`` episodes of env 0 are rendered (the envs
+    must be made with ``render_mode="rgb_array"``) and written there as one MP4.
+    ``on_episode(index, return, length)`` is called as each counted episode ends. A stateful
+    policy (h-DQN's options) may define ``observe(transition)``; it is called after every step.
     """
     observe = policy.observe if isinstance(policy, StatefulPolicy) else None
     n_envs = envs.num_envs
@@ -31,6 +34,7 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
     lengths: list[int] = []
     obs, _ = envs.reset(seed=seed)
     frames = [envs.envs[0].render()] if video_path else None
+    video_left = video_episodes
     while (done_counts < quota).any():
         action = policy(obs)
         next_obs, reward, terminated, truncated, infos = envs.step(action)
@@ -38,15 +42,19 @@ def evaluate(policy: Policy, envs: Any, episodes: int, *, seed: int | None = Non
             observe(Transition(obs, action, reward, successor_obs(next_obs, infos), terminated, truncated, infos))
         obs = next_obs
         if frames is not None:
-            if terminated[0] or truncated[0]:
+            ended = bool(terminated[0] or truncated[0])
+            video_left -= ended
+            if ended and video_left == 0:
                 frames = _finish_video(frames, video_path, fps)
-            else:
+            else:  # after an episode's end this is the next one's first frame (autoreset)
                 frames.append(envs.envs[0].render())
         for i, episode_return, length in finished_episodes(infos):
             if done_counts[i] < quota[i]:
                 done_counts[i] += 1
                 returns.append(episode_return)
                 lengths.append(length)
+                if on_episode is not None:
+                    on_episode(len(returns) - 1, float(episode_return), int(length))
     if frames:
         _finish_video(frames, video_path, fps)
     return {

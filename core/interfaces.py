@@ -366,6 +366,25 @@ class StatefulPolicy(Protocol):
 
 
 @runtime_checkable
+class ExportsPolicy(Protocol):
+    """An env-loop algorithm whose deterministic policy is one torch module, for ``toolkit
+    export`` (ONNX, TorchScript): ``policy_module()`` maps a batch of observations, as the
+    policy receives them (their env dtype, e.g. uint8 frames), to the batch of actions the
+    policy would take, everything the policy does on the way (scaling, normalisation,
+    clipping to the action bounds) inside it. Without it an algorithm is not exportable."""
+
+    def policy_module(self) -> Any: ...
+
+
+@runtime_checkable
+class HasStochasticPolicy(Protocol):
+    """An env-loop algorithm that can also act by sampling its exploring policy (epsilon-greedy,
+    the Gaussian), for ``Agent.predict(obs, deterministic=False)``."""
+
+    def stochastic_policy(self) -> Policy: ...
+
+
+@runtime_checkable
 class BatchSizeConfig(Protocol):
     """A data-loop algorithm's config that sets the batch size the data loop draws
     (``DEFAULT_BATCH_SIZE`` otherwise)."""

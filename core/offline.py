@@ -71,24 +71,55 @@ def restore_algorithm(path: str | Path, device: str = "auto") -> Restored:
 
 def evaluate_checkpoint(path: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
     """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint."""
+    restored = restore_algorithm(path)
+    episodes = episodes or restored.plan.run.eval_episodes
+    return _play(restored, episodes, seed, n_envs=min(episodes, 4))
+
+
+def enjoy_checkpoint(path: str | Path, episodes: int, *, video: str | Path | None = None, render: bool = False,
+                     seed: int | None = None, on_episode: Any = None) -> dict[str, Any]:
+    """``toolkit enjoy``: play a checkpoint's evaluation policy for ``episodes`` episodes in one
+    env, made as evaluation makes it; ``video``: one MP4 of all of them; ``render``: a window."""
+    if render:
+        check_display()
+    restored = restore_algorithm(path)
+    result = _play(restored, episodes, seed, n_envs=1, render_mode="human" if render else "rgb_array" if video else None,
+                   video=video, on_episode=on_episode)
+    return result | ({"video": str(video)} if video else {})
+
+
+def _play(restored: Restored, episodes: int, seed: int | None, *, n_envs: int, render_mode: str | None = None,
+          video: str | Path | None = None, on_episode: Any = None) -> dict[str, Any]:
+    """The checkpoint's evaluation policy for ``episodes`` episodes on evaluation envs seeded as
+    the run seeds its evaluations (unless ``seed``)."""
     from toolkit.evaluation import evaluate
     from toolkit.vec_env import make_vec_env
+    from toolkit.video import video_fps
 
-    restored = restore_algorithm(path)
     p = restored.plan
     if p.algo_class.loop != "env":
         raise ToolkitError(f"'{p.algo}' is a generative trainer; evaluation needs an env-loop algorithm "
                            "(use `toolkit sample`)")
-    run = p.run
-    episodes = episodes or run.eval_episodes
-    seed = run.seed + EVAL_SEED_OFFSET if seed is None else seed
-    envs = make_vec_env(p.env, min(episodes, 4), seed, training=False, max_episode_steps=run.max_episode_steps)
+    seed = p.run.seed + EVAL_SEED_OFFSET if seed is None else seed
+    envs = make_vec_env(p.env, n_envs, seed, training=False, max_episode_steps=p.run.max_episode_steps,
+                        render_mode=render_mode)
     try:
-        result = evaluate(restored.algorithm.policy(), envs, episodes)
+        result = evaluate(restored.algorithm.policy(), envs, episodes, video_path=video,
+                          fps=video_fps(p.env.family, envs.metadata),
+                          video_episodes=episodes, on_episode=on_episode)
     finally:
         envs.close()
     return {"checkpoint": str(restored.path), "algorithm": p.algo, "env": p.env.id, "step": restored.state["step"],
             **result}
+
+
+def check_display() -> None:
+    """A window needs a display: refuse at once where there is none (a server, CI)."""
+    from toolkit.vec_env import has_display
+
+    if not has_display():
+        raise ToolkitError("--render opens a window and there is no display here (DISPLAY is not set); "
+                           "write the episodes to a file with --video out.mp4 instead")
 
 
 def load_generative(path: str | Path) -> Any:

@@ -146,9 +146,9 @@ def build_world(p: Plan) -> World:
         return make_vec_env(p.env, min(run.eval_episodes, 4), training=False, max_episode_steps=run.max_episode_steps,
                             render_mode="rgb_array" if run.capture_video else None)
 
-    # Atari frames are rendered once per agent step, i.e. every 4th frame of 60.
-    fps = 15.0 if p.env.family == "atari" else float(envs.metadata.get("render_fps") or 30)
-    return World(algorithm, envs=envs, make_eval_envs=make_eval_envs, fps=fps)
+    from toolkit.video import video_fps
+
+    return World(algorithm, envs=envs, make_eval_envs=make_eval_envs, fps=video_fps(p.env.family, envs.metadata))
 
 
 class Run:

@@ -7,6 +7,8 @@ looked up in gymnasium's registry unchanged.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from toolkit.errors import ToolkitError, unknown_name
@@ -143,13 +145,7 @@ def make_vec_env(
     resolved = name if isinstance(name, ResolvedEnv) else resolve_env(name, registry)
 
     def make_one():
-        env = resolved.make(training=training, render_mode=render_mode)
-        if max_episode_steps:
-            env = time_limit(env, max_episode_steps)
-        if not _has_wrapper(env, gym.wrappers.RecordEpisodeStatistics):
-            # Families that change rewards (Atari clipping) record the true score themselves.
-            env = gym.wrappers.RecordEpisodeStatistics(env)
-        return env
+        return make_env(resolved, training=training, max_episode_steps=max_episode_steps, render_mode=render_mode)
 
     fns = [make_one] * n_envs
     if vec_env == "async":
@@ -160,6 +156,30 @@ def make_vec_env(
         envs.reset(seed=seed)
         envs.action_space.seed(seed)
     return envs
+
+
+def make_env(resolved: ResolvedEnv, *, training: bool = True, max_episode_steps: int = 0,
+             render_mode: str | None = None) -> Any:
+    """One env of ``resolved`` as every vector env holds it: the family's wrappers, the time
+    limit, and episode statistics of the true (unclipped) return."""
+    import gymnasium as gym
+
+    if render_mode == "rgb_array" and not has_display():
+        # pygame-drawn envs (classic control, Box2D) would otherwise look for a display and
+        # print "error: XDG_RUNTIME_DIR is invalid"; off-screen drawing needs none
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    env = resolved.make(training=training, render_mode=render_mode)
+    if max_episode_steps:
+        env = time_limit(env, max_episode_steps)
+    if not _has_wrapper(env, gym.wrappers.RecordEpisodeStatistics):
+        # Families that change rewards (Atari clipping) record the true score themselves.
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+    return env
+
+
+def has_display() -> bool:
+    """Whether a window could open here (on Linux: an X or Wayland display is set)."""
+    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def time_limit(env: Any, max_episode_steps: int) -> Any:

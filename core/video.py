@@ -30,3 +30,9 @@ def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 30.0) -> 
         writer.close()
     os.replace(tmp, path)
     return path
+
+
+def video_fps(env_family: str, metadata: dict) -> float:
+    """Frames per second of an env's videos: Atari plays at 15 (every 4th of 60 frames, the
+    frame skip), anything else at its ``render_fps`` (30 if it declares none)."""
+    return 15.0 if env_family == "atari" else float(metadata.get("render_fps") or 30)

@@ -401,6 +401,18 @@ class GreedyPolicy:
         return self.algorithm.select_actions(obs, self.epsilon, self.algorithm.eval_rng)
 
 
+class GreedyModule(nn.Module):
+    """argmax_a Q(s, a) as one module (``toolkit export``): observations in their env dtype
+    (the networks scale uint8 frames themselves) -> int64 actions."""
+
+    def __init__(self, q_network: nn.Module) -> None:
+        super().__init__()
+        self.q = q_network
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q(obs).argmax(dim=1)
+
+
 class DQN:
     """DQN with a target network, Double DQN, dueling heads and n-step returns.
 
@@ -508,6 +520,14 @@ class DQN:
 
     def policy(self) -> GreedyPolicy:
         return GreedyPolicy(self, self.config.eval_epsilon)
+
+    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Epsilon-greedy at the end of the exploration schedule (its own random generator)."""
+        rng = np.random.default_rng()
+        return lambda obs: self.select_actions(obs, self.config.exploration_final, rng)
+
+    def policy_module(self) -> GreedyModule:
+        return GreedyModule(self.learner.q)
 
     def replay_buffers(self) -> dict[str, ReplayBuffer]:
         return {"replay": self.replay}

@@ -45,8 +45,8 @@ from toolkit.config import Preset, bounded
 from toolkit.errors import FailedAt, ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec
 from toolkit.replay import Fragment, ReplayBuffer, make_fragment
-from toolkit_dqn.dqn import (GreedyPolicy, QLearner, TDUpdate, build_q_network, check_q_learning_spaces, epsilon_greedy,
-                             make_optimizer)
+from toolkit_dqn.dqn import (GreedyModule, GreedyPolicy, QLearner, TDUpdate, build_q_network, check_q_learning_spaces,
+                             epsilon_greedy, make_optimizer)
 
 
 @dataclass(frozen=True)
@@ -455,6 +455,9 @@ class ApexDQN:
     def policy(self) -> GreedyPolicy:
         """The learner's greedy policy (the DQN plugin's, over ``select_actions``)."""
         return GreedyPolicy(self, self.config.eval_epsilon)
+
+    def policy_module(self) -> GreedyModule:
+        return GreedyModule(self.learner.q)
 
     def replay_buffers(self) -> dict[str, RemoteReplay]:
         return {f"shard{k}": shard for k, shard in enumerate(self.shards)}

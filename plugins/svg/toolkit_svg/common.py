@@ -212,6 +212,18 @@ class DeterministicPolicy:
             return a.policy_net.squash(mean).cpu().numpy().astype(a.action_space.dtype)
 
 
+class PolicyModule(nn.Module):
+    """``DeterministicPolicy`` as one module (``toolkit export``): the squashed mean action."""
+
+    def __init__(self, policy_net: nn.Module) -> None:
+        super().__init__()
+        self.policy_net = policy_net
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.policy_net(obs.reshape(obs.shape[0], -1).to(torch.float32))
+        return self.policy_net.squash(mean)
+
+
 class SVGBase:
     """The policy, its replay, acting, the model fit and checkpoint state. A subclass sets
     ``variant``, what it learns (``critic_input``: "state_action" for Q, "state" for V, None;
@@ -372,6 +384,22 @@ class SVGBase:
 
     def policy(self) -> DeterministicPolicy:
         return DeterministicPolicy(self)
+
+    def policy_module(self) -> PolicyModule:
+        return PolicyModule(self.policy_net)
+
+    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from the squashed Gaussian, as in training (its own random generator)."""
+        generator = torch.Generator(self.device)
+        generator.seed()
+
+        def sample(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                mean, log_std = self.policy_net(self.tensor(obs.reshape(len(obs), -1)))
+                u = mean + log_std.exp() * torch.randn(mean.shape, generator=generator, device=self.device)
+                return self.policy_net.squash(u).cpu().numpy().astype(self.action_space.dtype)
+
+        return sample
 
     def replay_buffers(self) -> dict[str, ReplayBuffer]:
         return {"replay": self.replay}

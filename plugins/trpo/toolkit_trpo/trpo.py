@@ -221,6 +221,31 @@ class DeterministicPolicy:
         return a.to_env_action(action)
 
 
+class PolicyModule(nn.Module):
+    """``DeterministicPolicy`` as one module (``toolkit export``): the frozen observation
+    normaliser (in float64, as numpy computes it), the mode, the action bounds."""
+
+    def __init__(self, algorithm: TRPO) -> None:
+        super().__init__()
+        self.actor, self.discrete = algorithm.actor, algorithm.discrete
+        normalizer = algorithm.normalizer
+        self.normalize = normalizer is not None
+        if normalizer is not None:
+            self.register_buffer("mean", torch.as_tensor(normalizer.mean, dtype=torch.float64))
+            self.register_buffer("std", torch.sqrt(torch.as_tensor(normalizer.var, dtype=torch.float64) + 1e-8))
+            self.clip = float(normalizer.clip)
+        if not self.discrete:
+            self.register_buffer("low", torch.as_tensor(algorithm.action_space.low))
+            self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.reshape(obs.shape[0], -1).to(torch.float32)
+        if self.normalize:
+            x = ((x.double() - self.mean) / self.std).clamp(-self.clip, self.clip).float()
+        action = self.actor.mode(x)
+        return action if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
+
+
 class TRPO:
     """Collect a rollout of n_steps per env, then one trust-region policy step and a critic fit."""
 
@@ -370,6 +395,21 @@ class TRPO:
 
     def policy(self) -> DeterministicPolicy:
         return DeterministicPolicy(self)
+
+    def policy_module(self) -> PolicyModule:
+        return PolicyModule(self)
+
+    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from pi(a|s), as in training (its own random generator)."""
+        generator = torch.Generator(self.device)
+        generator.seed()
+
+        def sample(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                action, _ = self.actor.sample(self.tensor(self.normalize(obs, update=False)), generator)
+            return self.to_env_action(action.cpu().numpy())
+
+        return sample
 
     _ROLLOUT = ("obs", "next_obs", "actions", "rewards", "values", "log_probs", "terminated", "episode_end")
 
