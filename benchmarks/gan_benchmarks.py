@@ -2,15 +2,15 @@
 training throughput against a plain PyTorch loop.
 
     python benchmarks/gan_benchmarks.py mixtures [--datasets ring8 grid25] [--algos gan wgan wgan-gp began gmmn]
-        [--seeds 3] [--updates 5000] [--jobs 2] [--plot mixtures.png]
+        [--seeds 3] [--updates N] [--jobs 2] [--plot mixtures.png] [--results runs/gan_mixtures.jsonl]
     python benchmarks/gan_benchmarks.py digits [--algos gan dcgan wgan wgan-gp began infogan gmmn]
-        [--seeds 3] [--updates 5000] [--jobs 2] [--plot digits_grids.png]
+        [--seeds 3] [--updates N] [--jobs 2] [--plot digits_grids.png] [--results runs/gan_digits.jsonl]
     python benchmarks/gan_benchmarks.py speed [--data digits32] [--updates 200 400]
 
-Every run is ``toolkit train`` with the algorithm's defaults (``wgan-gp`` is ``wgan --preset
-gp``; ``gmmn`` on the mixtures gets its ``mixtures`` preset; on the mixtures all share the
-networks of ``MIXTURE_NETWORKS``) for the same number of *generator* updates: the WGANs get
-n_critic = 5 critic updates for each. Each run's final
+Every run is ``toolkit train ALGO --data DATA --seed S`` with nothing else: the algorithm's
+defaults, which on these datasets are its preset for them (``wgan-gp`` is ``wgan --preset
+gp``), networks and budget included; ``--updates N`` instead gives every run N *generator*
+updates (the WGANs then get n_critic = 5 critic updates for each). Each run's final
 evaluation gives the numbers: on the mixtures, modes covered and the fraction of
 high-quality samples (2,500 samples; toolkit_gan.metrics); on digits, FD-digits and
 IS-digits (a small classifier's features, not Inception's; real held-out digits score about
@@ -41,33 +41,28 @@ ALGOS = {  # label -> (algorithm, preset, critic updates per generator update)
 }
 
 
-MIXTURE_NETWORKS = {"hidden": (256, 256, 256), "latent_dim": 2, "batch_size": 256}
-"""On the 2-D mixtures every algorithm gets the same networks, those of WGAN-GP's toy
-experiments (three hidden layers, 2-D noise, batch 256), and keeps its own optimiser settings."""
-
-
-def run_toolkit(label: str, dataset: str, seed: int, updates: int) -> dict:
+def run_toolkit(label: str, dataset: str, seed: int, updates: int | None) -> dict:
     import numpy as np
     import torch
 
     import toolkit
+    from toolkit.planning import plan
     from toolkit.run import load_generative
 
     algo, preset, per_generator_step = ALGOS[label]
-    steps = updates * per_generator_step
+    steps = updates * per_generator_step if updates else plan(algo, {"data": dataset}, preset=preset).run.steps
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        overrides = MIXTURE_NETWORKS if dataset in ("ring8", "grid25") else {}
         run_dir = toolkit.train(algo, preset=preset, data=dataset, seed=seed, steps=steps, eval_every=steps,
-                                checkpoint_every=steps, progress=False, run_dir=str(Path(tmp) / "run"), **overrides)
+                                checkpoint_every=steps, progress=False, run_dir=str(Path(tmp) / "run"))
         seconds = time.perf_counter() - start
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         torch.manual_seed(seed)
         samples = load_generative(run_dir).sample(1000 if dataset in ("ring8", "grid25") else 64)
     final = {k[5:]: v for r in records for k, v in r.items() if k.startswith("eval/")}
     main = final.get("modes_covered", final.get(f"FD-{dataset}", float("nan")))
-    return {"final": main, "metrics": final, "sps": steps / seconds, "seconds": seconds,
+    return {"final": main, "metrics": final, "steps": steps, "sps": steps / seconds, "seconds": seconds,
             "samples": np.round(samples, 4).tolist()}
 
 
@@ -76,14 +71,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def quality_table(results: dict, labels: list[str], datasets: list[str], seeds: int, keys: list[str]) -> None:
-    print("\n| dataset | algorithm | " + " | ".join(keys) + " | per seed (" + keys[0] + ") | seconds per run |")
-    print("|---|---|" + "---|" * (len(keys) + 2))
+    print("\n| dataset | algorithm | updates | " + " | ".join(keys) + " | per seed (" + keys[0] + ") | seconds per run |")
+    print("|---|---|---|" + "---|" * (len(keys) + 2))
     for dataset in datasets:
         for label in labels:
             runs = [results[(label, dataset, s)] for s in range(seeds)]
             cells = [mean_std([r["metrics"][k] for r in runs]) for k in keys]
             per_seed = ", ".join(f"{r['metrics'][keys[0]]:.4g}" for r in runs)
-            print(f"| {dataset} | {label} | " + " | ".join(cells) + f" | {per_seed} | "
+            print(f"| {dataset} | {label} | {runs[0].get('steps', '')} | " + " | ".join(cells) + f" | {per_seed} | "
                   f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
 
 
@@ -187,12 +182,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data", default="digits32", help="speed: the dataset")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--results", type=Path, help="keep finished runs here (JSON lines) and reuse them")
     parser.add_argument("--worker", nargs=3, metavar=("ALGO", "DATA", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.what == "speed":
         speed(args.data, args.updates or [200, 400])
         return
-    updates = (args.updates or [5000])[0]
+    updates = args.updates[0] if args.updates else None
     if args.worker:
         label, dataset, seed = args.worker
         print(json.dumps(run_toolkit(label, dataset, int(seed), updates)))
@@ -206,8 +202,10 @@ def main() -> None:
         labels = args.algos or ["gan", "dcgan", "wgan", "wgan-gp", "began", "infogan", "gmmn"]
         keys = [f"FD-{datasets[0]}", f"IS-{datasets[0]}"]
     jobs = [(label, dataset, seed) for dataset in datasets for seed in range(args.seeds) for label in labels]
-    results = run_workers(__file__, jobs, args.jobs, [args.what, "--updates", str(updates)])
-    print(f"\n{updates} generator updates per run, {args.seeds} seeds")
+    results = run_workers(__file__, jobs, args.jobs, [args.what, *(["--updates", str(updates)] if updates else [])],
+                          results_file=args.results)
+    print(f"\n{f'{updates} generator updates per run' if updates else 'each algorithm at its defaults'}, "
+          f"{args.seeds} seeds")
     quality_table(results, labels, datasets, args.seeds, keys)
     if args.plot:
         plot_samples(results, labels, datasets, args.plot)

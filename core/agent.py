@@ -58,7 +58,7 @@ class Agent:
     checkpoint: Path
     scores: Scores = field(default_factory=Scores)
     plan: Any = field(default=None, repr=False)
-    _policy: Any = field(default=None, repr=False)
+    _policies: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def observation_space(self) -> Any:
@@ -85,14 +85,21 @@ class Agent:
         return actions[0] if single else actions
 
     def _policy_for(self, deterministic: bool) -> Any:
-        if deterministic:
-            if self._policy is None:
-                self._policy = self.algorithm.policy()
-            return self._policy
-        stochastic = getattr(self.algorithm, "stochastic_policy", None)
-        if stochastic is None:
-            raise ToolkitError(f"'{self.algo}' has no stochastic policy to sample; use deterministic=True")
-        return stochastic()
+        from toolkit.interfaces import HasStochasticPolicy, StatefulPolicy
+
+        key = "deterministic" if deterministic else "stochastic"
+        if key not in self._policies:
+            if deterministic:
+                policy = self.algorithm.policy()
+            elif isinstance(self.algorithm, HasStochasticPolicy):
+                policy = self.algorithm.stochastic_policy()
+            else:
+                raise ToolkitError(f"'{self.algo}' has no stochastic policy to sample; use deterministic=True")
+            if isinstance(policy, StatefulPolicy):
+                raise ToolkitError(f"'{self.algo}''s policy keeps state between steps (h-DQN's goals), which "
+                                   "predict cannot carry; play it with `toolkit enjoy` or `toolkit eval`")
+            self._policies[key] = policy
+        return self._policies[key]
 
     def _shape_error(self, got: tuple[int, ...]) -> str:
         shape = tuple(self.observation_space.shape)

@@ -182,9 +182,36 @@ def test_wgan_steps_the_generator_every_n_critic_updates():
     assert steps == [False, False, True, False, False, True]
 
 
+def test_linear_learning_rate_decay_reaches_zero_at_the_last_update():
+    trainer = WGAN(WGANConfig(batch_size=32, n_critic=2, optimizer="adam", learning_rate=1e-3,
+                              learning_rate_decay="linear"), context(POINTS))  # 100 updates in the run
+    critic_lrs, generator_lrs = [], []
+    for _ in range(100):
+        trainer.update(POINTS[:32])
+        critic_lrs.append(trainer.c_optimizer.param_groups[0]["lr"])
+        generator_lrs.append(trainer.g_optimizer.param_groups[0]["lr"])
+    # the k-th update (from 0) steps the critic with 1e-3 * (1 - k / 100); the generator steps
+    # after every 2nd, when k + 1 updates are done
+    assert critic_lrs[0] == pytest.approx(1e-3) and critic_lrs[50] == pytest.approx(0.5e-3)
+    assert critic_lrs[-1] == pytest.approx(1e-5) and generator_lrs[1] == pytest.approx(0.98e-3)
+    assert generator_lrs[-1] == 0.0
+    assert all(a > b for a, b in zip(critic_lrs, critic_lrs[1:]))
+    constant = WGAN(WGANConfig(batch_size=32, optimizer="adam", learning_rate=1e-3), context(POINTS))
+    for _ in range(10):
+        constant.update(POINTS[:32])
+    assert constant.c_optimizer.param_groups[0]["lr"] == 1e-3
+
+
 def test_wgan_gp_refuses_batch_norm():
     with pytest.raises(ToolkitError, match="batch norm couples samples"):
         WGAN(WGANConfig(gradient_penalty=10.0, norm="batch"), context(IMAGES))
+
+
+def test_began_trains_with_a_one_unit_code():
+    """A 1-D code (a ring is a 1-D manifold) once crashed: the encoder's single output was squeezed."""
+    trainer = BEGAN(BEGANConfig(batch_size=32, bottleneck=1), context(POINTS))
+    metrics = trainer.update(POINTS[:32])
+    assert np.isfinite(metrics["loss/discriminator"]) and trainer.sample(4).shape == (4, 2)
 
 
 def test_began_k_stays_in_the_unit_interval_during_training():

@@ -64,7 +64,8 @@ class BEGAN(GenerativeTrainer):
 
     def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
         """L(v) = |v - D(v)|, D the autoencoder."""
-        return autoencoder_loss(v, self.decoder(self.encoder(v)))
+        code = self.encoder(v).reshape(len(v), -1)  # a 1-unit code comes back squeezed to (N,)
+        return autoencoder_loss(v, self.decoder(code))
 
     def update(self, batch: Any) -> dict[str, float]:
         c = self.config

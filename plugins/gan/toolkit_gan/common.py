@@ -44,6 +44,9 @@ class GeneratorConfig:
     """Adam step size of the generator; 0 = the same as ``learning_rate``."""
     betas: tuple[float, float] = (0.5, 0.999)
     """Adam's (beta1, beta2); DCGAN's beta1 = 0.5 steadies training."""
+    learning_rate_decay: Literal["none", "linear"] = "none"
+    """``linear``: every step size falls linearly to 0 over the run's updates (the WGAN-GP
+    authors' CIFAR-10 code), so training ends on a settled generator instead of mid-oscillation."""
 
 
 class GenerativeTrainer:
@@ -80,10 +83,13 @@ class GenerativeTrainer:
     def batch(self, samples: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(samples, device=self.device)
 
-    @staticmethod
-    def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.learning_rate_decay == "linear":
+            remaining = max(0.0, 1.0 - self.updates / max(self.context.total_steps, 1))
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * remaining
         optimizer.step()
 
     def generate(self, inputs: torch.Tensor) -> np.ndarray:
