@@ -282,13 +282,13 @@ def test_tensorboard_and_csv_match_metrics_across_a_resume(tmp_path, cli):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir = tmp_path / "run"
-    args = ["--env", "CartPole-v1", "--steps", "1500", "--learning-starts", "200", "--eval-every", "500",
-            "--max-episode-steps", "60", "--eval-episodes", "1", "--checkpoint-every", "500", "--capture-video", "--loggers", "tensorboard,csv",
-            "--run-dir", run_dir, "--no-progress"]
+    args = ["--env", "CartPole-v1", "--steps", "600", "--learning-starts", "100", "--eval-every", "200",
+            "--max-episode-steps", "60", "--eval-episodes", "1", "--checkpoint-every", "200", "--capture-video",
+            "--loggers", "tensorboard,csv", "--run-dir", run_dir, "--no-progress"]
     assert cli("train", "dqn", *args)[0] == 0
-    # a crash after the step-1000 checkpoint: the last 500 steps were logged, then lost
-    (run_dir / "checkpoints" / "step_000000001500.pt").unlink()
-    code, _, err = cli("resume", run_dir, "--steps", "2000")
+    # a crash after the step-400 checkpoint: the last 200 steps were logged, then lost
+    (run_dir / "checkpoints" / "step_000000000600.pt").unlink()
+    code, _, err = cli("resume", run_dir, "--steps", "800")
     assert code == 0, err
 
     expected = metric_steps(run_dir)
@@ -298,7 +298,7 @@ def test_tensorboard_and_csv_match_metrics_across_a_resume(tmp_path, cli):
     for key, steps in expected.items():
         assert [event.step for event in accumulator.Scalars(key)] == steps, key
     videos = accumulator.Images("eval/video")
-    assert [v.step for v in videos] == [500, 1000, 1500, 2000]
+    assert [v.step for v in videos] == [200, 400, 600, 800]
     assert videos[0].encoded_image_string[:6] == b"GIF89a" and videos[0].width <= 320
 
     with open(run_dir / "metrics.csv", newline="") as fh:

@@ -261,6 +261,29 @@ def test_wgan_gp_preset_takes_the_authors_toy_settings_on_the_mixtures_only():
     assert toy.learning_rate == images.learning_rate == 1e-4  # what both share stays
     flagged = plan_from_argv("wgan", ["--data", "grid25", "--preset", "gp", "--gradient-penalty", "1"]).algo_config
     assert flagged.gradient_penalty == 1.0 and flagged.hidden == (512, 512, 512)  # a flag still wins
+    toy_run = plan_from_argv("wgan", ["--data", "ring8", "--preset", "gp"])
+    assert (toy_run.run.steps, toy_run.algo_config.learning_rate_decay) == (20_000, "linear")
+    assert plan_from_argv("wgan", ["--data", "digits", "--preset", "gp"]).algo_config.learning_rate_decay == "none"
+
+
+@pytest.mark.parametrize("algo, dataset, preset, checks", [
+    ("gan", "digits", "digits", {"norm": "batch"}),
+    ("gan", "ring8", "mixtures", {"hidden": (256, 256, 256), "latent_dim": 2}),
+    ("wgan", "grid25", "mixtures", {"hidden": (256, 256, 256), "clip": 0.01}),
+    ("gmmn", "ring8", "mixtures", {"hidden": (256, 256, 256), "bandwidths": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)}),
+    ("dcgan", "digits", "digits", {"norm": "batch", "architecture": "conv"}),
+])
+def test_gan_family_presets_apply_by_dataset(algo, dataset, preset, checks):
+    from toolkit.planning import plan_from_argv
+
+    p = plan_from_argv(algo, ["--data", dataset])
+    assert p.preset == preset and {k: getattr(p.algo_config, k) for k in checks} == checks
+
+
+def test_dcgan_does_not_inherit_the_mlp_gans_presets():
+    from toolkit_gan.gan import DCGAN, GAN
+
+    assert "mixtures" in GAN.presets and "mixtures" not in DCGAN.presets
 
 
 def test_historical_average_is_the_running_mean():

@@ -21,6 +21,11 @@ from toolkit_gan.networks import Norm
 EVAL_SAMPLES = 2_500
 """Generated samples per evaluation (mode coverage, Frechet distance)."""
 
+MIXTURE_DATASETS = ("ring8", "grid25")
+MIXTURE_NETWORKS = {"hidden": (256, 256, 256), "latent_dim": 2, "batch_size": 256}
+"""The networks of every trainer's ``mixtures`` preset: the shape of WGAN-GP's toy experiment
+(three hidden layers, 2-D noise, batch 256; its 512 units are WGAN-GP's own preset's)."""
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:

@@ -23,7 +23,7 @@ import torch
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
-from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
+from toolkit_gan.common import MIXTURE_DATASETS, MIXTURE_NETWORKS, GenerativeTrainer, GeneratorConfig
 from toolkit_gan.losses import (
     discriminator_loss,
     feature_matching_loss,
@@ -81,7 +81,14 @@ class GAN(GenerativeTrainer):
     """Goodfellow et al. (2014) with an MLP generator and discriminator."""
 
     Config: ClassVar[type] = GANConfig
-    presets: ClassVar[dict[str, Preset]] = {}
+    presets: ClassVar[dict[str, Preset]] = {
+        "mixtures": Preset({**MIXTURE_NETWORKS, "steps": 2_500, "eval_every": 500}, envs=MIXTURE_DATASETS,
+                           description="WGAN-GP's toy networks (3 x 256, 2-D noise, batch 256), 2,500 updates"),
+        # without batch norm the MLP GAN put every sample on one digit (IS-digits 1.0 in 3 of 3
+        # seeds at 3,000 updates); with it IS-digits 6.3 (plugins/gan/README.md)
+        "digits": Preset({"norm": "batch", "steps": 3_000, "eval_every": 1_000}, envs=("digits",),
+                         description="batch norm in both networks (DCGAN's remedy for collapse), 3,000 updates"),
+    }
 
     def __init__(self, config: GANConfig, context: DataContext) -> None:
         super().__init__(config, context)
@@ -143,3 +150,8 @@ class DCGAN(GAN):
     """Radford et al. (2016): the GAN update with DCGAN's convolutional architecture."""
 
     Config: ClassVar[type] = DCGANConfig
+    # its own presets, not the MLP GAN's; convolutions need images, so none for the 2-D mixtures
+    presets: ClassVar[dict[str, Preset]] = {
+        "digits": Preset({"steps": 3_000, "eval_every": 1_000}, envs=("digits",),
+                         description="DCGAN's defaults for 3,000 updates (IS-digits 7.5)"),
+    }

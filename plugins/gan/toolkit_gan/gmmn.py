@@ -19,7 +19,7 @@ import torch
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 
-from toolkit_gan.common import GenerativeTrainer, GeneratorConfig
+from toolkit_gan.common import MIXTURE_DATASETS, MIXTURE_NETWORKS, GenerativeTrainer, GeneratorConfig
 from toolkit_gan.losses import mmd2
 from toolkit_gan.networks import generator
 
@@ -41,8 +41,11 @@ class GMMN(GenerativeTrainer):
 
     Config: ClassVar[type] = GMMNConfig
     presets: ClassVar[dict[str, Preset]] = {
-        "mixtures": Preset({"bandwidths": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)}, envs=("ring8", "grid25"),
-                           description="kernel bandwidths for the 2-D Gaussian mixtures"),
+        "mixtures": Preset({"bandwidths": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0), **MIXTURE_NETWORKS, "steps": 2_500,
+                            "eval_every": 500}, envs=MIXTURE_DATASETS,
+                           description="kernel bandwidths for the 2-D Gaussian mixtures, the shared toy networks"),
+        "digits": Preset({"steps": 3_000, "eval_every": 1_000}, envs=("digits",),
+                         description="GMMN's defaults for 3,000 updates (IS-digits 7.2)"),
     }
 
     def __init__(self, config: GMMNConfig, context: DataContext) -> None:
