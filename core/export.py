@@ -37,8 +37,8 @@ def export_policy(target: str | Path, fmt: str, out: str | Path) -> dict[str, An
     if fmt not in FORMATS:
         raise ToolkitError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     if fmt == "onnx":
-        _require("onnxruntime", "onnx")
-        _require("onnxscript", "onnx")
+        _require("onnxruntime")
+        _require("onnxscript")
     agent = load(target)
     if not isinstance(agent, Agent):
         raise ToolkitError(f"'{agent.algo}' is a generative model; export is for agents' policies")
@@ -94,11 +94,11 @@ def env_observations(agent: Any, n: int, seed: int = 0) -> np.ndarray:
     return np.stack(observations).astype(agent.observation_space.dtype)
 
 
-def _require(module: str, extra: str) -> None:
+def _require(module: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise ToolkitError(f"--format onnx needs the '{module}' package: pip install 'toolkit[{extra}]'")
+        raise ToolkitError(f"--format onnx needs the '{module}' package: pip install 'toolkit[export]'")
 
 
 def _write_onnx(module: Any, observations: np.ndarray, path: Path, agent: Any) -> None:

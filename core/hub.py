@@ -124,7 +124,7 @@ def prepare_folder(run: str | Path, folder: Path, *, repo: str, episodes: int = 
                    video: bool = True) -> dict[str, Any]:
     """Write everything ``push`` would upload for ``run`` into ``folder`` (created; must not
     exist or be empty); returns the card's facts."""
-    from toolkit.offline import find_checkpoint
+    from toolkit.offline import find_checkpoint, restore_algorithm
 
     check_repo_id(repo)
     run = Path(run)
@@ -132,15 +132,14 @@ def prepare_folder(run: str | Path, folder: Path, *, repo: str, episodes: int = 
         raise ToolkitError(f"{run} is not a toolkit run directory (no config.toml); push takes a run directory")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ToolkitError(f"{folder} exists and is not an empty directory; give a new folder")
-    ckpt_path = find_checkpoint(run)
-    state = checkpoint.load(ckpt_path, checkpoint.ENTRIES)
     latest = checkpoint.latest(run)
     if with_checkpoint and latest is None:
         raise ToolkitError(f"{run} has no step checkpoint (checkpoints/step_*.pt) to include for resuming")
+    restored = restore_algorithm(find_checkpoint(run), device="cpu")  # loaded once: weights, evaluation, video
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        facts = _fill_folder(run, folder, state, ckpt_path, repo, episodes, video)
+        facts = _fill_folder(run, folder, restored, repo, episodes, video)
         if with_checkpoint:
             (folder / "checkpoints").mkdir()
             shutil.copy2(latest, folder / "checkpoints" / latest.name)
@@ -156,10 +155,10 @@ def prepare_folder(run: str | Path, folder: Path, *, repo: str, episodes: int = 
     return facts
 
 
-def _fill_folder(run: Path, folder: Path, state: dict[str, Any], ckpt_path: Path, repo: str, episodes: int,
-                 video: bool) -> dict[str, Any]:
+def _fill_folder(run: Path, folder: Path, restored: Any, repo: str, episodes: int, video: bool) -> dict[str, Any]:
     from toolkit.plot import plot_runs
 
+    state = restored.state
     write_weights(state, folder)
     for name in ("config.toml", "metrics.jsonl"):
         if (run / name).is_file():
@@ -168,7 +167,7 @@ def _fill_folder(run: Path, folder: Path, state: dict[str, Any], ckpt_path: Path
     facts: dict[str, Any] = {
         "repo": repo, "algorithm": state["algorithm"], "plugin": state.get("plugin"),
         "plugin_version": state.get("plugin_version"), "toolkit_version": state.get("toolkit_version"),
-        "step": state["step"], "checkpoint_name": ckpt_path.name, "config": config, "wandb": wandb_link(run, config),
+        "step": state["step"], "checkpoint_name": restored.path.name, "config": config, "wandb": wandb_link(run, config),
     }
     generative = "data" in state
     eval_metrics = _last_eval_metrics(run)
@@ -181,16 +180,16 @@ def _fill_folder(run: Path, folder: Path, state: dict[str, Any], ckpt_path: Path
         from toolkit.offline import sample_checkpoint
 
         facts |= {"dataset": config["run"]["data"], "eval_metrics": eval_metrics}
-        sample_checkpoint(ckpt_path, 64, folder / "samples.png")
+        sample_checkpoint(restored, 64, folder / "samples.png")
         facts["samples"] = "samples.png"
     else:
         from toolkit.offline import enjoy_checkpoint, evaluate_checkpoint
 
-        result = evaluate_checkpoint(ckpt_path, episodes)
+        result = evaluate_checkpoint(restored, episodes)
         facts |= {"env": result["env"], "env_name": config["run"]["env"], "episodes": result["episodes"],
                   "mean_return": result["mean_return"], "std_return": result["std_return"]}
         if video:
-            enjoy_checkpoint(ckpt_path, 1, video=folder / "replay.mp4")
+            enjoy_checkpoint(restored, 1, video=folder / "replay.mp4")
             facts["video"] = "replay.mp4"
     return facts
 
@@ -247,20 +246,21 @@ def model_card(facts: dict[str, Any]) -> str:
         lines += [f"An evaluation episode: [{facts['video']}]({facts['video']})", ""]
     if facts.get("samples"):
         lines += [f"![samples]({facts['samples']})", ""]
-    use = [f"toolkit pull {facts['repo']} --run-dir runs/{facts['repo'].split('/')[-1]}"]
+    local = f"runs/{facts['repo'].split('/')[-1]}"  # where the card's commands pull it to
+    use = [f"toolkit pull {facts['repo']} --run-dir {local}"]
     if generative:
-        use += [f"toolkit sample runs/{facts['repo'].split('/')[-1]} --n 64 --out samples.png"]
+        use += [f"toolkit sample {local} --n 64 --out samples.png"]
     else:
-        use += [f"toolkit eval runs/{facts['repo'].split('/')[-1]}",
-                f"toolkit enjoy runs/{facts['repo'].split('/')[-1]} --episodes 3 --video replay.mp4"]
+        use += [f"toolkit eval {local}",
+                f"toolkit enjoy {local} --episodes 3 --video replay.mp4"]
     lines += ["## Use", "", "```bash", *use, "```", "", "```python", "import toolkit",
-              f"model = toolkit.load(\"runs/{facts['repo'].split('/')[-1]}\")",
+              f"model = toolkit.load(\"{local}\")",
               "samples = model.sample(16)" if generative else "action = model.predict(observation)", "```", "",
               "## Reproduce", "", "With `config.toml` from this repository (the run's resolved config, seed included):",
               "", "```bash", f"toolkit train {algo} --config config.toml", "```", ""]
     if facts.get("checkpoint"):
-        lines += [f"`{facts['checkpoint']}` is the full checkpoint: `toolkit resume runs/"
-                  f"{facts['repo'].split('/')[-1]} --steps N` continues training.", ""]
+        lines += [f"`{facts['checkpoint']}` is the full checkpoint: `toolkit resume {local} --steps N` "
+                  "continues training.", ""]
     plugin = f"{facts['plugin']} {facts.get('plugin_version') or ''}".strip() if facts.get("plugin") else "built in"
     lines += ["## Versions", "", f"- toolkit {facts.get('toolkit_version') or 'unknown'}",
               f"- plugin: {plugin}"]

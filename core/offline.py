@@ -69,20 +69,27 @@ def restore_algorithm(path: str | Path, device: str = "auto") -> Restored:
     return Restored(algorithm, p, state, ckpt_path)
 
 
-def evaluate_checkpoint(path: str | Path, episodes: int | None = None, seed: int | None = None) -> dict[str, Any]:
+def restored_from(target: str | Path | Restored, device: str = "auto") -> Restored:
+    """``target`` itself when it is already restored, else its checkpoint restored: callers that
+    evaluate, film and sample one checkpoint (``toolkit push``) load it once."""
+    return target if isinstance(target, Restored) else restore_algorithm(target, device=device)
+
+
+def evaluate_checkpoint(path: str | Path | Restored, episodes: int | None = None,
+                        seed: int | None = None) -> dict[str, Any]:
     """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint."""
-    restored = restore_algorithm(path)
+    restored = restored_from(path)
     episodes = episodes or restored.plan.run.eval_episodes
     return _play(restored, episodes, seed, n_envs=min(episodes, 4))
 
 
-def enjoy_checkpoint(path: str | Path, episodes: int, *, video: str | Path | None = None, render: bool = False,
+def enjoy_checkpoint(path: str | Path | Restored, episodes: int, *, video: str | Path | None = None, render: bool = False,
                      seed: int | None = None, on_episode: Any = None) -> dict[str, Any]:
     """``toolkit enjoy``: play a checkpoint's evaluation policy for ``episodes`` episodes in one
     env, made as evaluation makes it; ``video``: one MP4 of all of them; ``render``: a window."""
     if render:
         check_display()
-    restored = restore_algorithm(path)
+    restored = restored_from(path)
     result = _play(restored, episodes, seed, n_envs=1, render_mode="human" if render else "rgb_array" if video else None,
                    video=video, on_episode=on_episode)
     return result | ({"video": str(video)} if video else {})
@@ -122,16 +129,16 @@ def check_display() -> None:
                            "write the episodes to a file with --video out.mp4 instead")
 
 
-def load_generative(path: str | Path) -> Any:
+def load_generative(path: str | Path | Restored) -> Any:
     """The data-loop algorithm of a generative run's checkpoint (best.pt, else the latest), on the CPU."""
-    restored = restore_algorithm(path, device="cpu")
+    restored = restored_from(path, device="cpu")
     if restored.plan.algo_class.loop != "data":
         raise ToolkitError(f"'{restored.plan.algo}' is not a generative trainer; use `toolkit eval` for env-loop "
                            "algorithms")
     return restored.algorithm
 
 
-def sample_checkpoint(path: str | Path, n: int, out: str | Path, seed: int = 0) -> Path:
+def sample_checkpoint(path: str | Path | Restored, n: int, out: str | Path, seed: int = 0) -> Path:
     """``toolkit sample``: ``n`` samples of a generative run's checkpoint, saved as a PNG."""
     import torch
 
