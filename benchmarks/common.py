@@ -60,6 +60,20 @@ def as_flags(options: dict) -> list[str]:
     return flags
 
 
+def monitor_curve(monitor_dir: Path) -> list[tuple[int, float]]:
+    """(env steps so far, return) per training episode from SB3's Monitor files: episodes of
+    all envs ordered by their end time, steps summed over envs."""
+    episodes = []
+    for path in Path(monitor_dir).glob("*.monitor.csv"):
+        lines = path.read_text().splitlines()[2:]  # a JSON header, then "r,l,t"
+        episodes += [(float(t), int(length), float(r)) for r, length, t in (line.split(",") for line in lines)]
+    curve, steps = [], 0
+    for _, length, episode_return in sorted(episodes):
+        steps += length
+        curve.append((steps, episode_return))
+    return curve
+
+
 def seconds_to_step(records: list[dict], step: int) -> float | None:
     """Wall-clock seconds from a run's start until it had logged ``step`` (``perf/elapsed_s``
     of the first line at or after it that carries one; start-up and evaluations included)."""

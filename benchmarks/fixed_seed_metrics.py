@@ -31,6 +31,12 @@ RUNS = {
                       "--eval-episodes", "5"],
     "svg1-pendulum": ["svg1", "--env", "Pendulum-v1", "--steps", "2000", "--seed", "3", "--learning-starts", "500",
                       "--eval-every", "1000", "--eval-episodes", "2"],
+    "ppo-cartpole": ["ppo", "--env", "CartPole-v1", "--steps", "8192", "--seed", "3", "--eval-every", "4096",
+                     "--eval-episodes", "5"],
+    "sac-pendulum": ["sac", "--env", "Pendulum-v1", "--steps", "1500", "--seed", "3", "--learning-starts", "500",
+                     "--eval-every", "750", "--eval-episodes", "2"],
+    "td3-pendulum": ["td3", "--env", "Pendulum-v1", "--steps", "1500", "--seed", "3", "--learning-starts", "500",
+                     "--eval-every", "750", "--eval-episodes", "2"],
     "gan-ring8": ["gan", "--data", "ring8", "--steps", "300", "--seed", "3", "--eval-every", "150"],
     "vae-digits": ["vae", "--data", "digits", "--steps", "300", "--seed", "3", "--eval-every", "150"],
 }

@@ -1,11 +1,12 @@
-"""SVG against SB3's SAC, and SVG(1) against SVG(inf) under model error.
+"""SVG against SAC (toolkit's and SB3's), and SVG(1) against SVG(inf) under model error.
 
-    python benchmarks/svg_vs_sac.py control [--envs Pendulum-v1 InvertedPendulum-v5] [--algos svg0 svg1 sac]
+    python benchmarks/svg_vs_sac.py control [--envs Pendulum-v1 InvertedPendulum-v5] [--algos svg0 svg1 sac sb3-sac]
         [--seeds 3] [--steps 20000] [--jobs 2] [--plot svg_curves.png]
     python benchmarks/svg_vs_sac.py model-error [--errors 0 0.3] [--seeds 3] [--steps 20000] [--plot ...]
 
-``control``: SVG(0), SVG(1) and SB3's SAC at the same env-step budget, each (algorithm, env,
-seed) in its own process with one torch thread. SAC uses rl-zoo3's Pendulum-v1 config
+``control``: SVG(0), SVG(1), toolkit's SAC (``sac``) and SB3's (``sb3-sac``) at the same
+env-step budget, each (algorithm, env, seed) in its own process with one torch thread. Both
+SACs use rl-zoo3's Pendulum-v1 config
 (learning rate 1e-3, otherwise SB3's defaults); on InvertedPendulum-v5 SB3's defaults with
 learning_starts 1000 (the zoo's MuJoCo entries start learning at 10k steps, half this budget).
 Every run is evaluated every tenth of its budget over 10 episodes (deterministic policy);
@@ -54,6 +55,8 @@ def run_toolkit(algo: str, env_id: str, seed: int, steps: int, model_error: floa
     import toolkit
 
     overrides = {"model_error": model_error} if model_error else {}
+    if algo == "sac":
+        overrides |= SAC_CONFIG.get(env_id, {})
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_dir = toolkit.train(algo, env=env_id, seed=seed, steps=steps, eval_every=steps // 10, eval_episodes=10,
@@ -81,7 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["control", "model-error"], nargs="?", default="control")
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "InvertedPendulum-v5"])
-    parser.add_argument("--algos", nargs="+", default=["svg0", "svg1", "sac"])
+    parser.add_argument("--algos", nargs="+", default=["svg0", "svg1", "sac", "sb3-sac"])
     parser.add_argument("--errors", nargs="+", type=float, default=[0.0, 0.3])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20_000)
@@ -96,7 +99,7 @@ def main() -> None:
 
         torch.set_num_threads(1)
         algo, env_id, seed = args.worker
-        if algo == "sac":
+        if algo == "sb3-sac":
             result = run_sac(env_id, int(seed), args.steps)
         else:  # "svg1" or "svg1@0.3": an algorithm with a model error
             name, _, error = algo.partition("@")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import plot_curves, run_workers
+from common import monitor_curve, plot_curves, run_workers
 
 BUDGET = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000, "Hopper-v5": 1_000_000}
 # rl-zoo3 hyperparams/trpo.yml
@@ -56,20 +56,6 @@ def run_sb3_contrib(env_id: str, seed: int) -> dict:
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
     return {"final": float(mean), "std": float(std), "sps": BUDGET[env_id] / seconds,
             "curve": monitor_curve(Path(monitor_dir))}
-
-
-def monitor_curve(monitor_dir: Path) -> list[tuple[int, float]]:
-    """(env steps so far, return) per training episode from SB3's Monitor files: episodes of
-    all envs ordered by their end time, steps summed over envs."""
-    episodes = []
-    for path in monitor_dir.glob("*.monitor.csv"):
-        lines = path.read_text().splitlines()[2:]  # a JSON header, then "r,l,t"
-        episodes += [(float(t), int(length), float(r)) for r, length, t in (line.split(",") for line in lines)]
-    curve, steps = [], 0
-    for _, length, episode_return in sorted(episodes):
-        steps += length
-        curve.append((steps, episode_return))
-    return curve
 
 
 def run_toolkit(env_id: str, seed: int) -> dict:

@@ -15,7 +15,7 @@ Unknown option names are refused in one place (``_layers``); a refused plan has 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,9 @@ class Plan:
     """The described env (spaces, limit, capabilities); None for data-loop algorithms."""
     device: str = "cpu"
     """The resolved torch device (``--device auto`` picks cuda when available)."""
+    preset_values: dict[str, Any] = field(default_factory=dict)
+    """What the preset sets (its overrides for this env or dataset applied), before flags and files."""
+    preset_description: str = ""
 
     @property
     def sections(self) -> dict[str, dict[str, Any]]:
@@ -141,6 +144,20 @@ def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name
         if keys & set(preset.envs):
             return preset_name, preset
     return None, None
+
+
+def preset_settings(p: Plan) -> str:
+    """The preset's values as the run uses them, ``n_envs=8, n_steps=32, ...``; where a flag or
+    the config file replaced one, both."""
+
+    def shown(value: Any) -> str:
+        return format(value, "g") if isinstance(value, float) else str(value)
+
+    parts = []
+    for name, value in p.preset_values.items():
+        used = getattr(p.run, name) if hasattr(p.run, name) else getattr(p.algo_config, name, value)
+        parts.append(f"{name}={shown(used)}" + ("" if used == value else f" (preset: {shown(value)})"))
+    return ", ".join(parts)
 
 
 def preset_subjects(env: ResolvedEnv | None, env_name: str) -> set[str]:
@@ -248,7 +265,8 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
         _algorithm_check(entry, cls, algo_config, spec)
     else:
         _algorithm_check(entry, cls, algo_config, DataSpec(run.data, run.data_dir))
-    return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device)
+    return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device, preset_values,
+                preset_obj.description if preset_obj else "")
 
 
 def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:

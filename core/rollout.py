@@ -79,3 +79,14 @@ class RolloutStorage:
 
     def reset(self) -> None:
         self.step = 0
+
+    _STATE = ("obs", "next_obs", "actions", "rewards", "values", "log_probs", "terminated", "episode_end")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The steps stored so far (a checkpoint can fall in the middle of a rollout)."""
+        return {name: getattr(self, name).copy() for name in self._STATE} | {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            getattr(self, name)[...] = state[name]
+        self.step = int(state["step"])

@@ -33,7 +33,7 @@ from toolkit.signals import StopFlag
 # Names older code and plugins import from here.
 from toolkit.evaluation import evaluate_data_algorithm, save_samples  # noqa: E402,F401
 from toolkit.offline import evaluate_checkpoint, find_checkpoint, load_generative, sample_checkpoint  # noqa: E402,F401
-from toolkit.planning import load_algorithm, select_preset  # noqa: E402,F401
+from toolkit.planning import load_algorithm, preset_settings, select_preset  # noqa: E402,F401
 
 from toolkit.offline import EVAL_SEED_OFFSET  # noqa: E402  evaluation envs are seeded apart from training envs
 
@@ -239,7 +239,10 @@ class Run:
         if p.env:
             self.console.print(f"env: {p.run.env} -> {p.env.id} [{p.env.protocol}]")
         if p.preset:
-            self.console.print(f"preset: {p.preset} (override any field with its flag)")
+            about = f", {p.preset_description}" if p.preset_description else ""
+            self.console.print(f"preset: {p.preset}{about} (override any field with its flag)")
+            if p.preset_values:
+                self.console.print("  " + preset_settings(p))
         self.console.print(("resuming" if resuming else "training") + f" {p.algo} in {self.run_dir} on {p.device}")
 
     # -- what the schedule calls -------------------------------------------------------------

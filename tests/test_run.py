@@ -160,6 +160,13 @@ def test_presets_apply_by_env_and_family_and_flags_win(test_plugin):
         plan("with-presets", {"replay": "prioritised"})
 
 
+def test_the_preset_is_announced_with_the_values_the_run_uses(test_plugin):
+    from toolkit.planning import preset_settings
+
+    p = plan("with-presets", {"env": "CartPole-v1", "lr": 2.0})
+    assert preset_settings(p) == "lr=2 (preset: 0.5), steps=777"
+
+
 def test_a_preset_overrides_some_values_on_the_subjects_it_names():
     from toolkit.config import Preset
 

@@ -381,7 +381,7 @@ def check_q_learning_spaces(config: DQNConfig, spec: EnvSpec, algo: str) -> None
     """A Q-network needs a finite action set, and a CNN needs (C, H, W) image observations."""
     if not isinstance(spec.action_space, spaces.Discrete):
         raise ToolkitError(f"{algo} needs a discrete action space; {spec.id} has {spec.action_space} "
-                           "(for continuous actions try trpo or svg0)")
+                           "(for continuous actions try sac, td3 or ppo)")
     shape = tuple(spec.observation_space.shape or ())
     if config.network in ("nature", "nips2013") and len(shape) != 3:
         raise ToolkitError(f"--network {config.network} is a CNN for image stacks (C, H, W); {spec.id} observes "

@@ -40,6 +40,7 @@ from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp
+from toolkit.policies import SquashedGaussianPolicy, gaussian_log_prob, polyak_update, require_bounded_box
 from toolkit.replay import ReplayBuffer
 from toolkit.vec_env import spec_of
 
@@ -100,12 +101,6 @@ PRESETS: dict[str, Preset] = {
 # -- the math --------------------------------------------------------------------------------
 
 
-def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """log N(u; mean, diag(exp(log_std))^2), summed over the last axis."""
-    z = (u - mean) * torch.exp(-log_std)
-    return (-0.5 * z.square() - log_std).sum(-1) - 0.5 * u.shape[-1] * math.log(2 * math.pi)
-
-
 def infer_noise(observed: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """The standard-normal noise that makes ``mean + std * noise`` equal ``observed``: eta for
     a taken action, xi for an observed transition. Detached: it is data, not a function of theta."""
@@ -148,24 +143,8 @@ def svg_infinity_gradient(
 # -- networks --------------------------------------------------------------------------------
 
 
-class GaussianPolicy(nn.Module):
-    """u = mu(s) + sigma(s) * eta; the env action is u squashed into the box by tanh."""
-
-    def __init__(self, obs_dim: int, action_space: spaces.Box, hidden: tuple[int, ...],
-                 log_std_bounds: tuple[float, float]) -> None:
-        super().__init__()
-        self.action_dim = int(np.prod(action_space.shape))
-        self.body = mlp(obs_dim, hidden, 2 * self.action_dim)
-        self.log_std_bounds = log_std_bounds
-        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
-        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.body(obs).chunk(2, dim=-1)
-        return mean, log_std.clamp(*self.log_std_bounds)
-
-    def squash(self, u: torch.Tensor) -> torch.Tensor:
-        return self.low + (torch.tanh(u) + 1.0) * 0.5 * (self.high - self.low)
+GaussianPolicy = SquashedGaussianPolicy
+"""u = mu(s) + sigma(s) * eta; the env action is u squashed into the box by tanh (``toolkit.policies``)."""
 
 
 class DynamicsModel(nn.Module):
@@ -242,9 +221,7 @@ class SVGBase:
     def check(cls, config: SVGConfig, spec: EnvSpec) -> None:
         """SVG differentiates through the action: it needs a continuous (Box) action space, and
         ``--reward known`` needs an env whose reward function is known."""
-        if not isinstance(spec.action_space, spaces.Box):
-            raise ToolkitError(f"{cls.variant} needs a continuous (Box) action space; {spec.id} has "
-                               f"{spec.action_space} (for discrete actions try dqn or trpo)")
+        require_bounded_box(cls.variant, spec)
         if cls.uses_model and config.reward == "known" and spec.reward_function is None:
             raise ToolkitError(f"{spec.id} has no known differentiable reward (the env's reward_function "
                                "capability); use --reward learned")
@@ -354,10 +331,8 @@ class SVGBase:
         self.policy_optimizer.step()
         return loss.item()
 
-    @torch.no_grad()
     def _update_target(self) -> None:
-        for target, online in zip(self.critic_target.parameters(), self.critic.parameters()):
-            target.lerp_(online, self.config.tau)
+        polyak_update(self.critic_target, self.critic, self.config.tau)
 
     def fit_model(self, data: dict[str, torch.Tensor]) -> dict[str, float]:
         """One maximum-likelihood step of the dynamics model (and the reward model)."""

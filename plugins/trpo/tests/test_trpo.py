@@ -165,12 +165,3 @@ def test_learns_the_identity_task(tmp_path):
     from toolkit.run import evaluate_checkpoint
 
     assert evaluate_checkpoint(run_dir, episodes=5)["mean_return"] >= 15.0  # optimum 16
-
-
-@pytest.mark.parametrize("make", [lambda: CategoricalPolicy(3, 4, (8,)), lambda: GaussianPolicy(3, 2, (8,), -0.3)])
-def test_sampled_log_prob_equals_the_distributions(make):
-    torch.manual_seed(0)
-    policy = make()
-    obs = torch.randn(64, 3)
-    action, log_prob = policy.sample(obs, torch.Generator().manual_seed(1))
-    torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action), rtol=1e-5, atol=1e-5)

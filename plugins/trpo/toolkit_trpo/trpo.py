@@ -28,10 +28,12 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from toolkit import policies
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp as core_mlp
+from toolkit.policies import FrozenNormalizer, RunningNormalizer
 from toolkit.rollout import RolloutStorage
 
 
@@ -141,68 +143,19 @@ def mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequ
     return core_mlp(in_features, hidden, out_features, activation=nn.Tanh)
 
 
-class CategoricalPolicy(nn.Module):
-    """pi(a|s) = softmax(logits(s)) for Discrete actions."""
+class CategoricalPolicy(policies.CategoricalPolicy):
+    """pi(a|s) = softmax(logits(s)) over a tanh MLP (``toolkit.policies``)."""
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...]) -> None:
-        super().__init__()
-        self.logits = mlp(obs_dim, hidden, n_actions)
-
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
-
-    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
-        distribution = self.distribution(obs)
-        action = torch.multinomial(distribution.probs, 1, generator=generator).squeeze(1)
-        return action, distribution.log_prob(action)
-
-    def mode(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.logits(obs).argmax(dim=1)
+        super().__init__(mlp(obs_dim, hidden, n_actions))
 
 
-class GaussianPolicy(nn.Module):
-    """pi(a|s) = N(mu(s), diag(exp(log_std))^2) with a state-independent learned log_std."""
+class GaussianPolicy(policies.GaussianPolicy):
+    """pi(a|s) = N(mu(s), diag(exp(log_std))^2), mu a tanh MLP, log_std learned and
+    state-independent (``toolkit.policies``)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_std_init: float) -> None:
-        super().__init__()
-        self.mean = mlp(obs_dim, hidden, action_dim)
-        self.log_std = nn.Parameter(torch.full((action_dim,), log_std_init))
-
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Independent:
-        normal = torch.distributions.Normal(self.mean(obs), self.log_std.exp(), validate_args=False)
-        return torch.distributions.Independent(normal, 1, validate_args=False)
-
-    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
-        mean = self.mean(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        action = mean + self.log_std.exp() * noise
-        # scored as the update scores it (not as -noise^2/2 - log sigma, which is the same
-        # number up to rounding): Hopper runs are sensitive to rounding at this level
-        normal = torch.distributions.Normal(mean, self.log_std.exp(), validate_args=False)
-        return action, normal.log_prob(action).sum(dim=1)
-
-    def mode(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.mean(obs)
-
-
-class RunningNormalizer:
-    """Running mean and variance of observations (Chan et al. parallel update)."""
-
-    def __init__(self, shape: tuple[int, ...], clip: float = 10.0) -> None:
-        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), 1e-4
-        self.clip = clip
-
-    def update(self, batch: np.ndarray) -> None:
-        mean, var, n = batch.mean(axis=0), batch.var(axis=0), len(batch)
-        delta, total = mean - self.mean, self.count + n
-        self.mean = self.mean + delta * n / total
-        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
-        self.count = total
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return np.clip((obs - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+        super().__init__(mlp(obs_dim, hidden, action_dim), action_dim, log_std_init)
 
 
 # -- the algorithm ---------------------------------------------------------------------------
@@ -229,19 +182,15 @@ class PolicyModule(nn.Module):
         super().__init__()
         self.actor, self.discrete = algorithm.actor, algorithm.discrete
         normalizer = algorithm.normalizer
-        self.normalize = normalizer is not None
-        if normalizer is not None:
-            self.register_buffer("mean", torch.as_tensor(normalizer.mean, dtype=torch.float64))
-            self.register_buffer("std", torch.sqrt(torch.as_tensor(normalizer.var, dtype=torch.float64) + 1e-8))
-            self.clip = float(normalizer.clip)
+        self.normalize = FrozenNormalizer(normalizer) if normalizer is not None else None
         if not self.discrete:
             self.register_buffer("low", torch.as_tensor(algorithm.action_space.low))
             self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.reshape(obs.shape[0], -1).to(torch.float32)
-        if self.normalize:
-            x = ((x.double() - self.mean) / self.std).clamp(-self.clip, self.clip).float()
+        if self.normalize is not None:
+            x = self.normalize(x)
         action = self.actor.mode(x)
         return action if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
 
@@ -411,8 +360,6 @@ class TRPO:
 
         return sample
 
-    _ROLLOUT = ("obs", "next_obs", "actions", "rewards", "values", "log_probs", "terminated", "episode_end")
-
     def state_dict(self) -> dict[str, Any]:
         state = {
             "actor": self.actor.state_dict(),
@@ -420,12 +367,10 @@ class TRPO:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "updates": self.updates,
-            # a checkpoint can fall in the middle of a rollout
-            "rollout": {name: getattr(self.rollout, name).copy() for name in self._ROLLOUT} | {"step": self.rollout.step},
+            "rollout": self.rollout.state_dict(),  # a checkpoint can fall in the middle of a rollout
         }
         if self.normalizer is not None:
-            state["normalizer"] = {"mean": self.normalizer.mean, "var": self.normalizer.var,
-                                   "count": self.normalizer.count}
+            state["normalizer"] = self.normalizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -434,10 +379,6 @@ class TRPO:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.generator.set_state(state["generator"])
         self.updates = int(state["updates"])
-        for name in self._ROLLOUT:
-            getattr(self.rollout, name)[...] = state["rollout"][name]
-        self.rollout.step = int(state["rollout"]["step"])
+        self.rollout.load_state_dict(state["rollout"])
         if self.normalizer is not None:
-            saved = state["normalizer"]
-            self.normalizer.mean, self.normalizer.var = np.array(saved["mean"]), np.array(saved["var"])
-            self.normalizer.count = float(saved["count"])
+            self.normalizer.load_state_dict(state["normalizer"])

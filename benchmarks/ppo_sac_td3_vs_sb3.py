@@ -1,0 +1,208 @@
+"""PPO, SAC and TD3: toolkit against Stable-Baselines3 with identical hyperparameters.
+
+    python benchmarks/ppo_sac_td3_vs_sb3.py [--runs ppo:CartPole-v1 sac:Pendulum-v1 ...] [--seeds 3] [--jobs 2]
+        [--steps N] [--results runs/ppo_sac_td3.jsonl] [--plot-dir plugins]
+    python benchmarks/ppo_sac_td3_vs_sb3.py --speed-steps 20000 --runs ppo:PongNoFrameskip-v4
+
+Each (library, algorithm:env, seed) runs in its own process with one torch thread. The
+hyperparameters are toolkit's preset for that env (rl-zoo3's tuned values), handed to SB3
+translated into its arguments, so both sides run the same settings; the budgets are the
+issue's (PPO: CartPole 100k, LunarLander and Hopper 1M; SAC and TD3: Pendulum 20k,
+HalfCheetah and Hopper 300k), ``--steps`` replaces them all. Both are scored the same way:
+the deterministic policy's mean return over 20 evaluation episodes at the end (SB3 through
+``evaluate_policy``, with its VecNormalize statistics frozen where observations are
+normalised). Prints final returns (mean ± std over seeds), env steps/s of training (toolkit's
+from its metric lines, evaluation excluded; SB3's from ``learn``) and the toolkit / SB3 ratio;
+``--plot-dir`` draws the training-episode returns of both, one PNG per algorithm.
+``--results`` keeps every finished job, so an interrupted benchmark resumes.
+
+``--speed-steps N``: only env steps/s over N steps, one run at a time (so the two libraries
+never share the cores); for Atari (PongNoFrameskip-v4) both use the Atari preset: 8 envs,
+128 steps, the Nature CNN, 4 epochs of 256-sample minibatches, and the same Atari wrappers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import monitor_curve, plot_curves, run_workers
+
+BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
+          "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
+          "td3:Pendulum-v1": 20_000, "td3:HalfCheetah-v5": 300_000, "td3:Hopper-v5": 300_000,
+          "ppo:PongNoFrameskip-v4": 10_000_000}
+RUN_LEVEL = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
+
+
+def toolkit_settings(algo: str, env_id: str) -> tuple[object, int]:
+    """The algorithm's config with the preset toolkit applies to ``env_id`` (rl-zoo3's values),
+    and its n_envs."""
+    from toolkit.planning import preset_subjects, select_preset
+    from toolkit.plugins import get_registry
+    from toolkit.vec_env import resolve_env
+
+    cls = get_registry().load("algorithm", algo)
+    resolved = resolve_env(env_id)
+    _, preset = select_preset(cls, None, resolved, env_id)
+    values = preset.values_for(preset_subjects(resolved, env_id)) if preset else {}
+    n_envs = int(values.get("n_envs", 1))
+    fields = {k: v for k, v in values.items() if k not in RUN_LEVEL and k != "n_envs"}
+    return cls.Config(**fields), n_envs
+
+
+def sb3_model(algo: str, config, env, seed: int):
+    """The SB3 model with ``config`` translated into SB3's arguments."""
+    import numpy as np
+    from stable_baselines3 import PPO, SAC, TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+    from torch import nn
+
+    def annealed(value: float, schedule: str):
+        return (lambda remaining: remaining * value) if schedule == "linear" else value
+
+    if algo == "ppo":
+        c = config
+        policy_kwargs = {"ortho_init": c.ortho_init, "log_std_init": c.log_std_init,
+                         "activation_fn": nn.ReLU if c.activation == "relu" else nn.Tanh}
+        image = len(env.observation_space.shape) == 3
+        if not image:
+            policy_kwargs["net_arch"] = {"pi": list(c.hidden), "vf": list(c.hidden)}
+        return PPO("CnnPolicy" if image else "MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+                   learning_rate=annealed(c.learning_rate, c.learning_rate_schedule), n_steps=c.n_steps,
+                   batch_size=c.batch_size, n_epochs=c.n_epochs, gamma=c.gamma, gae_lambda=c.gae_lambda,
+                   clip_range=annealed(c.clip_range, c.clip_range_schedule), normalize_advantage=c.normalize_advantage,
+                   ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm or 1e9,
+                   target_kl=c.target_kl or None, policy_kwargs=policy_kwargs)
+    common = dict(seed=seed, device="cpu", verbose=0, learning_rate=config.learning_rate,
+                  buffer_size=config.buffer_size, learning_starts=config.learning_starts,
+                  batch_size=config.batch_size, tau=config.tau, gamma=config.gamma,
+                  train_freq=config.train_frequency, gradient_steps=config.gradient_steps,
+                  policy_kwargs={"net_arch": list(config.hidden)})
+    if algo == "sac":
+        ent_coef = f"auto_{config.ent_coef}" if config.autotune else config.ent_coef
+        return SAC("MlpPolicy", env, ent_coef=ent_coef, target_update_interval=config.target_update_interval,
+                   target_entropy=-config.target_entropy_scale * float(np.prod(env.action_space.shape)), **common)
+    n_actions = int(np.prod(env.action_space.shape))
+    noise = NormalActionNoise(np.zeros(n_actions), config.exploration_noise * np.ones(n_actions))
+    return TD3("MlpPolicy", env, action_noise=noise, policy_delay=config.policy_delay,
+               target_policy_noise=config.target_policy_noise, target_noise_clip=config.target_noise_clip, **common)
+
+
+def run_sb3(run: str, seed: int, steps: int) -> dict:
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+
+    algo, env_id = run.split(":")
+    config, n_envs = toolkit_settings(algo, env_id)
+    monitor_dir = tempfile.mkdtemp()
+    atari = "NoFrameskip" in env_id
+    if atari:
+        import ale_py  # noqa: F401  (registers the ALE envs)
+
+        env = VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=monitor_dir), 4)
+    else:
+        env = make_vec_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=monitor_dir)
+    normalize = algo == "ppo" and (config.normalize_obs or config.normalize_reward)
+    if normalize:
+        env = VecNormalize(env, norm_obs=config.normalize_obs, norm_reward=config.normalize_reward, gamma=config.gamma)
+    model = sb3_model(algo, config, env, seed)
+    start = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - start
+    result = {"sps": steps / seconds, "curve": monitor_curve(Path(monitor_dir))}
+    if atari:  # speed only
+        return result | {"final": float("nan"), "std": float("nan")}
+    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 100)
+    if normalize:
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=config.normalize_obs, norm_reward=False)
+        eval_env.obs_rms = env.obs_rms
+    mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
+    return result | {"final": float(mean), "std": float(std)}
+
+
+def run_toolkit(run: str, seed: int, steps: int) -> dict:
+    import toolkit
+    from common import read_metrics, training_rate
+
+    algo, env_id = run.split(":")
+    atari = "NoFrameskip" in env_id
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = toolkit.train(algo, env=env_id, seed=seed, steps=steps, eval_every=0,
+                                eval_episodes=1 if atari else 20, checkpoint_every=0, progress=False, threads=1,
+                                run_dir=str(Path(tmp) / "run"))
+        records = read_metrics(run_dir)
+        sps = training_rate(run_dir)
+    curve = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
+    if atari:
+        return {"final": float("nan"), "std": float("nan"), "sps": sps, "curve": curve}
+    final = [r for r in records if "eval/mean_return" in r][-1]
+    return {"final": final["eval/mean_return"], "std": final["eval/std_return"], "sps": sps, "curve": curve}
+
+
+def speed_only(runs: list[str], libs: list[str], steps: int) -> None:
+    jobs = [(lib, run, 0) for run in runs for lib in libs]
+    results = run_workers(__file__, jobs, 1, extra_args=["--steps", str(steps)])
+    for run in runs:
+        rates = {lib: results[(lib, run, 0)]["sps"] for lib in libs}
+        print(f"{run}, {steps:,} steps each, one at a time: "
+              + ", ".join(f"{lib} {rate:.0f} steps/s" for lib, rate in rates.items())
+              + (f", ratio {rates['toolkit'] / rates['sb3']:.2f}" if len(rates) == 2 else ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", default=[r for r in BUDGET if "Pong" not in r],
+                        help="algorithm:env pairs (default: all but Pong)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=0, help="replace every budget")
+    parser.add_argument("--libs", nargs="+", default=["toolkit", "sb3"])
+    parser.add_argument("--results", type=Path, help="append finished jobs here and skip those already in it")
+    parser.add_argument("--plot-dir", type=Path, help="write <algo>_curves.png here")
+    parser.add_argument("--speed-steps", type=int, default=0, help="only time this many steps per library")
+    parser.add_argument("--worker", nargs=3, metavar=("LIB", "RUN", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(1)
+        lib, run, seed = args.worker
+        steps = args.steps or BUDGET[run]
+        print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3)(run, int(seed), steps)))
+        return
+    if args.speed_steps:
+        speed_only(args.runs, args.libs, args.speed_steps)
+        return
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(lib, run, seed) for run in args.runs for seed in seeds for lib in args.libs]
+    extra = ["--steps", str(args.steps)] if args.steps else []
+    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results)
+    print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | env steps/s |")
+    print("|---|---|---|---|---|---|")
+    for run in args.runs:
+        algo, env_id = run.split(":")
+        rates = {}
+        for lib in args.libs:
+            finals = [results[(lib, run, s)]["final"] for s in seeds]
+            rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in seeds)
+            print(f"| {algo} | {env_id} | {args.steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
+                  f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | {rates[lib]:.0f} |")
+        if len(rates) == 2:
+            print(f"| {algo} | {env_id} | | speed ratio toolkit / SB3 | | {rates['toolkit'] / rates['sb3']:.2f} |")
+    if args.plot_dir:
+        for algo in sorted({run.split(":")[0] for run in args.runs}):
+            panels = {f"{algo.upper()} on {run.split(':')[1]} ({len(seeds)} seeds)":
+                      {lib: [results[(lib, run, s)]["curve"] for s in seeds] for lib in args.libs}
+                      for run in args.runs if run.startswith(algo + ":")}
+            plot_curves(panels, args.plot_dir / f"{algo}_curves.png", "training episode return", smoothing=20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Policy and critic pieces shared by the policy-gradient and actor-critic plugins (TRPO, PPO,
+SVG, SAC, TD3): the Gaussian log-density, the tanh squashing of an unbounded Gaussian sample
+into an action box with its change-of-variables correction, the categorical and Gaussian
+policies over a network, the twin Q-networks, orthogonal initialisation and the running
+observation / return normalisers.
+
+Everything here is a plain function or a small ``nn.Module`` with no knowledge of replay,
+rollouts or the training loop, so an algorithm module still reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+from toolkit.errors import ToolkitError
+from toolkit.nn import mlp
+
+# -- the math --------------------------------------------------------------------------------
+
+
+def gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(u; mean, diag(exp(log_std))^2), summed over the last axis."""
+    z = (u - mean) * torch.exp(-log_std)
+    return (-0.5 * z.square() - log_std).sum(-1) - 0.5 * u.shape[-1] * math.log(2 * math.pi)
+
+
+def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
+    """log |det d tanh(u) / du| = sum_i log(1 - tanh(u_i)^2), summed over the last axis.
+
+    Written as 2 (log 2 - u - softplus(-2u)), which is the same number but finite for any u
+    (log(1 - tanh(u)^2) underflows to log 0 beyond |u| of about 9 in float32)."""
+    return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(a|s) of a = tanh(u), u ~ N(mean, sigma^2): the Gaussian log-density minus the
+    log-determinant of the squashing (Haarnoja et al. 2018, Appendix C, eq. 21)."""
+    return gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)
+
+
+def scale_to_box(unit_action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Map an action in [-1, 1] to the box [low, high] (affine, so no density correction is
+    needed for the entropy targets, which are defined in the [-1, 1] space)."""
+    return low + (unit_action + 1.0) * 0.5 * (high - low)
+
+
+def orthogonal_init(module: nn.Module, gain: float) -> nn.Module:
+    """Orthogonal weights scaled by ``gain`` and zero biases for every linear and convolutional
+    layer in ``module`` (the initialisation of OpenAI baselines' PPO, kept by SB3 and CleanRL:
+    sqrt(2) for hidden layers, 0.01 for the policy head, 1 for the value head)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def require_bounded_box(algorithm: str, spec: Any) -> None:
+    """Refuse an env whose action space is not a Box with finite bounds: a policy that squashes
+    or scales its output into [low, high] needs both (``spec`` is the env's ``EnvSpec``)."""
+    space = spec.action_space
+    if not isinstance(space, spaces.Box):
+        raise ToolkitError(f"{algorithm} needs a continuous (Box) action space; {spec.id} has {space} "
+                           "(for discrete actions try dqn or ppo)")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ToolkitError(f"{algorithm} maps its actions into the action box; {spec.id}'s is unbounded ({space})")
+
+
+# -- policies --------------------------------------------------------------------------------
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a|s) = softmax(logits(s)) for Discrete actions; ``logits`` is any network."""
+
+    def __init__(self, logits: nn.Module) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
+        distribution = self.distribution(obs)
+        action = torch.multinomial(distribution.probs, 1, generator=generator).squeeze(1)
+        return action, distribution.log_prob(action)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(obs).argmax(dim=1)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(mean(s), diag(exp(log_std))^2) with a state-independent learned log_std
+    (TRPO, PPO); ``mean`` is any network. The env clips the sample to its bounds."""
+
+    def __init__(self, mean: nn.Module, action_dim: int, log_std_init: float) -> None:
+        super().__init__()
+        self.mean = mean
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Independent:
+        normal = torch.distributions.Normal(self.mean(obs), self.log_std.exp(), validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability, in one forward pass (this runs every env step)."""
+        mean = self.mean(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        action = mean + self.log_std.exp() * noise
+        # scored as the update scores it (not as -noise^2/2 - log sigma, which is the same
+        # number up to rounding): TRPO's Hopper runs are sensitive to rounding at this level
+        normal = torch.distributions.Normal(mean, self.log_std.exp(), validate_args=False)
+        return action, normal.log_prob(action).sum(dim=1)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean(obs)
+
+
+class SquashedGaussianPolicy(nn.Module):
+    """u = mu(s) + sigma(s) * eta, eta ~ N(0, I), with a state-dependent, clamped log sigma(s);
+    the env action is tanh(u) scaled into the action box (SVG, SAC)."""
+
+    def __init__(self, obs_dim: int, action_space: spaces.Box, hidden: tuple[int, ...],
+                 log_std_bounds: tuple[float, float]) -> None:
+        super().__init__()
+        self.action_dim = int(np.prod(action_space.shape))
+        self.body = mlp(obs_dim, hidden, 2 * self.action_dim)
+        self.log_std_bounds = log_std_bounds
+        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.body(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(*self.log_std_bounds)
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        return scale_to_box(torch.tanh(u), self.low, self.high)
+
+    def sample_unit(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action tanh(u) in [-1, 1] and its log-density there (SAC's
+        entropy is measured in this space, as in the paper and SB3)."""
+        mean, log_std = self(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        u = mean + log_std.exp() * noise
+        return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+
+# -- critics ---------------------------------------------------------------------------------
+
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a) networks over the concatenated state and action (clipped double
+    Q-learning, Fujimoto et al. 2018; SAC's twin critics)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.q1 = mlp(obs_dim + action_dim, hidden, 1)
+        self.q2 = mlp(obs_dim + action_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = torch.cat([obs, action], dim=-1)
+        return self.q1(inputs).squeeze(-1), self.q2(inputs).squeeze(-1)
+
+    def min(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(*self(obs, action))
+
+    def q1_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Q_1 alone (TD3's actor ascends it)."""
+        return self.q1(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau online, parameter by parameter."""
+    for target_param, param in zip(target.parameters(), online.parameters()):
+        target_param.lerp_(param, tau)
+
+
+# -- normalisers -----------------------------------------------------------------------------
+
+
+class RunningNormalizer:
+    """Running mean and variance of observations (Chan et al. parallel update); calling it
+    standardises and clips."""
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0) -> None:
+        self.mean, self.var, self.count = np.zeros(shape), np.ones(shape), 1e-4
+        self.clip = clip
+
+    def update(self, batch: np.ndarray) -> None:
+        mean, var, n = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        delta, total = mean - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) / np.sqrt(self.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.mean, self.var = np.array(state["mean"]), np.array(state["var"])
+        self.count = float(state["count"])
+
+
+class FrozenNormalizer(nn.Module):
+    """A ``RunningNormalizer``'s statistics frozen into a module (``toolkit export``), computed in
+    float64 as numpy computes them, so an exported policy sees exactly what ``eval`` sees."""
+
+    def __init__(self, normalizer: RunningNormalizer) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(normalizer.mean, dtype=torch.float64))
+        self.register_buffer("std", torch.sqrt(torch.as_tensor(normalizer.var, dtype=torch.float64) + 1e-8))
+        self.clip = float(normalizer.clip)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs.double() - self.mean) / self.std).clamp(-self.clip, self.clip).float()
+
+
+class ReturnNormalizer:
+    """Reward scaling by the running standard deviation of the discounted return (no mean
+    subtraction: the sign of a reward is kept), as SB3's VecNormalize and OpenAI baselines do
+    for PPO on continuous control; the discounted return restarts where an episode ends."""
+
+    def __init__(self, n_envs: int, gamma: float, clip: float = 10.0) -> None:
+        self.returns = np.zeros(n_envs)
+        self.statistics = RunningNormalizer(())
+        self.gamma, self.clip = gamma, clip
+
+    def __call__(self, reward: np.ndarray, episode_end: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        self.statistics.update(self.returns)
+        scaled = np.clip(reward / np.sqrt(self.statistics.var + 1e-8), -self.clip, self.clip)
+        self.returns[episode_end] = 0.0
+        return scaled.astype(np.float32)
+
+    def state_dict(self) -> dict[str, object]:
+        return {"returns": self.returns, **{f"statistics_{k}": v for k, v in self.statistics.state_dict().items()}}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.returns = np.array(state["returns"])
+        self.statistics.load_state_dict({k: state[f"statistics_{k}"] for k in ("mean", "var", "count")})

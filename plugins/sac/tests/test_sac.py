@@ -1,0 +1,101 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import toolkit
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.testing import check_algorithm
+from toolkit_sac.sac import SAC, SACConfig, temperature_loss
+
+
+def test_temperature_gradient_follows_the_entropy_gap():
+    """dJ/d log alpha = -(E[log pi] + H_target): negative (alpha grows) while the entropy
+    -E[log pi] is below the target."""
+    log_alpha = torch.tensor(0.3, requires_grad=True)
+    log_prob = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)  # entropy about -2
+    temperature_loss(log_alpha, log_prob, target_entropy=-1.0).backward()
+    assert log_alpha.grad.item() == pytest.approx(-(2.0 - 1.0))
+    assert log_prob.grad is None  # the policy is not moved by alpha's loss
+
+    log_alpha.grad = None
+    temperature_loss(log_alpha, torch.tensor([-3.0, -5.0]), target_entropy=-1.0).backward()
+    assert log_alpha.grad.item() == pytest.approx(-(-4.0 - 1.0))  # entropy 4 > -1: alpha shrinks
+
+
+def _context(n_envs=1):
+    return EnvContext(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-2, 2, (2,), np.float32), n_envs, 0, 1000, 0,
+                      "cpu")
+
+
+def _fill(algo, steps, rng, n_envs=1):
+    for t in range(steps):
+        obs = rng.normal(size=(n_envs, 3)).astype(np.float32)
+        action = algo.act(obs, t)
+        assert np.all(np.abs(action) <= 2.0)
+        algo.observe(Transition(obs, action, rng.normal(size=n_envs).astype(np.float32),
+                                rng.normal(size=(n_envs, 3)).astype(np.float32), np.zeros(n_envs, bool),
+                                np.zeros(n_envs, bool)))
+
+
+def test_alpha_moves_toward_the_entropy_target():
+    rng = np.random.default_rng(0)
+    algo = SAC(SACConfig(learning_starts=0, batch_size=32, hidden=(16,), learning_rate=3e-2), _context())
+    _fill(algo, 64, rng)
+    # a wide initial policy (entropy above -|A| = -2): alpha must fall
+    for _ in range(20):
+        metrics = algo.train_step()
+    assert metrics["train/entropy"] > -2 and algo.log_alpha.exp().item() < 1.0
+    fixed = SAC(SACConfig(learning_starts=0, batch_size=32, hidden=(16,), autotune=False, ent_coef=0.2), _context())
+    _fill(fixed, 64, rng)
+    fixed.train_step()
+    assert fixed.log_alpha.exp().item() == pytest.approx(0.2)
+
+
+def test_the_critic_target_follows_by_polyak_averaging():
+    rng = np.random.default_rng(0)
+    algo = SAC(SACConfig(learning_starts=0, batch_size=16, hidden=(8,), tau=0.1), _context())
+    _fill(algo, 32, rng)
+    target_before = algo.critic_target.q1[0].weight.clone()
+    algo.train_step()
+    expected = 0.9 * target_before + 0.1 * algo.critic.q1[0].weight
+    torch.testing.assert_close(algo.critic_target.q1[0].weight, expected)
+
+
+def test_exported_module_is_the_evaluation_policy():
+    algo = SAC(SACConfig(hidden=(8,)), _context())
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(algo.policy_module()(torch.as_tensor(obs)).numpy(), algo.policy()(obs), atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"autotune": False, "gradient_steps": 2, "train_frequency": 2}])
+def test_conformance(overrides):
+    check_algorithm("sac", env="toolkit/IdentityContinuous-v0", steps=200,
+                    overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), **overrides})
+
+
+def test_conformance_with_prioritized_replay():
+    pytest.importorskip("toolkit_per")
+    check_algorithm("sac", env="toolkit/IdentityContinuous-v0", steps=150,
+                    overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), "replay": "prioritized"})
+
+
+def test_refuses_discrete_and_unbounded_actions():
+    obs = spaces.Box(-1, 1, (3,), np.float32)
+    with pytest.raises(ToolkitError, match="sac needs a continuous"):
+        SAC.check(SACConfig(), EnvSpec("e", "gymnasium", obs, spaces.Discrete(2)))
+    with pytest.raises(ToolkitError, match="unbounded"):
+        SAC.check(SACConfig(), EnvSpec("e", "gymnasium", obs, spaces.Box(-np.inf, np.inf, (2,), np.float32)))
+
+
+def test_learns_the_continuous_identity_task_with_several_envs(tmp_path):
+    run_dir = toolkit.train("sac", env="toolkit/IdentityContinuous-v0", seed=0, steps=1500, learning_starts=200,
+                            hidden=(32, 32), batch_size=64, n_envs=2, learning_rate=3e-3, eval_every=0, eval_episodes=5,
+                            checkpoint_every=0, progress=False, threads=1, run_dir=str(tmp_path / "run"))
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if "eval/mean_return" in line]
+    assert evals[-1]["eval/mean_return"] > -0.5  # optimum 0; always answering 0 scores about -11

@@ -1,0 +1,285 @@
+"""Soft Actor-Critic with automatic entropy tuning (Haarnoja, Zhou, Hartikainen, Tucker, Ha,
+Tan, Kumar, Zhu, Gupta, Abbeel & Levine 2018, "Soft Actor-Critic Algorithms and
+Applications", Algorithm 1).
+
+    critics  J_Q(phi_i)   = E[ 1/2 (Q_i(s, a) - y)^2 ],
+             y            = r + gamma (1 - d) ( min_j Q'_j(s', a') - alpha log pi(a'|s') ),  a' ~ pi(s')   (eq. 3, 5)
+    actor    J_pi(theta)  = E[ alpha log pi(f(eta; s)|s) - min_j Q_j(s, f(eta; s)) ]                      (eq. 7)
+    alpha    J(alpha)     = E[ -alpha (log pi(a|s) + H_target) ],  H_target = -|A|                        (eq. 18)
+
+with the policy a tanh-squashed Gaussian, its log-density corrected by the log-determinant
+of tanh (Appendix C, eq. 21), twin critics with Polyak-averaged targets (tau), and alpha
+optimised as log alpha. Actions live in [-1, 1] inside the algorithm (the replay, the
+critics, the entropy) and are scaled to the env's box only when sent, as in SB3.
+
+Reads top to bottom: config -> presets -> the math (the temperature loss) -> the algorithm
+(acting, the update, checkpoint state). The policy, the twin critics and the tanh correction come from ``toolkit.policies``
+(shared with SVG and TD3); replay and its samplers from core, so ``--replay prioritized``
+works unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from toolkit.config import Preset, bounded
+from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.policies import SquashedGaussianPolicy, TwinQ, polyak_update, require_bounded_box, scale_to_box
+from toolkit.replay import ReplayBuffer
+from toolkit.schedules import gradient_steps_due
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Hyperparameters of SAC. Defaults are SB3's (which are the paper's, Table 1, but for
+    learning_starts); presets give rl-zoo3's."""
+
+    learning_rate: float = bounded(3e-4, above=0)
+    """Adam step size of the actor, the critics and the temperature."""
+    buffer_size: int = bounded(1_000_000, at_least=1)
+    """Replay capacity in transitions."""
+    learning_starts: int = bounded(100, at_least=0)
+    """Env steps of uniformly random actions collected before the first update."""
+    batch_size: int = bounded(256, at_least=1)
+    """Transitions per gradient step."""
+    tau: float = bounded(0.005, above=0, at_most=1)
+    """Polyak rate of the target critics."""
+    gamma: float = bounded(0.99, at_least=0, at_most=1)
+    """Discount factor."""
+    train_frequency: int = bounded(1, at_least=1)
+    """Env steps (summed over envs) between training phases."""
+    gradient_steps: int = bounded(1, at_least=-1)
+    """Gradient steps per training phase (-1: as many as env steps since the last phase)."""
+    target_update_interval: int = bounded(1, at_least=1)
+    """Gradient steps between Polyak updates of the target critics."""
+    ent_coef: float = bounded(1.0, above=0)
+    """alpha: its initial value when autotune is on, else its fixed value."""
+    autotune: bool = True
+    """Learn alpha so the policy's entropy tracks target_entropy (the paper's Section 5)."""
+    target_entropy_scale: float = 1.0
+    """The entropy target is -target_entropy_scale * |A| (the paper's heuristic: 1)."""
+    hidden: tuple[int, ...] = bounded((256, 256), at_least=1)
+    """Hidden widths of the actor and critic MLPs (ReLU)."""
+    log_std_bounds: tuple[float, float] = (-20.0, 2.0)
+    """Clamp of the policy's log sigma(s)."""
+    replay: str = field(default="uniform", metadata={"registry": "sampler"})
+    """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
+
+
+PRESETS: dict[str, Preset] = {
+    "pendulum": Preset({"learning_rate": 1e-3, "steps": 20_000, "eval_every": 2_000, "eval_episodes": 10},
+                       envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings"),
+    "mujoco": Preset({"learning_starts": 10_000, "steps": 1_000_000, "eval_every": 25_000, "eval_episodes": 10,
+                      "checkpoint_every": 100_000},
+                     envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
+                     description="rl-zoo3's MuJoCo settings"),
+}
+
+
+# -- the math --------------------------------------------------------------------------------
+
+
+def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """J(alpha) = E[-alpha (log pi(a|s) + H_target)] (eq. 18), written in log alpha as SB3 and
+    the authors' code do: its gradient -(E[log pi] + H_target) raises alpha while the policy's
+    entropy -E[log pi] is below the target and lowers it above."""
+    return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
+# -- the algorithm ---------------------------------------------------------------------------
+
+
+class DeterministicPolicy:
+    """tanh of the Gaussian mean, scaled to the action box."""
+
+    def __init__(self, algorithm: SAC) -> None:
+        self.algorithm = algorithm
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        a = self.algorithm
+        with torch.no_grad():
+            mean, _ = a.actor(a.tensor(obs.reshape(len(obs), -1)))
+            return a.actor.squash(mean).cpu().numpy().astype(a.action_space.dtype)
+
+
+class PolicyModule(torch.nn.Module):
+    """``DeterministicPolicy`` as one module (``toolkit export``)."""
+
+    def __init__(self, actor: SquashedGaussianPolicy) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.actor(obs.reshape(obs.shape[0], -1).to(torch.float32))
+        return self.actor.squash(mean)
+
+
+class SAC:
+    """Off-policy: every env step goes to replay; each training phase takes gradient steps on
+    the critics, the actor and the temperature from replayed batches."""
+
+    Config: ClassVar[type] = SACConfig
+    loop: ClassVar[str] = "env"
+    presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    @classmethod
+    def check(cls, config: SACConfig, spec: EnvSpec) -> None:
+        """SAC's squashed Gaussian needs a bounded continuous (Box) action space."""
+        require_bounded_box("sac", spec)
+
+    def __init__(self, config: SACConfig, context: EnvContext) -> None:
+        self.config = config
+        self.device = torch.device(context.device)
+        torch.manual_seed(context.seed)
+        self.generator = torch.Generator(self.device).manual_seed(context.seed)
+        self.rng = np.random.default_rng(context.seed)
+        self.action_space = context.action_space
+        obs_dim = int(np.prod(context.observation_space.shape))
+        self.action_dim = int(np.prod(context.action_space.shape))
+        self.actor = SquashedGaussianPolicy(obs_dim, context.action_space, config.hidden,
+                                            config.log_std_bounds).to(self.device)
+        self.critic = TwinQ(obs_dim, self.action_dim, config.hidden).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
+        self.log_alpha = torch.tensor(math.log(config.ent_coef), device=self.device, requires_grad=config.autotune)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate)
+        self.target_entropy = -config.target_entropy_scale * self.action_dim
+        # stored: the observation flattened, the action in [-1, 1]
+        self.replay = ReplayBuffer(config.buffer_size, spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+                                   spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32), n_envs=context.n_envs,
+                                   sampler=config.replay, seed=context.seed)
+        self.total_steps = context.total_steps
+        self._last_unit_action = np.zeros(0, np.float32)
+        self.last_step = 0
+        self.updates = 0
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
+
+    # -- acting ------------------------------------------------------------------------------
+
+    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        """Uniformly random actions until learning_starts, then samples of pi(a|s)."""
+        if step < self.config.learning_starts:
+            unit_action = self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim)).astype(np.float32)
+        else:
+            with torch.no_grad():
+                unit_action, _ = self.actor.sample_unit(self.tensor(obs.reshape(len(obs), -1)), self.generator)
+            unit_action = unit_action.cpu().numpy()
+        self._last_unit_action = unit_action
+        return scale_to_box(unit_action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+
+    def observe(self, t: Transition) -> None:
+        self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
+                        t.next_obs.reshape(len(t.next_obs), -1), t.terminated, t.truncated)
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def update(self, step: int) -> dict[str, float]:
+        c = self.config
+        if step < c.learning_starts:
+            self.last_step = step
+            return {}
+        metrics: dict[str, float] = {}
+        for _ in range(gradient_steps_due(step, self.last_step, c.train_frequency, c.gradient_steps)):
+            metrics = self.train_step(progress=step / self.total_steps)
+        self.last_step = step
+        return metrics
+
+    def train_step(self, progress: float = 0.0) -> dict[str, float]:
+        """One gradient step of the temperature, the twin critics and the actor, in SB3's order."""
+        c = self.config
+        batch = self.replay.sample(c.batch_size, gamma=c.gamma, progress=progress)
+        data = batch.to_torch(self.device)
+        obs, action, weights = data["obs"].float(), data["action"].float(), data["weights"].float()
+
+        pi_action, log_prob = self.actor.sample_unit(obs, self.generator)
+        alpha = self.log_alpha.detach().exp()
+        metrics = {}
+        if c.autotune:
+            alpha_loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+            metrics["loss/alpha"] = alpha_loss.item()
+
+        with torch.no_grad():
+            next_obs = data["next_obs"].float()
+            next_action, next_log_prob = self.actor.sample_unit(next_obs, self.generator)
+            next_q = self.critic_target.min(next_obs, next_action) - alpha * next_log_prob
+            target = data["reward"].float() + data["discount"].float() * next_q
+        q1, q2 = self.critic(obs, action)
+        critic_loss = 0.5 * (weights * ((q1 - target).square() + (q2 - target).square())).mean()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        td_error = 0.5 * ((q1 - target).abs() + (q2 - target).abs())
+        self.replay.update_priorities(batch.indices, td_error.detach().cpu().numpy())
+
+        self.critic.requires_grad_(False)  # the actor's loss only moves the actor
+        actor_loss = (alpha * log_prob - self.critic.min(obs, pi_action)).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        self.critic.requires_grad_(True)
+
+        self.updates += 1
+        if self.updates % c.target_update_interval == 0:
+            polyak_update(self.critic_target, self.critic, c.tau)
+        return metrics | {"loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(),
+                          "train/alpha": alpha.item(), "train/entropy": -log_prob.mean().item(),
+                          "train/q_mean": q1.mean().item()}
+
+    # -- the rest of the protocol ------------------------------------------------------------
+
+    def policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self)
+
+    def policy_module(self) -> PolicyModule:
+        return PolicyModule(self.actor)
+
+    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from the squashed Gaussian, as in training (its own random generator)."""
+        generator = torch.Generator(self.device)
+        generator.seed()
+
+        def sample(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                unit_action, _ = self.actor.sample_unit(self.tensor(obs.reshape(len(obs), -1)), generator)
+                return scale_to_box(unit_action, self.actor.low, self.actor.high).cpu().numpy().astype(
+                    self.action_space.dtype)
+
+        return sample
+
+    def replay_buffers(self) -> dict[str, ReplayBuffer]:
+        return {"replay": self.replay}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+                "actor_optimizer": self.actor_optimizer.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict(),
+                "alpha_optimizer": self.alpha_optimizer.state_dict(), "generator": self.generator.get_state(),
+                "rng": self.rng.bit_generator.state, "last_step": self.last_step, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        self.last_step, self.updates = int(state["last_step"]), int(state["updates"])

@@ -1,0 +1,108 @@
+"""The shared policy pieces (toolkit.policies): the tanh change of variables, the Gaussian
+densities, orthogonal initialisation, the running normalisers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from toolkit.policies import (CategoricalPolicy, GaussianPolicy, ReturnNormalizer, RunningNormalizer,
+                              SquashedGaussianPolicy, TwinQ, gaussian_log_prob, orthogonal_init, polyak_update,
+                              scale_to_box, squashed_gaussian_log_prob, tanh_log_det_jacobian)
+
+
+def test_tanh_log_det_jacobian_equals_autograd():
+    u = torch.randn(3, dtype=torch.float64) * 2
+    jacobian = torch.autograd.functional.jacobian(torch.tanh, u)
+    expected = torch.logdet(jacobian)
+    assert tanh_log_det_jacobian(u).item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_tanh_log_det_jacobian_stays_finite_where_the_naive_form_fails():
+    u = torch.tensor([[12.0, -15.0]])
+    naive = torch.log(1 - torch.tanh(u).square()).sum(-1)
+    assert not torch.isfinite(naive).all()
+    stable = tanh_log_det_jacobian(u)
+    # log(1 - tanh(u)^2) ~ log 4 - 2|u| for large |u|
+    assert stable.item() == pytest.approx(2 * math.log(4) - 2 * 27, abs=1e-4)
+
+
+def test_squashed_log_prob_is_the_density_of_tanh_of_a_gaussian():
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64) * 0.3
+    u = mean + log_std.exp() * torch.randn(5, 2, dtype=torch.float64)
+    normal = torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1)
+    squashed = torch.distributions.TransformedDistribution(normal, [torch.distributions.TanhTransform()])
+    torch.testing.assert_close(squashed_gaussian_log_prob(u, mean, log_std), squashed.log_prob(torch.tanh(u)))
+    torch.testing.assert_close(gaussian_log_prob(u, mean, log_std), normal.log_prob(u))
+
+
+def test_squashed_policy_samples_inside_the_box_with_their_log_density():
+    torch.manual_seed(0)
+    policy = SquashedGaussianPolicy(3, spaces.Box(-2.0, 2.0, (2,), np.float32), (16,), (-20.0, 2.0))
+    obs = torch.randn(256, 3)
+    unit_action, log_prob = policy.sample_unit(obs, torch.Generator().manual_seed(0))
+    assert unit_action.abs().max() < 1 and log_prob.shape == (256,)
+    assert torch.all(policy.squash(torch.full((1, 2), 50.0)) <= 2.0)
+    torch.testing.assert_close(scale_to_box(torch.tensor([-1.0, 0.0, 1.0]), torch.tensor(-2.0), torch.tensor(4.0)),
+                               torch.tensor([-2.0, 1.0, 4.0]))
+
+
+@pytest.mark.parametrize("make", [lambda: CategoricalPolicy(torch.nn.Linear(3, 4)),
+                                  lambda: GaussianPolicy(torch.nn.Linear(3, 2), 2, -0.5)])
+def test_sampled_log_prob_equals_the_distributions(make):
+    torch.manual_seed(0)
+    policy = make()
+    obs = torch.randn(64, 3)
+    action, log_prob = policy.sample(obs, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action), rtol=1e-5, atol=1e-5)
+
+
+def test_orthogonal_init_scales_orthonormal_rows_and_zeroes_biases():
+    layer = orthogonal_init(torch.nn.Linear(8, 8), gain=math.sqrt(2))
+    torch.testing.assert_close(layer.weight @ layer.weight.T, 2 * torch.eye(8), atol=1e-5, rtol=0)
+    assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_twin_q_networks_are_independent_and_min_takes_the_smaller():
+    torch.manual_seed(0)
+    critic = TwinQ(3, 2, (8,))
+    obs, action = torch.randn(10, 3), torch.randn(10, 2)
+    q1, q2 = critic(obs, action)
+    assert not torch.allclose(q1, q2)
+    torch.testing.assert_close(critic.min(obs, action), torch.minimum(q1, q2))
+    torch.testing.assert_close(critic.q1_value(obs, action), q1)
+    target = TwinQ(3, 2, (8,))
+    before = target.q1[0].weight.clone()
+    polyak_update(target, critic, 0.25)
+    torch.testing.assert_close(target.q1[0].weight, 0.75 * before + 0.25 * critic.q1[0].weight)
+
+
+def test_running_normalizer_matches_the_statistics_of_all_batches():
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (7, 50, 1, 20)]
+    normalizer = RunningNormalizer((4,))
+    for batch in batches:
+        normalizer.update(batch)
+    everything = np.concatenate(batches)
+    np.testing.assert_allclose(normalizer.mean, everything.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(normalizer.var, everything.var(0), rtol=1e-4)
+    restored = RunningNormalizer((4,))
+    restored.load_state_dict(normalizer.state_dict())
+    np.testing.assert_array_equal(restored(everything), normalizer(everything))
+
+
+def test_return_normalizer_scales_rewards_to_unit_discounted_return_std():
+    rng = np.random.default_rng(0)
+    normalizer = ReturnNormalizer(n_envs=4, gamma=0.9)
+    returns, scaled_returns = np.zeros(4), []
+    for t in range(20_000):
+        scaled = normalizer(rng.normal(5.0, 30.0, size=4), episode_end=np.full(4, t % 100 == 99))
+        returns = returns * 0.9 + scaled
+        scaled_returns.append(returns.copy())
+        returns[t % 100 == 99] = 0.0
+    # divided by the std of the discounted return, not centred: the mean reward keeps its sign
+    assert np.std(scaled_returns[2000:]) == pytest.approx(1.0, rel=0.1)
+    assert np.mean(scaled_returns[2000:]) > 0.3
