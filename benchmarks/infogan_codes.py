@@ -3,7 +3,7 @@
     python benchmarks/infogan_codes.py [--seeds 1 2 3] [--runs-dir runs/infogan_codes] [--plot plugins/gan/infogan_codes.png]
 
 Each seed is ``toolkit train infogan --data digits --seed S`` with nothing else (the
-`digits` preset: convolutional networks with batch norm, 16 noise dimensions, 8,000
+`digits` preset: convolutional networks with batch norm, 16 noise dimensions, 12,000
 updates, an evaluation every 1,000), one at a time, in ``RUNS_DIR/seed-S``; a finished run
 there is reused, so the script resumes. ``eval/code_accuracy`` is the fraction of held-out
 digits whose inferred category, under the best one-to-one matching of the 10 category values
@@ -26,15 +26,19 @@ from pathlib import Path
 from common import read_metrics
 
 
-def train(seed: int, run_dir: Path) -> None:
+def train(seed: int, run_dir: Path, budget: int) -> None:
+    """Train, or continue a run that stopped early or has a smaller budget (checkpoints resume
+    exactly and the preset has no schedule tied to the budget, so this is the run a fresh
+    ``toolkit train`` would give)."""
     status = run_dir / "status.json"
-    if status.exists() and json.loads(status.read_text())["status"] == "finished":
+    state = json.loads(status.read_text()) if status.exists() else None
+    if state and state["status"] == "finished" and state["step"] >= budget:
         print(f"seed {seed}: reusing {run_dir}")
         return
     command = [sys.executable, "-m", "toolkit.cli", "train", "infogan", "--data", "digits", "--seed", str(seed),
                "--run-dir", str(run_dir), "--no-progress"]
     if run_dir.exists():
-        command = [sys.executable, "-m", "toolkit.cli", "resume", str(run_dir), "--no-progress"]
+        command = [sys.executable, "-m", "toolkit.cli", "resume", str(run_dir), "--steps", str(budget)]
     print(" ".join(command[2:]), flush=True)
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -45,9 +49,12 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/infogan_codes"))
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
+    from toolkit.planning import plan
+
+    budget = plan("infogan", {"data": "digits"}).run.steps
     runs = {seed: args.runs_dir / f"seed-{seed}" for seed in args.seeds}
     for seed, run_dir in runs.items():
-        train(seed, run_dir)
+        train(seed, run_dir, budget)
     curves = {seed: [(r["step"], r["eval/code_accuracy"]) for r in read_metrics(run_dir) if "eval/code_accuracy" in r]
               for seed, run_dir in runs.items()}
     finals = {seed: {k[5:]: v for r in read_metrics(run_dir) for k, v in r.items() if k.startswith("eval/")}

@@ -246,7 +246,8 @@ class RunLogger:
         self.counts: dict[str, int] = {}
         self.episodes = 0
         self.last_time, self.last_step = time.monotonic(), start
-        self.sps = 0.0
+        self.sps = 0.0  # the progress display's recent rate
+        self.line_time, self.line_step = self.last_time, start  # of the last metrics line
         self.began = time.monotonic()
 
     def elapsed(self) -> float:
@@ -313,10 +314,17 @@ class RunLogger:
         self.console.update(step, "  ".join(parts))
 
     def flush_metrics(self, step: int) -> None:
-        """Write the losses averaged since the last write, and throughput."""
+        """Write the losses averaged since the last write, and throughput: ``perf/sps`` is the
+        env steps since the previous metrics line over the seconds since then (updates,
+        evaluations and checkpoints in between included), not the progress display's recent
+        rate, which misses a long update that happened to fall outside its window."""
         self.progress(step)
+        now = time.monotonic()
+        sps = (step - self.line_step) / (now - self.line_time) if step > self.line_step and now > self.line_time \
+            else self.sps
+        self.line_time, self.line_step = now, step
         averaged = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.write(step, {**averaged, "perf/sps": self.sps, "perf/elapsed_s": self.elapsed()})
+        self.write(step, {**averaged, "perf/sps": sps, "perf/elapsed_s": self.elapsed()})
         self.sums.clear()
         self.counts.clear()
         self.flush()

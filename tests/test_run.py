@@ -208,3 +208,25 @@ def test_same_seed_same_metrics(tmp_path):
 
     first = episode_returns("a")
     assert first == episode_returns("b") and len(first) > 20
+
+
+def test_perf_sps_covers_the_steps_since_the_previous_metrics_line(monkeypatch, tmp_path):
+    """A long update between two lines counts: the rate is the interval's, not the progress
+    display's recent window (which an on-policy update can fall outside of)."""
+    from toolkit import loggers
+
+    clock = [100.0]
+    monkeypatch.setattr(loggers.time, "monotonic", lambda: clock[0])
+    lines = []
+
+    class Capture:
+        def log(self, step, metrics):
+            lines.append((step, metrics))
+
+    run_logger = loggers.RunLogger([Capture()], loggers.ConsoleLogger(tmp_path, enabled=False), start=0)
+    for step in range(100, 1001, 100):  # 900 steps/s while acting, as the display sees it
+        clock[0] += 100 / 900
+        run_logger.progress(step)
+    clock[0] += 9.0  # then a 9-second update before the line
+    run_logger.flush_metrics(1000)
+    assert lines[-1][1]["perf/sps"] == pytest.approx(1000 / (1000 / 900 + 9.0))

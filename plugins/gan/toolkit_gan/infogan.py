@@ -64,9 +64,9 @@ class InfoGAN(GenerativeTrainer):
                          envs=("digits", "mnist", "fashion-mnist"),
                          description="InfoGAN's convolutional networks with batch norm (Chen et al., Appendix C.1)",
                          # on 8x8 digits 16 noise dimensions instead of 62 leave the categorical code
-                         # more of the digit's identity to carry: eval/code_accuracy 0.80, 0.825,
-                         # 0.825 at 8,000 updates in seeds 1-3 (62: 0.64 at 4,000; benchmarks/infogan_codes.py)
-                         overrides={"digits": {"latent_dim": 16, "steps": 8_000}}),
+                         # more of the digit's identity to carry (62: eval/code_accuracy 0.64 at 4,000
+                         # updates; 16: 0.79-0.825 at 8,000, still rising; benchmarks/infogan_codes.py)
+                         overrides={"digits": {"latent_dim": 16, "steps": 12_000}}),
     }
 
     def __init__(self, config: InfoGANConfig, context: DataContext) -> None:
