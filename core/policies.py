@@ -42,7 +42,7 @@ def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
 
 def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """log pi(a|s) of a = tanh(u), u ~ N(mean, sigma^2): the Gaussian log-density minus the
-    log-determinant of the squashing (Haarnoja et al. 2018, Appendix C, eq. 21)."""
+    log-determinant of the squashing (Haarnoja et al. 2018, Appendix C, "Enforcing Action Bounds")."""
     return gaussian_log_prob(u, mean, log_std) - tanh_log_det_jacobian(u)
 
 

@@ -8,14 +8,14 @@ Applications", Algorithm 1).
     alpha    J(alpha)     = E[ -alpha (log pi(a|s) + H_target) ],  H_target = -|A|                        (eq. 18)
 
 with the policy a tanh-squashed Gaussian, its log-density corrected by the log-determinant
-of tanh (Appendix C, eq. 21), twin critics with Polyak-averaged targets (tau), and alpha
-optimised as log alpha. Actions live in [-1, 1] inside the algorithm (the replay, the
+of tanh (Appendix C, "Enforcing Action Bounds"), twin critics with Polyak-averaged targets
+(tau), and alpha optimised as log alpha. Actions live in [-1, 1] inside the algorithm (the replay, the
 critics, the entropy) and are scaled to the env's box only when sent, as in SB3.
 
 Reads top to bottom: config -> presets -> the math (the temperature loss) -> the algorithm
-(acting, the update, checkpoint state). The policy, the twin critics and the tanh correction come from ``toolkit.policies``
-(shared with SVG and TD3); replay and its samplers from core, so ``--replay prioritized``
-works unchanged.
+(acting, the update, checkpoint state). The policy, the twin critics and the tanh correction
+come from ``toolkit.policies`` (shared with SVG and TD3); replay and its samplers from core,
+so ``--replay prioritized`` works unchanged.
 """
 
 from __future__ import annotations
