@@ -61,7 +61,6 @@ class Plan:
     """The resolved torch device (``--device auto`` picks cuda when available)."""
     preset_values: dict[str, Any] = field(default_factory=dict)
     """What the preset sets (its overrides for this env or dataset applied), before flags and files."""
-    preset_description: str = ""
 
     @property
     def sections(self) -> dict[str, dict[str, Any]]:
@@ -147,8 +146,8 @@ def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name
 
 
 def preset_settings(p: Plan) -> str:
-    """The preset's values as the run uses them, ``n_envs=8, n_steps=32, ...``; where a flag or
-    the config file replaced one, both."""
+    """The preset's description and its values as the run uses them: ``rl-zoo3's CartPole-v1
+    settings: n_envs=8, n_steps=32, ...``; where a flag or the config file replaced one, both."""
 
     def shown(value: Any) -> str:
         return format(value, "g") if isinstance(value, float) else str(value)
@@ -157,7 +156,8 @@ def preset_settings(p: Plan) -> str:
     for name, value in p.preset_values.items():
         used = getattr(p.run, name) if hasattr(p.run, name) else getattr(p.algo_config, name, value)
         parts.append(f"{name}={shown(used)}" + ("" if used == value else f" (preset: {shown(value)})"))
-    return ", ".join(parts)
+    description = p.algo_class.presets[p.preset].description if p.preset else ""
+    return f"{description}: {', '.join(parts)}" if description else ", ".join(parts)
 
 
 def preset_subjects(env: ResolvedEnv | None, env_name: str) -> set[str]:
@@ -265,8 +265,7 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
         _algorithm_check(entry, cls, algo_config, spec)
     else:
         _algorithm_check(entry, cls, algo_config, DataSpec(run.data, run.data_dir))
-    return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device, preset_values,
-                preset_obj.description if preset_obj else "")
+    return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device, preset_values)
 
 
 def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:

@@ -25,7 +25,8 @@ from toolkit import checkpoint, rundir
 from toolkit.errors import FailedAt, NonFiniteError, RunFailed, ToolkitError, describe_exception
 from toolkit.interfaces import (DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers,
                                 RunsOwnLoop)
-from toolkit.planning import Plan, construct, data_context, env_context, plan, plan_from_options, resolve_device
+from toolkit.planning import (Plan, construct, data_context, env_context, plan, plan_from_options, preset_settings,
+                              resolve_device)
 from toolkit.plugins import get_registry
 from toolkit.rng import restore_rng_states, rng_states, seed_everything
 from toolkit.signals import StopFlag
@@ -33,7 +34,7 @@ from toolkit.signals import StopFlag
 # Names older code and plugins import from here.
 from toolkit.evaluation import evaluate_data_algorithm, save_samples  # noqa: E402,F401
 from toolkit.offline import evaluate_checkpoint, find_checkpoint, load_generative, sample_checkpoint  # noqa: E402,F401
-from toolkit.planning import load_algorithm, preset_settings, select_preset  # noqa: E402,F401
+from toolkit.planning import load_algorithm, select_preset  # noqa: E402,F401
 
 from toolkit.offline import EVAL_SEED_OFFSET  # noqa: E402  evaluation envs are seeded apart from training envs
 
@@ -239,10 +240,9 @@ class Run:
         if p.env:
             self.console.print(f"env: {p.run.env} -> {p.env.id} [{p.env.protocol}]")
         if p.preset:
-            about = f", {p.preset_description}" if p.preset_description else ""
-            self.console.print(f"preset: {p.preset}{about} (override any field with its flag)")
-            if p.preset_values:
-                self.console.print("  " + preset_settings(p))
+            self.console.print(f"preset: {p.preset} (override any field with its flag)")
+            if settings := preset_settings(p):
+                self.console.print("  " + settings)
         self.console.print(("resuming" if resuming else "training") + f" {p.algo} in {self.run_dir} on {p.device}")
 
     # -- what the schedule calls -------------------------------------------------------------

@@ -29,7 +29,7 @@ from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN
 from toolkit.replay import ReplayBuffer
-from toolkit.schedules import linear
+from toolkit.schedules import gradient_steps_due, linear
 
 
 @dataclass(frozen=True)
@@ -498,9 +498,8 @@ class DQN:
         if self.target is not None and step // c.target_update_interval > self.last_target_step // c.target_update_interval:
             self.learner.sync_target()
         self.last_target_step = step
-        phases = step // c.train_frequency - self.last_train_step // c.train_frequency
-        if phases > 0:
-            n_updates = phases * (c.gradient_steps if c.gradient_steps > 0 else c.train_frequency)
+        n_updates = gradient_steps_due(step, self.last_train_step, c.train_frequency, c.gradient_steps)
+        if n_updates > 0:
             for _ in range(n_updates):
                 metrics = self.train_step(progress=step / self.total_steps)
             metrics["train/epsilon"] = self.epsilon

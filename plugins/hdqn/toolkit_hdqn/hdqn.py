@@ -38,7 +38,7 @@ from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.loops import step_info
 from toolkit.vec_env import spec_of
 from toolkit.replay import ReplayBuffer
-from toolkit.schedules import linear
+from toolkit.schedules import gradient_steps_due, linear
 from toolkit_dqn.dqn import DQNConfig, QLearner, TDUpdate, build_q_network, check_q_learning_spaces
 
 
@@ -319,7 +319,7 @@ class HDQN:
             self.controller.sync_target()
             self.meta.sync_target()
         self.last_target_step = step
-        phases = step // c.train_frequency - self.last_train_step // c.train_frequency
+        phases = gradient_steps_due(step, self.last_train_step, c.train_frequency, gradient_steps=1)
         self.last_train_step = step
         metrics: dict[str, float] = {}
         for _ in range(phases):
