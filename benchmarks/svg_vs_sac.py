@@ -80,6 +80,17 @@ def table(results: dict, keys: list[str], envs: list[str], seeds: range) -> None
                   f"| {statistics.mean(r['seconds'] for r in runs):.0f} | {statistics.mean(r['sps'] for r in runs):.0f} |")
 
 
+def welch_svg1_vs_svg0(results: dict, envs: list[str], seeds: range) -> None:
+    """The paper's ordering, SVG(1)-ER at least as good as SVG(0): Welch's t-test of the final
+    returns per env (two-sided p; the sign of the difference says which way)."""
+    from scipy import stats
+
+    for env in envs:
+        svg1, svg0 = ([results[(key, env, s)]["final"] for s in seeds] for key in ("svg1", "svg0"))
+        p = stats.ttest_ind(svg1, svg0, equal_var=False).pvalue
+        print(f"{env}: svg1 - svg0 = {statistics.mean(svg1) - statistics.mean(svg0):+.1f}, Welch p = {p:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["control", "model-error"], nargs="?", default="control")
@@ -116,6 +127,8 @@ def main() -> None:
     jobs = [(key, env, seed) for env in envs for seed in seeds for key in keys]
     results = run_workers(__file__, jobs, args.jobs, extra_args=["--steps", str(args.steps)], results_file=args.results)
     table(results, keys, envs, seeds)
+    if {"svg0", "svg1"} <= set(keys) and len(seeds) > 1:
+        welch_svg1_vs_svg0(results, envs, seeds)
     if args.plot:
         title = "SVG and SAC" if args.what == "control" else "model error"
         panels = {f"{title}: {env} ({len(seeds)} seeds)": {key: [results[(key, env, s)]["curve"] for s in seeds] for key in keys}

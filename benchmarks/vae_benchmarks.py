@@ -1,11 +1,11 @@
 """The VAE trainers: held-out NLL on binarised digits, and training throughput against pythae.
 
     python benchmarks/vae_benchmarks.py nll [--models vae planar10 planar40 iwae5] [--seeds 3]
-        [--epochs 300] [--eval-k 5000] [--jobs 2] [--plot vae_samples.png]
+        [--epochs 300] [--eval-k 5000] [--latent-dim 50] [--jobs 2] [--plot vae_samples.png]
     python benchmarks/vae_benchmarks.py speed [--epochs 100 400]
 
 ``nll``: every model is ``toolkit train`` on ``digits`` (binarised afresh for each batch) with
-the same architecture (MLP 200-200, 50 latents, the IWAE paper's one-layer model), Adam 1e-3,
+the same architecture (MLP 200-200, 50 latents unless `--latent-dim`; the IWAE paper's one-layer model), Adam 1e-3,
 batch 100, the same number of epochs and the same KL annealing over the first third of them
 (Rezende & Mohamed anneal the KL weight too; without it the flow models settle in posterior
 collapse, KL near 0, on these data); the only differences are the posterior
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -32,15 +33,24 @@ from pathlib import Path
 
 from common import image_panel, run_workers
 
-MODELS = {  # label -> (algorithm, overrides)
-    "vae": ("vae", {}), "planar10": ("vae", {"flow": "planar", "flow_length": 10}),
-    "planar40": ("vae", {"flow": "planar", "flow_length": 40}), "iwae5": ("iwae", {"importance_samples": 5}),
-    "radial10": ("vae", {"flow": "radial", "flow_length": 10}),
-}
 TRAIN_EXAMPLES, BATCH = 1437, 100
 
 
-def run_toolkit(label: str, seed: int, epochs: int, eval_k: int) -> dict:
+def model(label: str) -> tuple[str, dict]:
+    """A model label -> (algorithm, overrides): ``vae``, ``planarK`` / ``radialK`` (a flow of
+    length K), ``iwaeK`` (K importance samples)."""
+    match = re.fullmatch(r"(vae|planar|radial|iwae)(\d*)", label)
+    if match is None or (match[1] != "vae") != bool(match[2]):
+        raise SystemExit(f"unknown model {label!r}: vae, planarK, radialK or iwaeK (e.g. planar10, iwae5)")
+    kind, number = match[1], int(match[2] or 0)
+    if kind == "vae":
+        return "vae", {}
+    if kind == "iwae":
+        return "iwae", {"importance_samples": number}
+    return "vae", {"flow": kind, "flow_length": number}
+
+
+def run_toolkit(label: str, seed: int, epochs: int, eval_k: int, latent_dim: int) -> dict:
     import numpy as np
     import torch
 
@@ -48,13 +58,13 @@ def run_toolkit(label: str, seed: int, epochs: int, eval_k: int) -> dict:
     from toolkit.run import load_generative
 
     torch.set_num_threads(1)
-    algo, overrides = MODELS[label]
+    algo, overrides = model(label)
     steps = epochs * (TRAIN_EXAMPLES // BATCH)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_dir = toolkit.train(algo, data="digits", seed=seed, steps=steps, eval_every=steps, checkpoint_every=steps,
                                 eval_importance_samples=eval_k, eval_examples=0, progress=False,
-                                kl_anneal_updates=steps // 3,
+                                kl_anneal_updates=steps // 3, latent_dim=latent_dim,
                                 run_dir=str(Path(tmp) / "run"), **overrides)
         seconds = time.perf_counter() - start
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -65,8 +75,9 @@ def run_toolkit(label: str, seed: int, epochs: int, eval_k: int) -> dict:
             "samples": np.round(samples, 3).tolist()}
 
 
-def nll_table(results: dict, labels: list[str], seeds: int, epochs: int, eval_k: int) -> None:
-    print(f"\nbinarised digits, {epochs} epochs, {seeds} seeds, NLL with k = {eval_k} (nats, lower is better)")
+def nll_table(results: dict, labels: list[str], seeds: int, epochs: int, eval_k: int, latent_dim: int) -> None:
+    print(f"\nbinarised digits, {latent_dim} latents, {epochs} epochs, {seeds} seeds, NLL with k = {eval_k} "
+          "(nats, lower is better)")
     print("\n| model | held-out NLL | held-out ELBO | KL | per seed (NLL) | seconds per run |")
     print("|---|---|---|---|---|---|")
     for label in labels:
@@ -198,6 +209,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, nargs="+", default=None, help="epochs per run (speed: two lengths)")
     parser.add_argument("--eval-k", type=int, default=5000)
+    parser.add_argument("--latent-dim", type=int, default=50,
+                        help="latents of every model (nll); a small one makes the posterior's shape matter")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATA", "SEED"), help=argparse.SUPPRESS)
@@ -208,11 +221,14 @@ def main() -> None:
     epochs = (args.epochs or [300])[0]
     if args.worker:
         label, _, seed = args.worker
-        print(json.dumps(run_toolkit(label, int(seed), epochs, args.eval_k)))
+        print(json.dumps(run_toolkit(label, int(seed), epochs, args.eval_k, args.latent_dim)))
         return
+    for label in args.models:
+        model(label)  # refuse an unknown label before starting any run
     jobs = [(label, "digits", seed) for seed in range(args.seeds) for label in args.models]
-    results = run_workers(__file__, jobs, args.jobs, ["nll", "--epochs", str(epochs), "--eval-k", str(args.eval_k)])
-    nll_table(results, args.models, args.seeds, epochs, args.eval_k)
+    results = run_workers(__file__, jobs, args.jobs, ["nll", "--epochs", str(epochs), "--eval-k", str(args.eval_k),
+                                                      "--latent-dim", str(args.latent_dim)])
+    nll_table(results, args.models, args.seeds, epochs, args.eval_k, args.latent_dim)
     if args.plot:
         plot_samples(results, args.models, args.plot)
 

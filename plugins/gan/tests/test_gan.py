@@ -202,6 +202,15 @@ def test_linear_learning_rate_decay_reaches_zero_at_the_last_update():
     assert constant.c_optimizer.param_groups[0]["lr"] == 1e-3
 
 
+def test_data_scale_scales_what_the_networks_see_and_unscales_the_samples():
+    scaled = WGAN(WGANConfig(batch_size=32, data_scale=0.25), context(POINTS))
+    plain = WGAN(WGANConfig(batch_size=32), context(POINTS))  # the same seed: the same networks
+    assert torch.equal(scaled.batch(POINTS[:4]), torch.as_tensor(POINTS[:4]) * 0.25)
+    assert torch.equal(plain.batch(POINTS[:4]), torch.as_tensor(POINTS[:4]))
+    z = torch.randn(8, scaled.config.latent_dim)
+    np.testing.assert_allclose(scaled.generate(z), plain.generate(z) * 4, rtol=1e-6)
+
+
 def test_wgan_gp_refuses_batch_norm():
     with pytest.raises(ToolkitError, match="batch norm couples samples"):
         WGAN(WGANConfig(gradient_penalty=10.0, norm="batch"), context(IMAGES))

@@ -89,6 +89,21 @@ def test_truncated_importance_weight():
     torch.testing.assert_close(truncated_importance_weight(log_prob, old, 20.0), torch.tensor([0.5, 10.0, 20.0]))
 
 
+def test_svg1_sigma_floor_keeps_replayed_actions_weighted():
+    """Why SVG(1) has its own floor under sigma: an action drawn by the old policy, replayed after
+    the mean moved by 0.1, keeps a usable weight at SVG(1)'s floor and none at the shared one."""
+    eta = torch.randn(10_000, 1, generator=torch.Generator().manual_seed(0))
+
+    def mean_weight(log_sigma: float) -> float:
+        log_std = torch.full_like(eta, log_sigma)
+        u = log_std.exp() * eta  # sampled around the old mean 0
+        old, new = gaussian_log_prob(u, torch.zeros_like(u), log_std), gaussian_log_prob(u, u * 0 + 0.1, log_std)
+        return truncated_importance_weight(new, old, 5.0).mean().item()
+
+    assert mean_weight(SVG1.Config().log_std_bounds[0]) > 0.5
+    assert mean_weight(SVGConfig().log_std_bounds[0]) < 0.01  # SVG(0) and SVG(inf) keep it
+
+
 def test_gaussian_log_prob_matches_torch():
     mean, log_std, u = torch.randn(8, 2), torch.randn(8, 2) * 0.3, torch.randn(8, 2)
     expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1)

@@ -112,6 +112,12 @@ def truncated_importance_weight(log_prob: torch.Tensor, old_log_prob: torch.Tens
     return torch.exp(log_prob - old_log_prob).clamp(max=clip).detach()
 
 
+def saturated_fraction(pre_tanh_mean: torch.Tensor, threshold: float = 3.0) -> float:
+    """Fraction of the policy's mean actions deep in tanh's flat tails (|mu| > 3: tanh > 0.995,
+    derivative < 0.01), where the policy gradient through the squashing all but vanishes."""
+    return (pre_tanh_mean.abs() > threshold).float().mean().item()
+
+
 def svg_infinity_gradient(
     states: torch.Tensor,
     step: Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]],

@@ -6,17 +6,32 @@ truncated importance weight min(pi_theta(a|s) / pi_old(a|s), c). Shared parts:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
 
-from toolkit_svg.common import SVGBase, gaussian_log_prob, infer_noise, truncated_importance_weight
+from toolkit_svg.common import (SVGBase, SVGConfig, gaussian_log_prob, infer_noise, saturated_fraction,
+                                truncated_importance_weight)
+
+
+@dataclass(frozen=True)
+class SVG1Config(SVGConfig):
+    """SVG(1)-ER's hyperparameters: the shared ones, with a higher floor under sigma."""
+
+    log_std_bounds: tuple[float, float] = (-2.0, 1.0)
+    """Clamp of the policy's state-dependent log sigma(s). The value gradient shrinks sigma
+    wherever the value is concave in the action, so sigma reaches its floor within a few thousand
+    steps, and there the truncated importance weights of older replayed actions vanish: at the
+    shared floor log sigma = -5 their batch mean fell to 0.03 on InvertedPendulum and SVG(1)
+    collapsed; at exp(-2) = 0.14 (before the tanh) it stays near 0.2 (plugins/svg/README.md)."""
 
 
 class SVG1(SVGBase):
     """SVG(1)-ER: one step through a learned model into a learned V, off-policy from replay."""
 
+    Config: ClassVar[type] = SVG1Config
     variant: ClassVar[str] = "svg1"
     critic_input: ClassVar[str | None] = "state"
     uses_model: ClassVar[bool] = True
@@ -54,7 +69,8 @@ class SVG1(SVGBase):
         for module in frozen:
             module.requires_grad_(True)
         return {"loss/critic": critic_loss.item(), "loss/policy": policy_loss, "train/value_mean": value.mean().item(),
-                "train/importance_weight": weight.mean().item()}
+                "train/importance_weight": weight.mean().item(), "train/policy_log_std": log_std.mean().item(),
+                "train/saturated_fraction": saturated_fraction(mean)}
 
     def one_step_value(self, obs: torch.Tensor, u: torch.Tensor, next_obs: torch.Tensor,
                        discount: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
