@@ -104,6 +104,28 @@ def test_svg1_sigma_floor_keeps_replayed_actions_weighted():
     assert mean_weight(SVGConfig().log_std_bounds[0]) < 0.01  # SVG(0) and SVG(inf) keep it
 
 
+@pytest.mark.parametrize("mean_penalty", [0.0, 1e-2])
+def test_mean_penalty_pulls_a_saturated_policy_out_of_tanh_tails(mean_penalty):
+    """With a zero value objective (the flat tails of the tanh give no value gradient), only
+    the penalty on the pre-tanh mean moves the policy: back towards 0 when it is on, not at all
+    when it is off."""
+    context = EnvContext(spaces.Box(-np.inf, np.inf, (1,), np.float32), spaces.Box(-1, 1, (1,), np.float32),
+                         n_envs=1, frame_stack=0, total_steps=100, seed=0, device="cpu", env_id="x")
+    algo = SVG1(SVG1.Config(hidden=(4,), learning_rate=1e-2, mean_penalty=mean_penalty), context)
+    with torch.no_grad():
+        algo.policy_net.body[-1].bias[0] = 6.0  # tanh(6) = 0.99999: saturated
+    obs = torch.randn(64, 1, generator=torch.Generator().manual_seed(0))
+    before = algo.policy_net(obs)[0].abs().mean().item()
+    for _ in range(50):
+        mean, log_std = algo.policy_net(obs)
+        algo._policy_step(torch.zeros(64), algo._policy_regulariser(mean, log_std))
+    after = algo.policy_net(obs)[0].abs().mean().item()
+    if mean_penalty:
+        assert after < before - 0.3
+    else:
+        assert after == pytest.approx(before, abs=1e-6)
+
+
 def test_gaussian_log_prob_matches_torch():
     mean, log_std, u = torch.randn(8, 2), torch.randn(8, 2) * 0.3, torch.randn(8, 2)
     expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1)

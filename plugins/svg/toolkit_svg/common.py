@@ -78,6 +78,10 @@ class SVGConfig:
     through a whole episode of a chaotic system gives gradients from 10 to 1e5 (Pendulum)."""
     entropy_coef: float = bounded(0.0, at_least=0)
     """Weight of a Gaussian entropy bonus (sum of log sigma) in the policy loss."""
+    mean_penalty: float = bounded(0.0, at_least=0)
+    """Weight of an L2 penalty on the policy's mean before the tanh (Haarnoja et al.'s SAC code
+    uses 1e-3): it keeps the mean out of tanh's flat tails, where the value gradient through the
+    squashing vanishes and the policy stops correcting itself."""
     importance_clip: float = bounded(5.0, above=0)
     """c in the truncated importance weight min(pi_theta(a|s) / pi_old(a|s), c) of replayed samples."""
     reward: Literal["learned", "known"] = "learned"
@@ -324,14 +328,19 @@ class SVGBase:
 
     def _reparameterised_action(self, obs: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """a(theta) = squash(mu(s) + sigma(s) * eta) at the eta that reproduces the stored u;
-        returns it with log pi_theta(u|s) and the sum of log sigma."""
+        returns it with log pi_theta(u|s) and the policy's regulariser per sample."""
         mean, log_std = self.policy_net(obs)
         eta = infer_noise(u, mean, log_std.exp())
         action = self.policy_net.squash(mean + log_std.exp() * eta)
-        return action, gaussian_log_prob(u, mean, log_std), log_std.sum(-1)
+        return action, gaussian_log_prob(u, mean, log_std), self._policy_regulariser(mean, log_std)
 
-    def _policy_step(self, objective: torch.Tensor, log_std_sum: torch.Tensor) -> float:
-        loss = -(objective + self.config.entropy_coef * log_std_sum).mean()
+    def _policy_regulariser(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """Added to the objective: the entropy bonus minus the penalty on the pre-tanh mean."""
+        c = self.config
+        return c.entropy_coef * log_std.sum(-1) - c.mean_penalty * mean.square().sum(-1)
+
+    def _policy_step(self, objective: torch.Tensor, regulariser: torch.Tensor) -> float:
+        loss = -(objective + regulariser).mean()
         self.policy_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.policy_optimizer.step()

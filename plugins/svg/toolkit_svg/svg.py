@@ -12,8 +12,8 @@ from toolkit_svg.common import (  # noqa: F401
     svg_infinity_gradient,
     truncated_importance_weight,
 )
-from toolkit_svg.svg0 import SVG0  # noqa: F401
-from toolkit_svg.svg1 import SVG1  # noqa: F401
+from toolkit_svg.svg0 import SVG0, SVG0Config  # noqa: F401
+from toolkit_svg.svg1 import SVG1, SVG1Config  # noqa: F401
 from toolkit_svg.svginf import SVGInfinity  # noqa: F401
 
 SVG = SVGBase  # the former base class's name

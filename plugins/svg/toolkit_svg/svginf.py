@@ -64,7 +64,7 @@ class SVGInfinity(SVGBase):
             mean_t, log_std_t = self.policy_net(s.unsqueeze(0))
             action = self.policy_net.squash(mean_t + log_std_t.exp() * eta[t])
             next_state = self.model.mean(s.unsqueeze(0), action) + sigma_f * xi[t]
-            reward = self.reward(s.unsqueeze(0), action) + self.config.entropy_coef * log_std_t.sum()
+            reward = self.reward(s.unsqueeze(0), action) + self._policy_regulariser(mean_t, log_std_t).sum()
             return reward, next_state.squeeze(0)
 
         value_theta, _ = svg_infinity_gradient(obs, step, params, self.config.gamma)
