@@ -33,8 +33,8 @@ class SVG1Config(SVGConfig):
     mean_penalty: float = bounded(1e-3, at_least=0)
     """Weight of an L2 penalty on the policy's mean before the tanh. Without it the mean of an
     InvertedPendulum policy sat in tanh's flat tails in 95% of states, the policy gradient there
-    vanished, and a late drift of sigma dropped one seed from 1,000 to 841 at 20k steps; with it,
-    4% of states are saturated and the seed holds 1,000 from 10k steps on."""
+    vanished, and a late drift of sigma dropped one seed from 1,000 to 841 at 20k steps; with it
+    (at the earlier floor log sigma = -2), 4% of states are saturated and the seed holds 1,000 from 10k steps on."""
 
 
 class SVG1(SVGBase):
