@@ -4,7 +4,7 @@ uniform replay against proportional and rank-based prioritization and the oracle
 grows (the experiment itself: ``toolkit_per.cliffwalk``).
 
     python benchmarks/blind_cliffwalk.py [--n 2 4 6 8 10 12] [--seeds 10] [--plot plugins/per/blind_cliffwalk.png]
-        [--results runs/blind_cliffwalk.jsonl]
+        [--results benchmarks/results/blind_cliffwalk.jsonl]
 
 Prints the median (min-max) updates over seeds per replay and n, and how many times more
 updates uniform replay needs; ``--plot`` draws the growth curves against the memory size on
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--replays", nargs="+", default=list(REPLAYS), choices=REPLAYS)
     parser.add_argument("--max-updates", type=int, default=10_000_000)
     parser.add_argument("--plot", type=Path)
-    parser.add_argument("--results", type=Path, default=Path("runs/blind_cliffwalk.jsonl"))
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "blind_cliffwalk.jsonl")
     args = parser.parse_args()
 
     done: dict[tuple, int] = {}

@@ -3,7 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+
+
+def source_commit() -> str:
+    """The commit the benchmark runs at, ``+dirty`` when the tree has uncommitted changes:
+    kept beside each result in a ``--results`` file, so rows measured by older code can be
+    found and dropped when a default changes."""
+    repo = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
 
 
 def training_rate(run_dir: Path, after_step: int = 0) -> float:
@@ -28,7 +44,6 @@ def sweep_runs(algo: str, train_args: list[str], seeds: list[int], sweep_dir: Pa
     The sweep's directory is kept: run the benchmark again after an interruption and the sweep
     continues (``--resume``; finished runs are not run again)."""
     import csv
-    import subprocess
     import sys
 
     grid = grid or {}
@@ -96,7 +111,6 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
     With ``results_file``, every finished job is appended to it as a JSON line and jobs already
     there (same job and extra arguments) are not run again: an interrupted benchmark resumes,
     and a table can grow by adding algorithms or seeds."""
-    import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
@@ -104,6 +118,7 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
         return json.dumps([*map(str, job), *extra_args])
 
     done = {}
+    commit = source_commit()
     if results_file and Path(results_file).exists():
         for line in Path(results_file).read_text().splitlines():
             record = json.loads(line)
@@ -120,7 +135,7 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
               flush=True)
         if results_file:
             with open(results_file, "a") as f:  # one write per line: parallel jobs do not interleave
-                f.write(json.dumps({"key": key(job), "result": result}) + "\n")
+                f.write(json.dumps({"key": key(job), "commit": commit, "result": result}) + "\n")
         return job, result
 
     if done:

@@ -2,7 +2,7 @@
 same network and settings, and against the paper's DQN curves at the same frame counts.
 
     python benchmarks/dqn_minatar.py [--games Breakout SpaceInvaders] [--version v0] [--steps 1000000]
-        [--seeds 3] [--sb3-seeds 1] [--jobs 2] [--results runs/dqn_minatar.jsonl] [--plot minatar.png]
+        [--seeds 3] [--sb3-seeds 1] [--jobs 2] [--results benchmarks/results/dqn_minatar.jsonl] [--plot minatar.png]
 
 Both libraries: MinAtar's reference settings (examples/dqn.py): one conv layer of 16 3x3
 filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), batch 32, replay
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sb3-seeds", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--results", type=Path, default=Path("runs/dqn_minatar.jsonl"))
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "dqn_minatar.jsonl")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -2,9 +2,9 @@
 training throughput against a plain PyTorch loop.
 
     python benchmarks/gan_benchmarks.py mixtures [--datasets ring8 grid25] [--algos gan wgan wgan-gp began gmmn]
-        [--seeds 3] [--updates N] [--jobs 2] [--plot mixtures.png] [--results runs/gan_mixtures.jsonl]
+        [--seeds 3] [--updates N] [--jobs 2] [--plot mixtures.png] [--results benchmarks/results/gan_mixtures.jsonl]
     python benchmarks/gan_benchmarks.py digits [--algos gan dcgan wgan wgan-gp began infogan gmmn]
-        [--seeds 3] [--updates N] [--jobs 2] [--plot digits_grids.png] [--results runs/gan_digits.jsonl]
+        [--seeds 3] [--updates N] [--jobs 2] [--plot digits_grids.png] [--results benchmarks/results/gan_digits.jsonl]
     python benchmarks/gan_benchmarks.py speed [--data digits32] [--updates 200 400]
 
 Every run is ``toolkit train ALGO --data DATA --seed S`` with nothing else: the algorithm's

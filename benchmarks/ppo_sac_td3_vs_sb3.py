@@ -1,7 +1,7 @@
 """PPO, SAC and TD3: toolkit against Stable-Baselines3 with identical hyperparameters.
 
     python benchmarks/ppo_sac_td3_vs_sb3.py [--runs ppo:CartPole-v1 sac:Pendulum-v1 ...] [--seeds 3] [--jobs 2]
-        [--steps N] [--results runs/ppo_sac_td3.jsonl] [--plot-dir plugins]
+        [--steps N] [--results benchmarks/results/ppo_sac_td3.jsonl] [--plot-dir plugins]
     python benchmarks/ppo_sac_td3_vs_sb3.py --speed-steps 20000 --runs ppo:PongNoFrameskip-v4
 
 Each (library, algorithm:env, seed) runs in its own process with one torch thread. The
