@@ -1,7 +1,7 @@
 """Rezende & Mohamed 2015, Figure 3: planar flows of length 2, 8 and 32 fitted to the four
 unnormalised 2-D densities U1-U4 by reverse KL (``toolkit_vae.energies``).
 
-    python benchmarks/flow_density_matching.py [--lengths 2 8 32] [--steps 10000] [--seeds 3]
+    python benchmarks/flow_density_matching.py [--lengths 2 8 32] [--steps 30000] [--seeds 3]
         [--plot plugins/vae/flow_densities.png]
 
 Prints KL(q_K || p) in nats per energy and flow length (mean over seeds, and each seed's; 0 is
@@ -51,7 +51,7 @@ def plot(fits: dict[int, list[Fit]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", nargs="+", type=int, default=[2, 8, 32])
-    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--plot", type=Path)
