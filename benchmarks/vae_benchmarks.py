@@ -2,6 +2,7 @@
 
     python benchmarks/vae_benchmarks.py nll [--models vae planar10 planar40 iwae5] [--seeds 3]
         [--epochs 300] [--eval-k 5000] [--latent-dim 50] [--jobs 2] [--plot vae_samples.png]
+        [--results benchmarks/results/vae_nll.jsonl]
     python benchmarks/vae_benchmarks.py speed [--epochs 100 400]
 
 ``nll``: every model is ``toolkit train`` on ``digits`` (binarised afresh for each batch) with
@@ -213,6 +214,7 @@ def main() -> None:
                         help="latents of every model (nll); a small one makes the posterior's shape matter")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--results", type=Path, help="append finished runs here and skip those already in it")
     parser.add_argument("--worker", nargs=3, metavar=("MODEL", "DATA", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.what == "speed":
@@ -227,7 +229,8 @@ def main() -> None:
         model(label)  # refuse an unknown label before starting any run
     jobs = [(label, "digits", seed) for seed in range(args.seeds) for label in args.models]
     results = run_workers(__file__, jobs, args.jobs, ["nll", "--epochs", str(epochs), "--eval-k", str(args.eval_k),
-                                                      "--latent-dim", str(args.latent_dim)])
+                                                      "--latent-dim", str(args.latent_dim)],
+                          results_file=args.results)
     nll_table(results, args.models, args.seeds, epochs, args.eval_k, args.latent_dim)
     if args.plot:
         plot_samples(results, args.models, args.plot)

@@ -186,3 +186,16 @@ def test_vae_learns_digits():
         vae.update(train[rng.integers(len(train), size=100)])
     after = vae.evaluate(held_out)
     assert after["nll"] < before - 5 and after["kl"] > 1  # it learned, and uses its latents
+
+
+def test_eval_examples_zero_scores_every_held_out_example():
+    from toolkit.run import plan
+
+    assert plan("vae", {"data": "digits", "eval_examples": 0}).algo_config.eval_examples == 0  # not refused
+    held_out = load_dataset("digits", "test")[0][:150]
+
+    def nll(eval_examples: int) -> float:
+        config = VAEConfig(latent_dim=2, eval_importance_samples=10, eval_examples=eval_examples)
+        return VAE(config, DataContext((1, 8, 8), 100, 1, 0, "cpu")).evaluate(held_out)["nll"]
+
+    assert nll(0) == nll(150) != nll(100)

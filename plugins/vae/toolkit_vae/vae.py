@@ -88,7 +88,7 @@ class VAEConfig:
     """k of the training bound; k > 1 trains on the IWAE bound."""
     eval_importance_samples: int = bounded(1000, at_least=1)
     """Samples of the held-out NLL estimate (5,000 matches the papers)."""
-    eval_examples: int = bounded(1000, at_least=1)
+    eval_examples: int = bounded(1000, at_least=0)
     """Held-out examples in each evaluation (0 = all)."""
 
 
