@@ -16,7 +16,8 @@ learned directly (nothing is amortised: there is one target). The four energies 
 As the paper, the energy is annealed: beta_t U with beta_t rising linearly from 0.01 to 1
 over the first part of training. The paper ran RMSProp (1e-5, momentum 0.9) for 500k
 iterations, more than a CPU affords for 12 fits; here Adam (1e-3) runs 30k steps by default
-(at 10k the 32-map flows were still far behind the 8-map ones; at 30k they are ahead).
+(at 10k the 32-map flows were still far behind the 8-map ones; at 30k they are ahead on U2
+and U3 and level on U1 and U4).
 log Z is integrated on a grid, so the fit is reported as KL(q_K || p) in nats (0 is perfect).
 
 U2-U4 do not depend on how far z1 is from the origin, only on the phase of sin(2 pi z1 / 4),
