@@ -33,11 +33,10 @@ and so does random play (epsilon 1); a trial fails when a life is lost or time r
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-from common import plot_curves
+from common import plot_curves, read_metrics
 
 GOAL_ENV = "MontezumaRevenge-goals"
 FLAT_ENV = "MontezumaRevengeNoFrameskip-v4"
@@ -78,11 +77,7 @@ def scaled_to(total: int) -> dict:
 
 def scores(run_dir: Path) -> list[tuple[int, float]]:
     """(env step, extrinsic return) of every finished game of a run."""
-    return [(r["step"], r["train/episode_return"]) for r in read_records(run_dir) if "train/episode_return" in r]
-
-
-def read_records(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["train/episode_return"]) for r in read_metrics(run_dir) if "train/episode_return" in r]
 
 
 def goal_trials(run_dir: Path, trials: int, max_steps: int, seed: int) -> dict[tuple[str, float], list[int | None]]:
@@ -141,7 +136,7 @@ def main() -> None:
     total = args.steps + args.meta_steps
     run_dir = train(args.steps, args.meta_steps, args.run_dir, args.seed, args.controller_gamma)
     curves: dict[str, list[tuple[int, float]]] = {}
-    for record in read_records(run_dir):
+    for record in read_metrics(run_dir):
         for key, value in record.items():
             if key.startswith("train/goal_success/"):
                 curves.setdefault(key.removeprefix("train/goal_success/"), []).append((record["step"], value))
