@@ -358,7 +358,10 @@ def test_digits_metrics_rank_real_digits_above_noise(tmp_path, monkeypatch):
     test, _ = load_dataset("digits", "test")
     real = sample_metrics("digits", None, train[:360], test)
     noise = sample_metrics("digits", None, np.random.default_rng(0).random((360, 1, 8, 8), dtype=np.float32), test)
-    assert real["FD-digits"] < noise["FD-digits"] / 10 and real["IS-digits"] > 7 > 2 * noise["IS-digits"]
+    assert real["FD-digits"] < noise["FD-digits"] / 10
+    # a trained classifier is confident on real digits (version 1's 120 steps gave 7.8) and
+    # spreads them over the ten classes; noise lands on a few classes
+    assert real["IS-digits"] > 9 and noise["IS-digits"] < real["IS-digits"] / 2
     assert list((tmp_path / "toolkit" / "classifiers").glob("FD-digits-1x8x8-*.pt"))  # cached for the next run
 
 
