@@ -181,7 +181,7 @@ def test_capture_video_writes_a_valid_mp4(tmp_path):
 
 
 def test_tracked_run_leaves_an_offline_wandb_run_with_config_metrics_video_and_artifact(tmp_path):
-    from wandb_records import read_records
+    from wandb_records import read_finished_run
 
     run_dir = tmp_path / "tracked"
     result = run_cli("train", "random", "--env", "CartPole-v1", "--steps", "400", "--eval-every", "200",
@@ -190,7 +190,7 @@ def test_tracked_run_leaves_an_offline_wandb_run_with_config_metrics_video_and_a
     assert result.returncode == 0, result.stderr
     assert "wandb sync" in result.stderr
     [run_file] = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
-    records = read_records(run_file)
+    records = read_finished_run(run_file)
     kinds = [r.WhichOneof("record_type") for r in records]
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run.run_group == "g1" and list(run.tags) == ["smoke", "ci"]

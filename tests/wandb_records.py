@@ -9,6 +9,7 @@ and parse each record with ``wandb.proto.wandb_internal_pb2.Record``.
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -45,3 +46,15 @@ def read_records(path: str | Path) -> list:
         record.ParseFromString(pending)
         records.append(record)
     return records
+
+
+def read_finished_run(path: str | Path, timeout: float = 30.0) -> list:
+    """The records of a finished run: wandb-core writes the file in its own process and may
+    still be writing it when ``run.finish()`` has returned in this one (a loaded full suite
+    read a file without its history records), so wait for the ``exit`` record, written last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)

@@ -389,6 +389,11 @@ def _init_ray(sweep: Sweep) -> bool:
     # with a checkpoint on the SIGTERM it gets instead (PR_SET_PDEATHSIG).
     os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # toolkit's own: SIGINT/SIGTERM exit 130/143
+    # Reusing a worker for the next trial waits this long for the last trial's function to
+    # return, which for a pruned trial is its process's checkpoint on SIGTERM. Tune's default of
+    # 2 s was too short on a loaded machine: the next trial then failed ("Trainable runner reuse
+    # requires reset_config()") and the search waited forever for it to complete.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "300")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing, toolkit the table
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if sweep.options.address:

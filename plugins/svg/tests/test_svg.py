@@ -97,7 +97,7 @@ def test_svg1_sigma_floor_keeps_replayed_actions_weighted():
     def mean_weight(log_sigma: float) -> float:
         log_std = torch.full_like(eta, log_sigma)
         u = log_std.exp() * eta  # sampled around the old mean 0
-        old, new = gaussian_log_prob(u, torch.zeros_like(u), log_std), gaussian_log_prob(u, u * 0 + 0.1, log_std)
+        old, new = gaussian_log_prob(u, torch.zeros_like(u), log_std), gaussian_log_prob(u, torch.full_like(u, 0.1), log_std)
         return truncated_importance_weight(new, old, 5.0).mean().item()
 
     assert mean_weight(SVG1.Config().log_std_bounds[0]) > 0.5
