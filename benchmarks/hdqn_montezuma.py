@@ -48,7 +48,7 @@ def train(steps: int, meta_steps: int, run_dir: Path, seed: int, controller_gamm
 
     total = steps + meta_steps
     if run_dir.is_dir() and checkpoint.latest(run_dir) is not None:
-        return toolkit.resume(run_dir, steps=total)
+        return continued(run_dir, total)
     return toolkit.train("hdqn", env=GOAL_ENV, seed=seed, steps=total, pretrain_steps=steps,
                          meta_exploration_steps=max(meta_steps // 2, 1), **scaled_to(total),
                          controller_buffer_size=min(total, 200_000), controller_gamma=controller_gamma,
@@ -62,10 +62,20 @@ def train_flat_dqn(steps: int, run_dir: Path, seed: int) -> Path:
     from toolkit import checkpoint
 
     if run_dir.is_dir() and checkpoint.latest(run_dir) is not None:
-        return toolkit.resume(run_dir, steps=steps)
+        return continued(run_dir, steps)
     return toolkit.train("dqn", env=FLAT_ENV, seed=seed, steps=steps, **scaled_to(steps),
                          buffer_size=min(steps, 200_000), exploration_final=0.1, exploration_steps=steps // 2,
                          learning_rate=2.5e-4, save_replay=True, threads=1, run_dir=str(run_dir))
+
+
+def continued(run_dir: Path, steps: int) -> Path:
+    """An interrupted run resumed to ``steps``; a finished one as it is."""
+    import toolkit
+    from toolkit import checkpoint
+
+    if checkpoint.step_of(checkpoint.latest(run_dir)) >= steps:
+        return run_dir
+    return toolkit.resume(run_dir, steps=steps)
 
 
 def scaled_to(total: int) -> dict:
