@@ -44,11 +44,10 @@ FLAT_ENV = "MontezumaRevengeNoFrameskip-v4"
 
 def train(steps: int, meta_steps: int, run_dir: Path, seed: int, controller_gamma: float) -> Path:
     import toolkit
-    from toolkit import checkpoint
 
     total = steps + meta_steps
-    if run_dir.is_dir() and checkpoint.latest(run_dir) is not None:
-        return continued(run_dir, total)
+    if (kept := existing_run(run_dir, total)) is not None:
+        return kept
     return toolkit.train("hdqn", env=GOAL_ENV, seed=seed, steps=total, pretrain_steps=steps,
                          meta_exploration_steps=max(meta_steps // 2, 1), **scaled_to(total),
                          controller_buffer_size=min(total, 200_000), controller_gamma=controller_gamma,
@@ -59,23 +58,24 @@ def train_flat_dqn(steps: int, run_dir: Path, seed: int) -> Path:
     """DQN on the plain game, with h-DQN's replay size, learning start, target interval and
     exploration floor, epsilon annealed over the first half of the budget."""
     import toolkit
-    from toolkit import checkpoint
 
-    if run_dir.is_dir() and checkpoint.latest(run_dir) is not None:
-        return continued(run_dir, steps)
+    if (kept := existing_run(run_dir, steps)) is not None:
+        return kept
     return toolkit.train("dqn", env=FLAT_ENV, seed=seed, steps=steps, **scaled_to(steps),
                          buffer_size=min(steps, 200_000), exploration_final=0.1, exploration_steps=steps // 2,
                          learning_rate=2.5e-4, save_replay=True, threads=1, run_dir=str(run_dir))
 
 
-def continued(run_dir: Path, steps: int) -> Path:
-    """An interrupted run resumed to ``steps``; a finished one as it is."""
+def existing_run(run_dir: Path, steps: int) -> Path | None:
+    """The run kept in ``run_dir``: as it is when it has reached ``steps``, resumed to ``steps``
+    when it was interrupted; None when there is none."""
     import toolkit
     from toolkit import checkpoint
 
-    if checkpoint.step_of(checkpoint.latest(run_dir)) >= steps:
-        return run_dir
-    return toolkit.resume(run_dir, steps=steps)
+    latest = checkpoint.latest(run_dir) if run_dir.is_dir() else None
+    if latest is None:
+        return None
+    return run_dir if checkpoint.step_of(latest) >= steps else toolkit.resume(run_dir, steps=steps)
 
 
 def scaled_to(total: int) -> dict:
