@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -129,12 +130,14 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
     def launch(job: tuple) -> tuple[tuple, dict]:
         if key(job) in done:
             return job, done[key(job)]
+        started = time.monotonic()
+        print(f"  {job[0]:11s} {job[1]:15s} seed {job[2]}: started {time.strftime('%H:%M')}", flush=True)
         out = subprocess.run([sys.executable, script, "--worker", *map(str, job), *extra_args], capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {job[0]:11s} {job[1]:15s} seed {job[2]}: final {result['final']:8.1f} ({result['sps']:.0f} steps/s)",
-              flush=True)
+        print(f"  {job[0]:11s} {job[1]:15s} seed {job[2]}: final {result['final']:8.1f} ({result['sps']:.0f} steps/s, "
+              f"{(time.monotonic() - started) / 60:.0f} min)", flush=True)
         if results_file:
             with open(results_file, "a") as f:  # one write per line: parallel jobs do not interleave
                 f.write(json.dumps({"key": key(job), "commit": commit, "result": result}) + "\n")

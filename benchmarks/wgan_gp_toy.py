@@ -14,13 +14,14 @@ with its high-quality fraction through training.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from common import read_metrics
 
 
 def train(dataset: str, seed: int, run_dir: Path) -> None:
@@ -36,8 +37,7 @@ def train(dataset: str, seed: int, run_dir: Path) -> None:
 
 
 def evaluations(run_dir: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r for r in records if "eval/modes_covered" in r]
+    return [r for r in read_metrics(run_dir) if "eval/modes_covered" in r]
 
 
 def plot(runs: dict[tuple[str, int], Path], path: Path) -> None:

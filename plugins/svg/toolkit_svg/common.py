@@ -326,13 +326,13 @@ class SVGBase:
         """The variant's update from one replayed batch (SVG(inf) learns from episodes instead)."""
         return {}
 
-    def _reparameterised_action(self, obs: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _reparameterised_action(self, obs: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """a(theta) = squash(mu(s) + sigma(s) * eta) at the eta that reproduces the stored u;
-        returns it with log pi_theta(u|s) and the policy's regulariser per sample."""
+        returns it with log pi_theta(u|s), the policy's regulariser per sample and mu(s) (pre-tanh)."""
         mean, log_std = self.policy_net(obs)
         eta = infer_noise(u, mean, log_std.exp())
         action = self.policy_net.squash(mean + log_std.exp() * eta)
-        return action, gaussian_log_prob(u, mean, log_std), self._policy_regulariser(mean, log_std)
+        return action, gaussian_log_prob(u, mean, log_std), self._policy_regulariser(mean, log_std), mean
 
     def _policy_regulariser(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
         """Added to the objective: the entropy bonus minus the penalty on the pre-tanh mean."""

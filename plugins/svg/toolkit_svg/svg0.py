@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from toolkit.config import bounded
-from toolkit_svg.common import SVGBase, SVGConfig, truncated_importance_weight
+from toolkit_svg.common import SVGBase, SVGConfig, saturated_fraction, truncated_importance_weight
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,11 @@ class SVG0(SVGBase):
         self._update_target()
         self.replay.update_priorities(indices, td_error.detach().abs().cpu().numpy())
 
-        action, log_prob, regulariser = self._reparameterised_action(obs, u)
+        action, log_prob, regulariser, mean = self._reparameterised_action(obs, u)
         weight = truncated_importance_weight(log_prob, data["log_prob_old"], self.config.importance_clip)
         self.critic.requires_grad_(False)
         objective = data["weights"] * weight * self.critic(torch.cat([obs, action], -1)).squeeze(-1)
         policy_loss = self._policy_step(objective, regulariser)
         self.critic.requires_grad_(True)
         return {"loss/critic": critic_loss.item(), "loss/policy": policy_loss, "train/q_mean": q.mean().item(),
-                "train/importance_weight": weight.mean().item()}
+                "train/importance_weight": weight.mean().item(), "train/saturated_fraction": saturated_fraction(mean)}

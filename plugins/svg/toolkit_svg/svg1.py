@@ -86,7 +86,7 @@ class SVG1(SVGBase):
         """r(s, a(theta)) + discount * V(s + g(s, a(theta)) + sigma_f xi) per sample, with eta
         inferred from the replayed action u and xi from the observed s' (so at the current theta
         the predicted next state is the observed one); also the policy's regulariser."""
-        action, _, regulariser = self._reparameterised_action(obs, u)
+        action, _, regulariser, _ = self._reparameterised_action(obs, u)
         with torch.no_grad():
             xi = infer_noise(next_obs, self.model.mean(obs, self.policy_net.squash(u)), self.model.std())
         predicted_next = self.model.mean(obs, action) + self.model.std() * xi
