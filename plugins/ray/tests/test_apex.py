@@ -173,7 +173,8 @@ def test_a_two_actor_run_trains_checkpoints_and_resumes(local_ray, tmp_path):
     run_dir = tmp_path / "run"
     flags = ["--actors", "2", "--fragment", "25", "--learning-starts", "200", "--batch-size", "32",
              "--samples-per-insert", "4", "--hidden", "32", "--weight-sync", "10", "--eval-every", "1500",
-             "--eval-episodes", "3", "--checkpoint-every", "1000", "--log-every", "500", "--save-replay"]
+             "--eval-episodes", "3", "--checkpoint-every", "1000", "--log-every", "500", "--save-replay",
+             "--compile-optimizer"]
     assert main(["train", "apex", "--env", "CartPole-v1", "--steps", "3000", *flags, "--run-dir", str(run_dir),
                  "--no-progress"]) == 0
     records = read_metrics(run_dir)

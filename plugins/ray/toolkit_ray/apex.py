@@ -118,6 +118,10 @@ class ApexConfig:
     channels_last: bool = True
     """Use the channels-last memory layout for the Atari CNNs (faster convolutions on CPU; never
     for MinAtar's small one, which runs faster without it)."""
+    compile_optimizer: bool = False
+    """Compile the learner's optimizer step with torch.compile (as dqn's ``--compile-optimizer``:
+    centred RMSProp on the Nature CNN 6.4 -> 1.4 ms per update here; the eager step, after a
+    warning, where it cannot compile)."""
     eval_epsilon: float = bounded(0.0, at_least=0, at_most=1)
     """Epsilon of the evaluation policy (Atari: 0.001, so a stuck agent still moves)."""
     address: str = ""
@@ -422,7 +426,8 @@ class ApexDQN:
         self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
                                 lambda parameters: make_optimizer(config, parameters),
                                 TDUpdate(config.loss, config.double, config.max_grad_norm, config.tau),
-                                self.device, memory_format=self.memory_format)
+                                self.device, memory_format=self.memory_format,
+                                compile_optimizer=config.compile_optimizer)
         self.eval_rng = np.random.default_rng(context.seed + 1)
         self.epsilons = actor_epsilons(config.actors, config.epsilon, config.epsilon_alpha)
         insert_size = config.fragment * config.envs_per_actor
