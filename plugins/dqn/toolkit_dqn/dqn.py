@@ -88,16 +88,16 @@ class DQNConfig:
     """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
     channels_last: bool = True
     """Use the channels-last memory layout for the Atari CNNs (faster convolutions on CPU; MinAtar's
-    one small convolution runs about a third faster without it, so it never gets it)."""
+    small network is a little faster without it, so it never gets it)."""
     compile: bool = False
     """Compile the networks with torch.compile (slower start, faster steps)."""
     compile_optimizer: bool = False
     """Compile the optimizer step with torch.compile (a few seconds at the first update, then one
-    fused loop per parameter: centred RMSProp on MinAtar's network 0.44 -> 0.16 ms per update here).
+    fused loop per parameter: centred RMSProp on MinAtar's network 0.5 -> 0.2 ms per update here).
     Needs a C++ compiler on CPU; without one the eager step runs, after a warning."""
     amp: bool = False
-    """Run the update's network passes in bfloat16 autocast (AMX CPUs, GPUs): about a third
-    faster on Atari here; off by default so results match float32 runs."""
+    """Run the update's network passes in bfloat16 autocast (CPUs with bfloat16 units: AVX512-BF16,
+    AMX; GPUs): about a third faster on Atari here; off by default so results match float32 runs."""
 
 
 def _zoo(**values: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class HDQNConfig:
     max_grad_norm: float = bounded(0.0, at_least=0)
     """Clip each level's global gradient norm to this (0: no clipping, as in the paper)."""
     amp: bool = False
-    """Run both levels' network passes in bfloat16 autocast (AMX CPUs, GPUs)."""
+    """Run both levels' network passes in bfloat16 autocast (CPUs with bfloat16 units: AVX512-BF16, AMX; GPUs)."""
     network: Literal["auto", "nature", "mlp"] = "auto"
     """auto: the Nature CNN for frame stacks, an MLP otherwise."""
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)

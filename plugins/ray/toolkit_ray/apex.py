@@ -117,7 +117,7 @@ class ApexConfig:
     """Hidden layer widths of the MLP."""
     channels_last: bool = True
     """Use the channels-last memory layout for the Atari CNNs (faster convolutions on CPU; never
-    for MinAtar's small one, which runs faster without it)."""
+    for MinAtar's small one, which is a little faster without it)."""
     compile_optimizer: bool = False
     """Compile the learner's optimizer step with torch.compile (as dqn's ``--compile-optimizer``:
     centred RMSProp on the Nature CNN 6.4 -> 1.4 ms per update here; the eager step, after a
