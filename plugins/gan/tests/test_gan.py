@@ -29,7 +29,7 @@ from toolkit_gan.losses import (
     mmd2,
 )
 from toolkit_gan.metrics import frechet_distance, inception_style_score, mode_coverage
-from toolkit_gan.networks import MinibatchDiscrimination, conv_sizes, discriminator, generator
+from toolkit_gan.networks import MinibatchDiscrimination, conv_sizes, discriminator, generator, he_uniform_init
 from toolkit_gan.wgan import WGAN, WGANConfig
 
 IMAGES = np.random.default_rng(0).random((64, 1, 8, 8), dtype=np.float32)
@@ -209,6 +209,25 @@ def test_data_scale_scales_what_the_networks_see_and_unscales_the_samples():
     assert torch.equal(plain.batch(POINTS[:4]), torch.as_tensor(POINTS[:4]))
     z = torch.randn(8, scaled.config.latent_dim)
     np.testing.assert_allclose(scaled.generate(z), plain.generate(z) * 4, rtol=1e-6)
+
+
+def test_he_uniform_init_is_the_wgan_gp_toy_codes():
+    """tflib's 'he' init in the ReLU layers (uniform, std sqrt(2 / fan_in)), Glorot in the output
+    layer, zero biases; and a ReLU critic is piecewise linear through 0 (no leak)."""
+    torch.manual_seed(0)
+    critic = he_uniform_init(discriminator((2,), "mlp", (512, 512, 512), 64, "none", activation="relu"))
+    hidden = [m for m in critic.body if isinstance(m, torch.nn.Linear)]
+    assert hidden[1].weight.std().item() == pytest.approx(math.sqrt(2 / 512), rel=0.02)
+    assert critic.head.weight.std().item() == pytest.approx(math.sqrt(2 / (512 + 1)), rel=0.1)
+    assert all(m.bias.abs().max().item() == 0 for m in (*hidden, critic.head))
+    assert not any(isinstance(m, torch.nn.LeakyReLU) for m in critic.modules())
+    default = discriminator((2,), "mlp", (512, 512, 512), 64, "none")
+    assert [m for m in default.body if isinstance(m, torch.nn.Linear)][1].weight.std().item() < 0.5 * math.sqrt(2 / 512)
+
+
+def test_he_init_needs_the_mlp_networks():
+    with pytest.raises(ToolkitError, match="--init he"):
+        WGAN(WGANConfig(init="he", architecture="conv"), context(IMAGES))
 
 
 def test_wgan_gp_refuses_batch_norm():

@@ -23,7 +23,7 @@ from toolkit.interfaces import DataContext
 
 from toolkit_gan.common import MIXTURE_DATASETS, MIXTURE_NETWORKS, GenerativeTrainer, GeneratorConfig
 from toolkit_gan.losses import gradient_penalty, wasserstein_critic_loss
-from toolkit_gan.networks import discriminator, generator
+from toolkit_gan.networks import discriminator, generator, he_uniform_init
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ class WGANConfig(GeneratorConfig):
     """Clip every critic weight to [-clip, clip] after each step; 0 = no clipping."""
     gradient_penalty: float = bounded(0.0, at_least=0)
     """lambda of WGAN-GP's gradient penalty; 0 = off (10 in the paper)."""
+    critic_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
+    """Nonlinearity of the MLP critic: LeakyReLU(0.2) (DCGAN's), or ReLU (WGAN-GP's toy code)."""
+    init: Literal["torch", "he"] = "torch"
+    """Initial weights of the MLP networks: torch's default, or ``he`` as WGAN-GP's toy code
+    (He-uniform hidden layers, Glorot-uniform output layer, zero biases)."""
 
 
 class WGAN(GenerativeTrainer):
@@ -74,8 +79,14 @@ class WGAN(GenerativeTrainer):
         if c.gradient_penalty and c.norm == "batch":
             raise ToolkitError("the gradient penalty is per sample and batch norm couples samples; "
                                "use --norm layer (WGAN-GP's choice) or --norm none")
+        if c.init == "he" and c.architecture != "mlp":
+            raise ToolkitError("--init he is the MLP initialisation of WGAN-GP's toy code; use it with --architecture mlp")
         self.generator = generator(c.latent_dim, self.shape, c.architecture, c.hidden, c.width, c.norm).to(self.device)
-        self.critic = discriminator(self.shape, c.architecture, c.hidden, c.width, c.norm).to(self.device)
+        self.critic = discriminator(self.shape, c.architecture, c.hidden, c.width, c.norm,
+                                    activation=c.critic_activation).to(self.device)
+        if c.init == "he":
+            he_uniform_init(self.generator)
+            he_uniform_init(self.critic)
         self.c_optimizer = self.optimizer(self.critic, c.learning_rate)
         self.g_optimizer = self.optimizer(self.generator, self.generator_lr)
 
