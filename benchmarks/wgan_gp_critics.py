@@ -10,9 +10,10 @@ the "generator" held at the real data plus unit-variance Gaussian noise (gan_toy
 FIXED_GENERATOR, "as in the plots in the paper"), a critic trained for ``--steps`` updates with
 weight clipping (c = 0.01, RMSProp 5e-5) and one with the gradient penalty (lambda 0.1, Adam 1e-4
 (0.5, 0.9)); both the toy code's 3 x 512 ReLU critic and initialisation. Prints, per critic, how
-simple its value surface is, the R^2 of a quadratic in (x, y) fitted to it over [-3, 3]^2, and on
-the mixtures the fraction of modes that are peaks of the surface (the critic is higher at the
-mode than halfway to each neighbouring mode); draws the surfaces.
+much of the data's fine structure its value surface has: how often it ranks a data point above
+the same point moved by N(0, 0.15^2 I) (an AUC: 0.5 for a smooth bowl or slope), and on the
+mixtures the fraction of modes that are peaks of the surface (the critic is higher at the mode
+than halfway to each neighbouring mode); draws the surfaces over [-3, 3]^2.
 
 ``gradients`` (Figure 1b: "gradient norms of deep WGAN critics during training on the Swiss Roll
 dataset either explode or vanish when using weight clipping, but not when using a gradient
@@ -82,14 +83,15 @@ def grid_points(n: int = 128) -> np.ndarray:
     return np.stack(np.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2).astype(np.float32)
 
 
-def quadratic_r2(points: np.ndarray, values: np.ndarray) -> float:
-    """R^2 of the least-squares fit of values by 1, x, y, x^2, xy, y^2: near 1 for a surface that
-    is a bowl or a slope, lower the more structure beyond second moments it has."""
-    x, y = points[:, 0], points[:, 1]
-    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], 1)
-    coefficients, *_ = np.linalg.lstsq(design, values, rcond=None)
-    residual = values - design @ coefficients
-    return float(1 - residual.var() / values.var())
+def local_auc(critic: nn.Module, data: np.ndarray, rng: np.random.Generator, offset: float = 0.15) -> float:
+    """How often the critic ranks a data point above the same point moved by N(0, offset^2 I):
+    the area under the ROC curve of its values, data against near misses. A surface that follows
+    the data's fine structure is near 1; a smooth bowl or slope over the data is near 0.5."""
+    near_misses = data + offset * rng.standard_normal(data.shape).astype(np.float32)
+    with torch.no_grad():
+        on, off = (critic(torch.as_tensor(x)).numpy() for x in (data, near_misses))
+    ranks = np.argsort(np.argsort(np.concatenate([on, off]))) + 1  # Mann-Whitney U through ranks
+    return float((ranks[: len(on)].sum() - len(on) * (len(on) + 1) / 2) / (len(on) * len(off)))
 
 
 def peak_fraction(critic: nn.Module, centres: np.ndarray) -> float:
@@ -112,7 +114,7 @@ def surfaces(steps: int, seed: int, plot: Path | None) -> None:
     rng = np.random.default_rng(seed)
     grid = grid_points()
     results = {}
-    print(f"| data | critic | R^2 of a quadratic fit to the surface | modes that are peaks |")
+    print("| data | critic | data ranked above near misses (AUC) | modes that are peaks |")
     print("|---|---|---|---|")
     for name in names:
         for label, constraint in (("weight clipping", CLIPPING), ("gradient penalty", PENALTY)):
@@ -126,7 +128,8 @@ def surfaces(steps: int, seed: int, plot: Path | None) -> None:
             centres = toy_data(name, 1, rng)[1]
             peaks = "" if centres is None else f"{peak_fraction(wgan.critic, centres):.2f}"
             results[(name, label)] = values
-            print(f"| {name} | {label} | {quadratic_r2(grid, values):.3f} | {peaks} |", flush=True)
+            auc = local_auc(wgan.critic, toy_data(name, 2000, rng)[0], rng)
+            print(f"| {name} | {label} | {auc:.3f} | {peaks} |", flush=True)
     if plot:
         draw_surfaces(results, names, grid, rng, plot)
 

@@ -4,8 +4,9 @@
         [--jobs 2] [--plot plugins/gan/wgan_gp_toy.png]
 
 Each run is exactly ``toolkit train wgan --preset gp --data D --seed S`` (the authors' gan_toy.py
-settings: 3 x 512 ReLU networks, 2-D noise, lambda 0.1, batch 256, Adam 1e-4 (0.5, 0.9), here
-20k critic updates with the step size falling linearly to 0), kept in ``--runs`` and reused
+settings: 3 x 512 ReLU networks with He-uniform init, 2-D noise, lambda 0.1, batch 256, Adam 1e-4
+(0.5, 0.9), its data scales; here 20k critic updates on ring8 and 80k on grid25 with the step size
+falling linearly to 0), kept in ``--runs`` and reused
 when finished. Prints, per run, modes covered and the fraction of high-quality samples at
 the end (2,500 samples; ``toolkit_gan.metrics``) and plots each run's samples over the data
 with its high-quality fraction through training.

@@ -292,6 +292,12 @@ def test_wgan_gp_preset_takes_the_authors_toy_settings_on_the_mixtures_only():
     toy_run = plan_from_argv("wgan", ["--data", "ring8", "--preset", "gp"])
     assert (toy_run.run.steps, toy_run.algo_config.learning_rate_decay) == (20_000, "linear")
     assert plan_from_argv("wgan", ["--data", "digits", "--preset", "gp"]).algo_config.learning_rate_decay == "none"
+    # gan_toy.py's ReLU critic, He init and data scales (its ring divided by 1.414, its grid by 2.828)
+    grid = plan_from_argv("wgan", ["--data", "grid25", "--preset", "gp"]).algo_config
+    assert (toy.critic_activation, toy.init, grid.critic_activation, grid.init) == ("relu", "he", "relu", "he")
+    assert (toy.data_scale, grid.data_scale) == (pytest.approx(1 / 1.414), pytest.approx(1 / 2.828))
+    assert plan_from_argv("wgan", ["--data", "grid25", "--preset", "gp"]).run.steps == 80_000
+    assert (images.critic_activation, images.init, images.data_scale) == ("leaky_relu", "torch", 1.0)
 
 
 @pytest.mark.parametrize("algo, dataset, preset, checks", [

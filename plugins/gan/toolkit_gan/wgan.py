@@ -61,15 +61,19 @@ class WGAN(GenerativeTrainer):
                      description="WGAN-GP (Gulrajani et al. 2017): gradient penalty 10, Adam 1e-4 (0, 0.9), layer "
                                  "norm; on the 2-D mixtures the authors' toy settings (gan_toy.py)",
                      # the authors' toy experiment (improved_wgan_training/gan_toy.py): 3 hidden
-                     # layers of 512 ReLU units, 2-D noise, no normalisation, lambda 0.1, batch 256,
-                     # Adam 1e-4 (0.5, 0.9). Their 100k generator iterations do not fit a CPU: 4,000
-                     # here (20k critic updates) with the step size falling linearly to 0, as their
-                     # CIFAR-10 code does; at a constant step size the samples kept drifting off the
-                     # modes and back (high-quality fraction 0.71 then 0.37 a few thousand updates apart)
+                     # layers of 512 ReLU units in both networks with tflib's He-uniform init, 2-D
+                     # noise, no normalisation, lambda 0.1, batch 256, Adam 1e-4 (0.5, 0.9), the data
+                     # divided by 1.414 (ring) or 2.828 (grid). Their 100k generator iterations do not
+                     # fit a CPU: 4,000 here on the ring (20k critic updates), 16,000 on the grid (80k),
+                     # with the step size falling linearly to 0, as their CIFAR-10 code does; at a
+                     # constant step size the samples kept drifting off the modes and back
+                     # (high-quality fraction 0.71 then 0.37 a few thousand updates apart)
                      overrides={**{name: {"hidden": (512, 512, 512), "latent_dim": 2, "norm": "none",
                                           "gradient_penalty": 0.1, "batch_size": 256, "betas": (0.5, 0.9),
-                                          "steps": 20_000, "eval_every": 2_000, "learning_rate_decay": "linear"}
-                                   for name in MIXTURE_DATASETS},
+                                          "critic_activation": "relu", "init": "he", "data_scale": scale,
+                                          "steps": steps, "eval_every": 2_000, "learning_rate_decay": "linear"}
+                                   for name, scale, steps in (("ring8", 1 / 1.414, 20_000),
+                                                              ("grid25", 1 / 2.828, 80_000))},
                                 "digits": {"steps": 15_000, "eval_every": 5_000}}),
     }
 
