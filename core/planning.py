@@ -160,6 +160,19 @@ def preset_settings(p: Plan) -> str:
     return f"{description}: {', '.join(parts)}" if description else ", ".join(parts)
 
 
+def preset_mismatch(p: Plan) -> str:
+    """A note when the run's preset names envs (or datasets) and this one is not among them:
+    ``--preset atari`` on Hopper-v5 is allowed (a custom env may want it) but rarely meant."""
+    if not p.preset:
+        return ""
+    preset = p.algo_class.presets[p.preset]
+    made_for = set(preset.envs) | set(preset.overrides)
+    subject = p.run.env if p.env else p.run.data
+    if not made_for or made_for & preset_subjects(p.env, subject):
+        return ""
+    return f"preset '{p.preset}' is made for {', '.join(sorted(made_for))}; {subject} is not one of them"
+
+
 def preset_subjects(env: ResolvedEnv | None, env_name: str) -> set[str]:
     """What presets may name for this run: the env as given, its id and family (or the dataset)."""
     return {env_name} | ({env.id, env.family} if env else set())

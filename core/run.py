@@ -25,8 +25,8 @@ from toolkit import checkpoint, rundir
 from toolkit.errors import FailedAt, NonFiniteError, RunFailed, ToolkitError, describe_exception
 from toolkit.interfaces import (DEFAULT_BATCH_SIZE, ArtifactLogger, BatchSizeConfig, EvaluatesHeldOut, HasReplayBuffers,
                                 RunsOwnLoop)
-from toolkit.planning import (Plan, construct, data_context, env_context, plan, plan_from_options, preset_settings,
-                              resolve_device)
+from toolkit.planning import (Plan, construct, data_context, env_context, plan, plan_from_options, preset_mismatch,
+                              preset_settings, resolve_device)
 from toolkit.plugins import get_registry
 from toolkit.rng import restore_rng_states, rng_states, seed_everything
 from toolkit.signals import StopFlag
@@ -243,6 +243,8 @@ class Run:
             self.console.print(f"preset: {p.preset} (override any field with its flag)")
             if settings := preset_settings(p):
                 self.console.print("  " + settings)
+            if mismatch := preset_mismatch(p):
+                self.console.print(f"  note: {mismatch}")
         self.console.print(("resuming" if resuming else "training") + f" {p.algo} in {self.run_dir} on {p.device}")
 
     # -- what the schedule calls -------------------------------------------------------------

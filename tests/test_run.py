@@ -168,6 +168,16 @@ def test_the_preset_is_announced_with_the_values_the_run_uses(test_plugin):
     assert preset_settings(p) == "lr=2 (preset: 0.5), steps=777"
 
 
+def test_a_preset_named_for_other_envs_is_allowed_with_a_note(test_plugin):
+    from toolkit.planning import preset_mismatch
+
+    p = plan("with-presets", {"env": "Acrobot-v1"}, preset="atari")
+    assert p.algo_config.lr == 0.25  # applied as asked
+    assert preset_mismatch(p) == "preset 'atari' is made for atari; Acrobot-v1 is not one of them"
+    assert preset_mismatch(plan("with-presets", {"env": "Pong"}, preset="atari")) == ""  # by family
+    assert preset_mismatch(plan("with-presets", {"env": "CartPole-v1"})) == ""
+
+
 def test_a_preset_overrides_some_values_on_the_subjects_it_names():
     from toolkit.config import Preset
 
