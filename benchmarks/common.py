@@ -104,8 +104,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = (),
-                results_file: Path | None = None) -> dict[tuple, dict]:
-    """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS]`` for every (lib, env, seed) job,
+                results_file: Path | None = None, placement_args: list[str] = ()) -> dict[tuple, dict]:
+    """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS] [PLACEMENT_ARGS]`` for every (lib, env, seed) job,
     ``parallel`` processes at a time; each worker prints one JSON line with at least ``final`` and ``sps``.
     For jobs that are not all toolkit runs (an SB3 side, a post-processing step per job);
     toolkit seeds and grids go through ``sweep_runs``.
@@ -113,7 +113,8 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
 
     With ``results_file``, every finished job is appended to it as a JSON line and jobs already
     there (same job and extra arguments) are not run again: an interrupted benchmark resumes,
-    and a table can grow by adding algorithms or seeds."""
+    and a table can grow by adding algorithms or seeds. ``placement_args`` reach the workers
+    but not the key: where a job keeps its work, not what it computes."""
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
@@ -132,7 +133,8 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
             return job, done[key(job)]
         started = time.monotonic()
         print(f"  {job[0]:11s} {job[1]:15s} seed {job[2]}: started {time.strftime('%H:%M')}", flush=True)
-        out = subprocess.run([sys.executable, script, "--worker", *map(str, job), *extra_args], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, script, "--worker", *map(str, job), *extra_args, *placement_args],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 
     python benchmarks/ppo_sac_td3_vs_sb3.py [--runs ppo:CartPole-v1 sac:Pendulum-v1 ...] [--seeds 3] [--jobs 2]
         [--steps N] [--results benchmarks/results/ppo_sac_td3.jsonl] [--plot-dir plugins]
+        [--work-dir runs/ppo_sac_td3] [--checkpoint-every 25000]
     python benchmarks/ppo_sac_td3_vs_sb3.py --speed-steps 20000 --runs ppo:PongNoFrameskip-v4
 
 Each (library, algorithm:env, seed) runs in its own process with one torch thread. The
@@ -14,7 +15,13 @@ the deterministic policy's mean return over 20 evaluation episodes at the end (S
 normalised). Prints final returns (mean ± std over seeds), env steps/s of training (toolkit's
 from its metric lines, evaluation excluded; SB3's from ``learn``) and the toolkit / SB3 ratio;
 ``--plot-dir`` draws the training-episode returns of both, one PNG per algorithm.
-``--results`` keeps every finished job, so an interrupted benchmark resumes.
+``--results`` keeps every finished job, so an interrupted benchmark resumes; a job itself
+resumes too: each run keeps its work in ``--work-dir`` (toolkit: its run directory with the
+replay in its checkpoints; SB3: its model, replay buffer and normaliser) every
+``--checkpoint-every`` steps (25k), and running the same command again continues each
+unfinished run from its last checkpoint (toolkit's resume is exact; SB3's is not: it does not
+save its envs' and generators' state, and restarts the episode in progress). Env steps/s
+count the seconds of the training that was kept.
 
 ``--speed-steps N``: only env steps/s over N steps, one run at a time (so the two libraries
 never share the cores); for Atari (PongNoFrameskip-v4) both use the Atari preset: 8 envs,
@@ -25,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -93,51 +102,123 @@ def sb3_model(algo: str, config, env, seed: int):
                target_policy_noise=config.target_policy_noise, target_noise_clip=config.target_noise_clip, **common)
 
 
-def run_sb3(run: str, seed: int, steps: int) -> dict:
+def sb3_env(algo: str, env_id: str, config, n_envs: int, seed: int, monitor_dir: Path):
+    """SB3's training env for a run: its Atari or plain vector env with Monitor files, and
+    VecNormalize where the preset normalises (PPO on MuJoCo)."""
     from stable_baselines3.common.env_util import make_atari_env, make_vec_env
-    from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+
+    if "NoFrameskip" in env_id:
+        import ale_py  # noqa: F401  (registers the ALE envs)
+
+        return VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=str(monitor_dir)), 4)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=str(monitor_dir))
+    if algo == "ppo" and (config.normalize_obs or config.normalize_reward):
+        env = VecNormalize(env, norm_obs=config.normalize_obs, norm_reward=config.normalize_reward, gamma=config.gamma)
+    return env
+
+
+def sb3_checkpointed_learn(model, steps: int, work_dir: Path, state: dict, every: int) -> float:
+    """``model.learn`` up to ``steps`` in all, saving the model, its replay buffer, the
+    normaliser and ``state`` (steps, seconds of training so far, monitor segments) every
+    ``every`` steps; returns the seconds of training, earlier segments included."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    began, seconds_before = time.perf_counter(), state["seconds"]
+
+    class Checkpoints(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps - state["steps"] >= every:
+                checkpoint = work_dir / f"step_{self.num_timesteps:09d}"
+                checkpoint.mkdir(exist_ok=True)
+                self.model.save(checkpoint / "model.zip")
+                if hasattr(self.model, "replay_buffer"):
+                    self.model.save_replay_buffer(checkpoint / "replay.pkl")
+                if isinstance(self.model.get_env(), VecNormalize):
+                    self.model.get_env().save(str(checkpoint / "vecnormalize.pkl"))
+                state.update(steps=self.num_timesteps, checkpoint=checkpoint.name,
+                             seconds=seconds_before + time.perf_counter() - began)
+                (work_dir / "state.json.tmp").write_text(json.dumps(state))
+                os.replace(work_dir / "state.json.tmp", work_dir / "state.json")  # the checkpoint counts from here
+                for older in work_dir.glob("step_*"):
+                    if older != checkpoint:
+                        shutil.rmtree(older)
+            return True
+
+    model.learn(steps - state["steps"], reset_num_timesteps=state["steps"] == 0, callback=Checkpoints())
+    return seconds_before + time.perf_counter() - began
+
+
+def segments_curve(work_dir: Path, segments: list[list]) -> list[tuple[int, float]]:
+    """The training episodes of every segment of a resumed run, each segment's steps offset by
+    where it started and cut where the next one took over (its later episodes were redone)."""
+    curve = []
+    for k, (monitor, start) in enumerate(segments):
+        end = segments[k + 1][1] if k + 1 < len(segments) else float("inf")
+        curve += [(start + step, r) for step, r in monitor_curve(work_dir / monitor) if start + step <= end]
+    return curve
+
+
+def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
+    import stable_baselines3
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize
 
     algo, env_id = run.split(":")
     config, n_envs = toolkit_settings(algo, env_id)
-    monitor_dir = tempfile.mkdtemp()
-    atari = "NoFrameskip" in env_id
-    if atari:
-        import ale_py  # noqa: F401  (registers the ALE envs)
-
-        env = VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=monitor_dir), 4)
+    work_dir = Path(work_dir or tempfile.mkdtemp())
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_file = work_dir / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {"steps": 0, "seconds": 0.0, "segments": []}
+    segment = work_dir / f"monitor-{len(state['segments'])}"
+    shutil.rmtree(segment, ignore_errors=True)  # a segment stopped before its first checkpoint: all redone
+    state["segments"].append([segment.name, state["steps"]])
+    env = sb3_env(algo, env_id, config, n_envs, seed + state["steps"], segment)
+    if state["steps"]:
+        checkpoint = work_dir / state["checkpoint"]
+        if (checkpoint / "vecnormalize.pkl").exists():
+            env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), env.venv)
+        model = getattr(stable_baselines3, algo.upper()).load(checkpoint / "model.zip", env=env, device="cpu")
+        if hasattr(model, "replay_buffer"):
+            model.load_replay_buffer(checkpoint / "replay.pkl")
     else:
-        env = make_vec_env(env_id, n_envs=n_envs, seed=seed, monitor_dir=monitor_dir)
-    normalize = algo == "ppo" and (config.normalize_obs or config.normalize_reward)
-    if normalize:
-        env = VecNormalize(env, norm_obs=config.normalize_obs, norm_reward=config.normalize_reward, gamma=config.gamma)
-    model = sb3_model(algo, config, env, seed)
-    start = time.perf_counter()
-    model.learn(steps)
-    seconds = time.perf_counter() - start
-    result = {"sps": steps / seconds, "curve": monitor_curve(Path(monitor_dir))}
-    if atari:  # speed only
+        model = sb3_model(algo, config, env, seed)
+    seconds = sb3_checkpointed_learn(model, steps, work_dir, state, checkpoint_every)
+    result = {"sps": steps / seconds, "curve": segments_curve(work_dir, state["segments"])}
+    if "NoFrameskip" in env_id:  # speed only
         return result | {"final": float("nan"), "std": float("nan")}
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 100)
-    if normalize:
+    if isinstance(env, VecNormalize):
         eval_env = VecNormalize(eval_env, training=False, norm_obs=config.normalize_obs, norm_reward=False)
         eval_env.obs_rms = env.obs_rms
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
+    for checkpoint in work_dir.glob("step_*"):  # the replay buffers are large; the result goes to --results
+        shutil.rmtree(checkpoint)
     return result | {"final": float(mean), "std": float(std)}
 
 
-def run_toolkit(run: str, seed: int, steps: int) -> dict:
+def run_toolkit(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
     import toolkit
     from common import read_metrics, training_rate
+    from toolkit.rundir import read_status
 
     algo, env_id = run.split(":")
     atari = "NoFrameskip" in env_id
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = toolkit.train(algo, env=env_id, seed=seed, steps=steps, eval_every=0,
-                                eval_episodes=1 if atari else 20, checkpoint_every=0, progress=False, threads=1,
-                                run_dir=str(Path(tmp) / "run"))
+        run_dir = Path(work_dir or Path(tmp) / "run")
+        if read_status(run_dir).get("status") == "finished":
+            pass
+        elif run_dir.exists():  # stopped: on from its last checkpoint
+            toolkit.resume(run_dir)
+        else:
+            toolkit.train(algo, env=env_id, seed=seed, steps=steps, eval_every=0, eval_episodes=1 if atari else 20,
+                          checkpoint_every=checkpoint_every if work_dir else 0, save_replay=bool(work_dir),
+                          keep_checkpoints=1, progress=False, threads=1, run_dir=str(run_dir))
         records = read_metrics(run_dir)
         sps = training_rate(run_dir)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replays are large; the result goes to --results
     curve = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     if atari:
         return {"final": float("nan"), "std": float("nan"), "sps": sps, "curve": curve}
@@ -147,7 +228,7 @@ def run_toolkit(run: str, seed: int, steps: int) -> dict:
 
 def speed_only(runs: list[str], libs: list[str], steps: int) -> None:
     jobs = [(lib, run, 0) for run in runs for lib in libs]
-    results = run_workers(__file__, jobs, 1, extra_args=["--steps", str(steps)])
+    results = run_workers(__file__, jobs, 1, extra_args=["--steps", str(steps), "--work-dir", ""])
     for run in runs:
         rates = {lib: results[(lib, run, 0)]["sps"] for lib in libs}
         print(f"{run}, {steps:,} steps each, one at a time: "
@@ -167,6 +248,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="append finished jobs here and skip those already in it")
     parser.add_argument("--plot-dir", type=Path, help="write <algo>_curves.png here")
     parser.add_argument("--speed-steps", type=int, default=0, help="only time this many steps per library")
+    parser.add_argument("--work-dir", type=lambda text: Path(text) if text else None, default=Path("runs/ppo_sac_td3"),
+                        help="where unfinished runs keep their checkpoints (run the command again to continue them)")
+    parser.add_argument("--checkpoint-every", type=int, default=25_000, help="env steps between those checkpoints")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "RUN", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -175,7 +259,10 @@ def main() -> None:
         torch.set_num_threads(1)
         lib, run, seed = args.worker
         steps = args.steps or BUDGET[run]
-        print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3)(run, int(seed), steps)))
+        work_dir = args.work_dir / f"{lib}-{run.replace(':', '-').replace('/', '_')}-seed{seed}-{steps}" \
+            if args.work_dir else None
+        run_one = run_toolkit if lib == "toolkit" else run_sb3
+        print(json.dumps(run_one(run, int(seed), steps, work_dir, args.checkpoint_every)))
         return
     if args.speed_steps:
         speed_only(args.runs, args.libs, args.speed_steps)
@@ -183,7 +270,9 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(lib, run, seed) for run in args.runs for seed in seeds for lib in args.libs]
     extra = ["--steps", str(args.steps)] if args.steps else []
-    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results)
+    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results,
+                          placement_args=["--work-dir", str(args.work_dir), "--checkpoint-every",
+                                          str(args.checkpoint_every)])
     print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | env steps/s |")
     print("|---|---|---|---|---|---|")
     for run in args.runs:
