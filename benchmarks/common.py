@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def source_commit() -> str:
@@ -90,6 +95,68 @@ def monitor_curve(monitor_dir: Path) -> list[tuple[int, float]]:
         steps += length
         curve.append((steps, episode_return))
     return curve
+
+
+def sb3_learn_resumably(algorithm: type, make_env: Callable[[int, Path], Any], make_model: Callable[[Any], Any],
+                        seed: int, steps: int, work_dir: Path | None, every: int) -> tuple[Any, Any, float, list]:
+    """An SB3 ``learn`` of ``steps`` env steps that survives being stopped: every ``every`` steps
+    the model, its replay buffer and its VecNormalize statistics go to ``work_dir`` with a
+    ``state.json`` (steps, seconds of training so far, Monitor segments), and a later call with
+    the same ``work_dir`` continues from there in a new env (``make_env(seed + steps, monitor
+    dir)``; SB3 saves no env or generator state, so this is not bit-exact). Returns the model,
+    its env, the seconds of training that were kept (earlier segments included) and the
+    training episodes as (env step, return), the segments joined. Without ``work_dir``: one
+    plain ``learn`` in a temporary directory. The checkpoints are deleted at the end."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    work_dir = Path(work_dir or tempfile.mkdtemp())
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_file = work_dir / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {"steps": 0, "seconds": 0.0, "segments": []}
+    monitor = work_dir / f"monitor-{len(state['segments'])}"
+    shutil.rmtree(monitor, ignore_errors=True)  # a segment stopped before its first checkpoint is all redone
+    state["segments"].append([monitor.name, state["steps"]])
+    env = make_env(seed + state["steps"], monitor)
+    if state["steps"]:
+        checkpoint = work_dir / state["checkpoint"]
+        if (checkpoint / "vecnormalize.pkl").exists():
+            env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), env.venv)
+        model = algorithm.load(checkpoint / "model.zip", env=env, device="cpu")
+        if hasattr(model, "replay_buffer"):
+            model.load_replay_buffer(checkpoint / "replay.pkl")
+    else:
+        model = make_model(env)
+    began, seconds_before = time.perf_counter(), state["seconds"]
+
+    class Checkpoints(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps - state["steps"] >= every:
+                checkpoint = work_dir / f"step_{self.num_timesteps:09d}"
+                checkpoint.mkdir(exist_ok=True)
+                self.model.save(checkpoint / "model.zip")
+                if hasattr(self.model, "replay_buffer"):
+                    self.model.save_replay_buffer(checkpoint / "replay.pkl")
+                if isinstance(self.model.get_env(), VecNormalize):
+                    self.model.get_env().save(str(checkpoint / "vecnormalize.pkl"))
+                state.update(steps=self.num_timesteps, checkpoint=checkpoint.name,
+                             seconds=seconds_before + time.perf_counter() - began)
+                (work_dir / "state.json.tmp").write_text(json.dumps(state))
+                os.replace(work_dir / "state.json.tmp", state_file)  # the checkpoint counts from here on
+                for older in work_dir.glob("step_*"):
+                    if older != checkpoint:
+                        shutil.rmtree(older)
+            return True
+
+    model.learn(steps - state["steps"], reset_num_timesteps=state["steps"] == 0, callback=Checkpoints())
+    seconds = seconds_before + time.perf_counter() - began
+    curve = []
+    for k, (segment, start) in enumerate(state["segments"]):  # each cut where the next took over
+        end = state["segments"][k + 1][1] if k + 1 < len(state["segments"]) else float("inf")
+        curve += [(start + step, r) for step, r in monitor_curve(work_dir / segment) if start + step <= end]
+    for checkpoint in work_dir.glob("step_*"):  # replay buffers are large; results go to --results files
+        shutil.rmtree(checkpoint)
+    return model, env, seconds, curve
 
 
 def seconds_to_step(records: list[dict], step: int) -> float | None:

@@ -3,17 +3,22 @@ same network and settings, and against the paper's DQN curves at the same frame 
 
     python benchmarks/dqn_minatar.py [--games Breakout SpaceInvaders] [--version v0] [--steps 1000000]
         [--seeds 3] [--sb3-seeds 1] [--jobs 2] [--results benchmarks/results/dqn_minatar.jsonl] [--plot minatar.png]
+        [--work-dir runs/dqn_minatar] [--checkpoint-every 100000]
 
 Both libraries: MinAtar's reference settings (examples/dqn.py): one conv layer of 16 3x3
 filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), batch 32, replay
 100k, one update per frame from 5k frames on, the target network copied every 1k frames,
 epsilon 1 -> 0.1 over 100k frames, Huber loss, no gradient clipping. ``v0`` ids have all six
 actions, as in the paper. Each run is a process with one torch thread (``--jobs`` at a
-time); finished runs are kept in ``--results`` and not run again. toolkit runs with
+time); finished runs are kept in ``--results`` and not run again, and an unfinished one keeps
+checkpoints (its replay included) in ``--work-dir`` every ``--checkpoint-every`` frames, from
+which the same command continues it (see ``common.sb3_learn_resumably``). toolkit runs with
 ``--compile-optimizer`` (the same centred RMSProp update, compiled into one loop per parameter).
 
 Scored as the paper scores: the mean return of the last 100 training episodes (epsilon 0.1),
-and also the greedy policy's mean return over 10 evaluation episodes at the end; ``--plot``
+and also the greedy policy's mean return over 10 evaluation episodes at the end. Env steps/s
+are training's alone: toolkit's from its ``perf/sps`` lines, SB3's over the seconds in
+``learn`` (start-up and evaluations excluded on both sides). ``--plot``
 draws the 100-episode moving average against frames next to the paper's DQN curve.
 """
 
@@ -21,14 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from common import read_metrics, run_workers
+from common import read_metrics, run_workers, sb3_learn_resumably, training_rate
 
 # The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
 # read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on
@@ -56,12 +61,13 @@ def settings(steps: int) -> dict:
                 exploration_fraction=100_000 / steps, exploration_initial_eps=1.0, exploration_final_eps=0.1)
 
 
-def run_sb3(env_id: str, seed: int, steps: int) -> dict:
+def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from stable_baselines3.common.vec_env import DummyVecEnv
     from torch import nn
 
     from toolkit.vec_env import resolve_env
@@ -78,36 +84,49 @@ def run_sb3(env_id: str, seed: int, steps: int) -> dict:
         def forward(self, observations):
             return self.body(observations.float())
 
+    def make_env(env_seed: int, monitor: Path):
+        monitor.mkdir(parents=True, exist_ok=True)
+        env = DummyVecEnv([lambda: Monitor(resolved.make(), str(monitor / "0"))])
+        env.seed(env_seed)
+        return env
+
+    def make_model(env):
+        policy_kwargs = dict(features_extractor_class=MinAtarExtractor, net_arch=[], normalize_images=False,
+                             optimizer_class=torch.optim.RMSprop,
+                             optimizer_kwargs=dict(alpha=0.95, eps=0.01, centered=True))
+        return DQN("CnnPolicy", env, policy_kwargs=policy_kwargs, max_grad_norm=1e10, seed=seed, device="cpu",
+                   verbose=0, **settings(steps))
+
     torch.set_num_threads(1)
     resolved = resolve_env(env_id)
-    env = Monitor(resolved.make())
-    policy_kwargs = dict(features_extractor_class=MinAtarExtractor, net_arch=[], normalize_images=False,
-                         optimizer_class=torch.optim.RMSprop, optimizer_kwargs=dict(alpha=0.95, eps=0.01, centered=True))
-    model = DQN("CnnPolicy", env, policy_kwargs=policy_kwargs, max_grad_norm=1e10, seed=seed, device="cpu", verbose=0,
-                **settings(steps))
-    began = time.perf_counter()
-    model.learn(steps)
-    seconds = time.perf_counter() - began
-    returns = np.array(env.get_episode_rewards(), dtype=float)
-    ends = np.cumsum(env.get_episode_lengths())
+    model, _, seconds, episodes = sb3_learn_resumably(DQN, make_env, make_model, seed, steps, work_dir, checkpoint_every)
+    ends, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy, _ = evaluate_policy(model, Monitor(resolved.make(training=False)), n_eval_episodes=10, deterministic=True)
     return {"final": float(returns[-100:].mean()), "greedy": float(greedy), "sps": steps / seconds,
             "curve": moving_average_curve(ends, returns, steps)}
 
 
-def run_toolkit(env_id: str, seed: int, steps: int) -> dict:
+def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
     import toolkit
+    from toolkit.rundir import read_status
 
     with tempfile.TemporaryDirectory() as tmp:
-        began = time.perf_counter()
-        run_dir = toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0, compile_optimizer=True,
-                                eval_episodes=10, checkpoint_every=0, progress=False, run_dir=str(Path(tmp) / "run"))
-        seconds = time.perf_counter() - began
+        run_dir = Path(work_dir or Path(tmp) / "run")
+        if read_status(run_dir).get("status") == "finished":
+            pass
+        elif run_dir.exists():  # stopped: on from its last checkpoint
+            toolkit.resume(run_dir)
+        else:
+            toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0, compile_optimizer=True,
+                          eval_episodes=10, checkpoint_every=checkpoint_every if work_dir else 0,
+                          save_replay=bool(work_dir), keep_checkpoints=1, progress=False, run_dir=str(run_dir))
         records = read_metrics(run_dir)
+        sps = training_rate(run_dir)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replay is large; results go to --results
     episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]
-    return {"final": float(returns[-100:].mean()), "greedy": float(greedy), "sps": steps / seconds,
+    return {"final": float(returns[-100:].mean()), "greedy": float(greedy), "sps": sps,
             "curve": moving_average_curve(steps_at, returns, steps)}
 
 
@@ -148,18 +167,24 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "dqn_minatar.jsonl")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--work-dir", type=lambda text: Path(text) if text else None, default=Path("runs/dqn_minatar"),
+                        help="where unfinished runs keep their checkpoints (run the command again to continue them)")
+    parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between those checkpoints")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         lib, env_id, seed = args.worker
-        print(json.dumps((run_toolkit if lib == "toolkit" else run_sb3)(env_id, int(seed), args.steps)))
+        work_dir = args.work_dir / f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}" if args.work_dir else None
+        run_one = run_toolkit if lib == "toolkit" else run_sb3
+        print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every)))
         return
 
     libs = {"toolkit": range(args.seeds), "sb3": range(args.sb3_seeds)}
     jobs = [(lib, f"MinAtar/{game}-{args.version}", seed) for game in args.games for lib, seeds in libs.items()
             for seed in seeds]
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps)], args.results)
+    results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps)], args.results,
+                          placement_args=["--work-dir", str(args.work_dir), "--checkpoint-every", str(args.checkpoint_every)])
     print(f"\n| game | library | last-100-episode return at {args.steps:,} frames (mean, per seed) | "
           "greedy evaluation | paper's DQN there | env steps/s |")
     print("|---|---|---|---|---|---|")

@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from common import monitor_curve, plot_curves, run_workers
+from common import plot_curves, run_workers, sb3_learn_resumably
 
 BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
@@ -118,48 +116,6 @@ def sb3_env(algo: str, env_id: str, config, n_envs: int, seed: int, monitor_dir:
     return env
 
 
-def sb3_checkpointed_learn(model, steps: int, work_dir: Path, state: dict, every: int) -> float:
-    """``model.learn`` up to ``steps`` in all, saving the model, its replay buffer, the
-    normaliser and ``state`` (steps, seconds of training so far, monitor segments) every
-    ``every`` steps; returns the seconds of training, earlier segments included."""
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    began, seconds_before = time.perf_counter(), state["seconds"]
-
-    class Checkpoints(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps - state["steps"] >= every:
-                checkpoint = work_dir / f"step_{self.num_timesteps:09d}"
-                checkpoint.mkdir(exist_ok=True)
-                self.model.save(checkpoint / "model.zip")
-                if hasattr(self.model, "replay_buffer"):
-                    self.model.save_replay_buffer(checkpoint / "replay.pkl")
-                if isinstance(self.model.get_env(), VecNormalize):
-                    self.model.get_env().save(str(checkpoint / "vecnormalize.pkl"))
-                state.update(steps=self.num_timesteps, checkpoint=checkpoint.name,
-                             seconds=seconds_before + time.perf_counter() - began)
-                (work_dir / "state.json.tmp").write_text(json.dumps(state))
-                os.replace(work_dir / "state.json.tmp", work_dir / "state.json")  # the checkpoint counts from here
-                for older in work_dir.glob("step_*"):
-                    if older != checkpoint:
-                        shutil.rmtree(older)
-            return True
-
-    model.learn(steps - state["steps"], reset_num_timesteps=state["steps"] == 0, callback=Checkpoints())
-    return seconds_before + time.perf_counter() - began
-
-
-def segments_curve(work_dir: Path, segments: list[list]) -> list[tuple[int, float]]:
-    """The training episodes of every segment of a resumed run, each segment's steps offset by
-    where it started and cut where the next one took over (its later episodes were redone)."""
-    curve = []
-    for k, (monitor, start) in enumerate(segments):
-        end = segments[k + 1][1] if k + 1 < len(segments) else float("inf")
-        curve += [(start + step, r) for step, r in monitor_curve(work_dir / monitor) if start + step <= end]
-    return curve
-
-
 def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
     import stable_baselines3
     from stable_baselines3.common.env_util import make_vec_env
@@ -168,25 +124,10 @@ def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_e
 
     algo, env_id = run.split(":")
     config, n_envs = toolkit_settings(algo, env_id)
-    work_dir = Path(work_dir or tempfile.mkdtemp())
-    work_dir.mkdir(parents=True, exist_ok=True)
-    state_file = work_dir / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {"steps": 0, "seconds": 0.0, "segments": []}
-    segment = work_dir / f"monitor-{len(state['segments'])}"
-    shutil.rmtree(segment, ignore_errors=True)  # a segment stopped before its first checkpoint: all redone
-    state["segments"].append([segment.name, state["steps"]])
-    env = sb3_env(algo, env_id, config, n_envs, seed + state["steps"], segment)
-    if state["steps"]:
-        checkpoint = work_dir / state["checkpoint"]
-        if (checkpoint / "vecnormalize.pkl").exists():
-            env = VecNormalize.load(str(checkpoint / "vecnormalize.pkl"), env.venv)
-        model = getattr(stable_baselines3, algo.upper()).load(checkpoint / "model.zip", env=env, device="cpu")
-        if hasattr(model, "replay_buffer"):
-            model.load_replay_buffer(checkpoint / "replay.pkl")
-    else:
-        model = sb3_model(algo, config, env, seed)
-    seconds = sb3_checkpointed_learn(model, steps, work_dir, state, checkpoint_every)
-    result = {"sps": steps / seconds, "curve": segments_curve(work_dir, state["segments"])}
+    model, env, seconds, curve = sb3_learn_resumably(
+        getattr(stable_baselines3, algo.upper()), lambda env_seed, monitor: sb3_env(algo, env_id, config, n_envs, env_seed, monitor),
+        lambda env: sb3_model(algo, config, env, seed), seed, steps, work_dir, checkpoint_every)
+    result = {"sps": steps / seconds, "curve": curve}
     if "NoFrameskip" in env_id:  # speed only
         return result | {"final": float("nan"), "std": float("nan")}
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 100)
@@ -194,8 +135,6 @@ def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_e
         eval_env = VecNormalize(eval_env, training=False, norm_obs=config.normalize_obs, norm_reward=False)
         eval_env.obs_rms = env.obs_rms
     mean, std = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
-    for checkpoint in work_dir.glob("step_*"):  # the replay buffers are large; the result goes to --results
-        shutil.rmtree(checkpoint)
     return result | {"final": float(mean), "std": float(std)}
 
 
