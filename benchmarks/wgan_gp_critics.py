@@ -201,8 +201,8 @@ def gradients(steps: int, seed: int, plot: Path | None) -> None:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         for label, values in norms.items():
             ax.semilogy(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
-        ax.set(xlabel="critic layer (input side first)", ylabel="gradient norm of the critic loss",
-               title=f"Swiss roll, 12-layer ReLU critic, {steps:,} critic updates (Fig. 1b)")
+        ax.set(xlabel="critic layer (input side first)", ylabel="gradient norm of the critic loss")
+        ax.set_title(f"Swiss roll, 12-layer ReLU critic, {steps:,} critic updates (Fig. 1b)", fontsize=10)
         ax.legend()
         fig.tight_layout()
         fig.savefig(plot, dpi=110)
