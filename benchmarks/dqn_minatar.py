@@ -184,7 +184,7 @@ def main() -> None:
             for seed in seeds]
     args.results.parent.mkdir(parents=True, exist_ok=True)
     results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps)], args.results,
-                          placement_args=["--work-dir", str(args.work_dir), "--checkpoint-every", str(args.checkpoint_every)])
+                          placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every", str(args.checkpoint_every)])
     print(f"\n| game | library | last-100-episode return at {args.steps:,} frames (mean, per seed) | "
           "greedy evaluation | paper's DQN there | env steps/s |")
     print("|---|---|---|---|---|---|")

@@ -210,7 +210,7 @@ def main() -> None:
     jobs = [(lib, run, seed) for run in args.runs for seed in seeds for lib in args.libs]
     extra = ["--steps", str(args.steps)] if args.steps else []
     results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results,
-                          placement_args=["--work-dir", str(args.work_dir), "--checkpoint-every",
+                          placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every",
                                           str(args.checkpoint_every)])
     print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | env steps/s |")
     print("|---|---|---|---|---|---|")
