@@ -97,6 +97,29 @@ def monitor_curve(monitor_dir: Path) -> list[tuple[int, float]]:
     return curve
 
 
+def toolkit_learn_resumably(algo: str, work_dir: Path | None, every: int, **options: Any) -> tuple[list[dict], float]:
+    """``toolkit.train(algo, **options)`` that survives being stopped: the run keeps its
+    directory in ``work_dir`` with a checkpoint (its replay included) every ``every`` steps, and
+    a later call continues it with ``toolkit.resume`` (exactly). Returns the run's metric
+    records and its training env steps/s (``training_rate``). Without ``work_dir``: a run in a
+    temporary directory, no checkpoints. The checkpoints are deleted at the end."""
+    import toolkit
+    from toolkit.rundir import read_status
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(work_dir or Path(tmp) / "run")
+        if read_status(run_dir).get("status") == "finished":
+            pass
+        elif run_dir.exists():  # stopped: on from its last checkpoint
+            toolkit.resume(run_dir)
+        else:
+            toolkit.train(algo, checkpoint_every=every if work_dir else 0, save_replay=bool(work_dir),
+                          keep_checkpoints=1, run_dir=str(run_dir), **options)
+        records, sps = read_metrics(run_dir), training_rate(run_dir)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # replays are large; results go to --results files
+    return records, sps
+
+
 def sb3_learn_resumably(algorithm: type, make_env: Callable[[int, Path], Any], make_model: Callable[[Any], Any],
                         seed: int, steps: int, work_dir: Path | None, every: int) -> tuple[Any, Any, float, list]:
     """An SB3 ``learn`` of ``steps`` env steps that survives being stopped: every ``every`` steps

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from common import read_metrics, run_workers, sb3_learn_resumably, training_rate
+from common import run_workers, sb3_learn_resumably, toolkit_learn_resumably
 
 # The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
 # read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on
@@ -107,22 +105,9 @@ def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoin
 
 
 def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
-    import toolkit
-    from toolkit.rundir import read_status
-
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(work_dir or Path(tmp) / "run")
-        if read_status(run_dir).get("status") == "finished":
-            pass
-        elif run_dir.exists():  # stopped: on from its last checkpoint
-            toolkit.resume(run_dir)
-        else:
-            toolkit.train("dqn", env=env_id, seed=seed, steps=steps, threads=1, eval_every=0, compile_optimizer=True,
-                          eval_episodes=10, checkpoint_every=checkpoint_every if work_dir else 0,
-                          save_replay=bool(work_dir), keep_checkpoints=1, progress=False, run_dir=str(run_dir))
-        records = read_metrics(run_dir)
-        sps = training_rate(run_dir)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replay is large; results go to --results
+    records, sps = toolkit_learn_resumably("dqn", work_dir, checkpoint_every, env=env_id, seed=seed, steps=steps,
+                                           threads=1, eval_every=0, compile_optimizer=True, eval_episodes=10,
+                                           progress=False)
     episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
-from common import plot_curves, run_workers, sb3_learn_resumably
+from common import plot_curves, run_workers, sb3_learn_resumably, toolkit_learn_resumably
 
 BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
@@ -139,25 +137,10 @@ def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_e
 
 
 def run_toolkit(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
-    import toolkit
-    from common import read_metrics, training_rate
-    from toolkit.rundir import read_status
-
     algo, env_id = run.split(":")
     atari = "NoFrameskip" in env_id
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(work_dir or Path(tmp) / "run")
-        if read_status(run_dir).get("status") == "finished":
-            pass
-        elif run_dir.exists():  # stopped: on from its last checkpoint
-            toolkit.resume(run_dir)
-        else:
-            toolkit.train(algo, env=env_id, seed=seed, steps=steps, eval_every=0, eval_episodes=1 if atari else 20,
-                          checkpoint_every=checkpoint_every if work_dir else 0, save_replay=bool(work_dir),
-                          keep_checkpoints=1, progress=False, threads=1, run_dir=str(run_dir))
-        records = read_metrics(run_dir)
-        sps = training_rate(run_dir)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the replays are large; the result goes to --results
+    records, sps = toolkit_learn_resumably(algo, work_dir, checkpoint_every, env=env_id, seed=seed, steps=steps,
+                                           eval_every=0, eval_episodes=1 if atari else 20, progress=False, threads=1)
     curve = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     if atari:
         return {"final": float("nan"), "std": float("nan"), "sps": sps, "curve": curve}
