@@ -265,6 +265,10 @@ def test_code_accuracy_is_the_best_one_to_one_matching_of_codes_to_labels():
     assert matched_accuracy(codes, labels) == 6 / 8
     assert matched_accuracy(np.zeros(8, dtype=int), labels) == 3 / 8  # one code value: the largest class
     assert matched_accuracy(np.arange(8) % 4, np.arange(8) % 2) == 4 / 8  # more codes than labels
+    rng = np.random.default_rng(0)
+    balanced = np.repeat(np.arange(10), 500)
+    # a code that knows nothing of the class: chance, 0.1, plus the little the matching can pick out of noise
+    assert 0.1 <= matched_accuracy(rng.integers(10, size=balanced.size), balanced) < 0.12
 
 
 def test_infogan_reports_code_accuracy_on_labelled_digits():
