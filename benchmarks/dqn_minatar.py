@@ -3,7 +3,7 @@ same network and settings, and against the paper's DQN curves at the same frame 
 
     python benchmarks/dqn_minatar.py [--games Breakout SpaceInvaders] [--version v0] [--steps 1000000]
         [--seeds 3] [--sb3-seeds 1] [--jobs 2] [--results benchmarks/results/dqn_minatar.jsonl] [--plot minatar.png]
-        [--work-dir runs/dqn_minatar] [--checkpoint-every 100000]
+        [--work-dir runs/dqn_minatar] [--checkpoint-every 100000] [--learning-rate LR]
 
 Both libraries: MinAtar's reference settings (examples/dqn.py): one conv layer of 16 3x3
 filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), batch 32, replay
@@ -14,6 +14,11 @@ time); finished runs are kept in ``--results`` and not run again, and an unfinis
 checkpoints (its replay included) in ``--work-dir`` every ``--checkpoint-every`` frames, from
 which the same command continues it (see ``common.sb3_learn_resumably``). toolkit runs with
 ``--compile-optimizer`` (the same centred RMSProp update, compiled into one loop per parameter).
+
+The paper's learning curves are each game's best step size from a sweep (its sensitivity
+plots: DQN on Breakout best at 2^-9, on Space Invaders at 2^-12, about the reference's
+2.5e-4); ``--learning-rate`` runs both libraries at another step size, kept under its own key
+and work dir.
 
 Scored as the paper scores: the mean return of the last 100 training episodes (epsilon 0.1),
 and also the greedy policy's mean return over 10 evaluation episodes at the end. Env steps/s
@@ -34,8 +39,8 @@ import numpy as np
 from common import run_workers, sb3_learn_resumably, toolkit_learn_resumably
 
 # The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
-# read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on
-# Breakout, +-2 on Space Invaders).
+# read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on Breakout,
+# +-2 on Space Invaders); each game at the best step size of the paper's sweep.
 PAPER_DQN = {
     "Breakout": {250_000: 7.5, 500_000: 8.5, 1_000_000: 9.2, 2_000_000: 9.8, 5_000_000: 10.0},
     "SpaceInvaders": {250_000: 21.0, 500_000: 25.0, 1_000_000: 32.0, 2_000_000: 41.0, 5_000_000: 43.0},
@@ -53,13 +58,14 @@ def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) ->
     return curve
 
 
-def settings(steps: int) -> dict:
-    return dict(learning_rate=2.5e-4, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
+def settings(steps: int, learning_rate: float | None) -> dict:
+    return dict(learning_rate=learning_rate or 2.5e-4, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
                 train_freq=1, gradient_steps=1, target_update_interval=1_000,
                 exploration_fraction=100_000 / steps, exploration_initial_eps=1.0, exploration_final_eps=0.1)
 
 
-def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
+def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int,
+            learning_rate: float | None) -> dict:
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -93,7 +99,7 @@ def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoin
                              optimizer_class=torch.optim.RMSprop,
                              optimizer_kwargs=dict(alpha=0.95, eps=0.01, centered=True))
         return DQN("CnnPolicy", env, policy_kwargs=policy_kwargs, max_grad_norm=1e10, seed=seed, device="cpu",
-                   verbose=0, **settings(steps))
+                   verbose=0, **settings(steps, learning_rate))
 
     torch.set_num_threads(1)
     resolved = resolve_env(env_id)
@@ -104,10 +110,12 @@ def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoin
             "curve": moving_average_curve(ends, returns, steps)}
 
 
-def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
+def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int,
+                learning_rate: float | None) -> dict:
+    step_size = {"learning_rate": learning_rate} if learning_rate else {}  # else the preset's
     records, sps = toolkit_learn_resumably("dqn", work_dir, checkpoint_every, env=env_id, seed=seed, steps=steps,
                                            threads=1, eval_every=0, compile_optimizer=True, eval_episodes=10,
-                                           progress=False)
+                                           progress=False, **step_size)
     episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]
@@ -115,7 +123,8 @@ def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, check
             "curve": moving_average_curve(steps_at, returns, steps)}
 
 
-def plot(results: dict, games: list[str], version: str, libs: dict[str, range], path: Path) -> None:
+def plot(results: dict, games: list[str], version: str, libs: dict[str, range], path: Path,
+         learning_rate: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,10 +139,12 @@ def plot(results: dict, games: list[str], version: str, libs: dict[str, range], 
                 continue
             frames = curves[0][:, 0]
             values = np.stack([c[:, 1] for c in curves])
-            line, = ax.plot(frames, values.mean(0), label=f"{lib} ({len(curves)} seeds)")
+            step_size = f", step size {learning_rate:g}" if learning_rate else ""
+            seeds_text = f"{len(curves)} seed{'s' if len(curves) > 1 else ''}"
+            line, = ax.plot(frames, values.mean(0), label=f"{lib} ({seeds_text}{step_size})")
             ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
         paper = PAPER_DQN[game]
-        ax.plot(list(paper), list(paper.values()), "k--o", markersize=3, label="paper's DQN (30 seeds)")
+        ax.plot(list(paper), list(paper.values()), "k--o", markersize=3, label="paper's DQN (30 seeds, best step size)")
         ax.set(title=f"MinAtar {game}", xlabel="frames", ylabel="return, 100-episode moving average",
                xlim=(0, max(frames[-1], 1)))
         ax.legend()
@@ -155,20 +166,24 @@ def main() -> None:
     parser.add_argument("--work-dir", type=lambda text: Path(text) if text else None, default=Path("runs/dqn_minatar"),
                         help="where unfinished runs keep their checkpoints (run the command again to continue them)")
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between those checkpoints")
+    parser.add_argument("--learning-rate", type=float,
+                        help="the RMSProp step size of both libraries (default: the preset's, 2.5e-4)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         lib, env_id, seed = args.worker
-        work_dir = args.work_dir / f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}" if args.work_dir else None
+        name = f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}" + (f"-lr{args.learning_rate:g}" if args.learning_rate else "")
+        work_dir = args.work_dir / name if args.work_dir else None
         run_one = run_toolkit if lib == "toolkit" else run_sb3
-        print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every)))
+        print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every, args.learning_rate)))
         return
 
     libs = {"toolkit": range(args.seeds), "sb3": range(args.sb3_seeds)}
     jobs = [(lib, f"MinAtar/{game}-{args.version}", seed) for game in args.games for lib, seeds in libs.items()
             for seed in seeds]
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps)], args.results,
+    step_size = ["--learning-rate", repr(args.learning_rate)] if args.learning_rate else []  # default runs keep their keys
+    results = run_workers(__file__, jobs, args.jobs, ["--steps", str(args.steps), *step_size], args.results,
                           placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every", str(args.checkpoint_every)])
     print(f"\n| game | library | last-100-episode return at {args.steps:,} frames (mean, per seed) | "
           "greedy evaluation | paper's DQN there | env steps/s |")
@@ -185,7 +200,7 @@ def main() -> None:
                   f"{statistics.mean(r['greedy'] for r in runs):.1f} | {paper} | "
                   f"{statistics.mean(r['sps'] for r in runs):.0f} |")
     if args.plot:
-        plot(results, args.games, args.version, libs, args.plot)
+        plot(results, args.games, args.version, libs, args.plot, args.learning_rate)
 
 
 if __name__ == "__main__":
