@@ -123,31 +123,36 @@ def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, check
             "curve": moving_average_curve(steps_at, returns, steps)}
 
 
-def plot(results: dict, games: list[str], version: str, libs: dict[str, range], path: Path,
-         learning_rate: float | None = None) -> None:
+def plot(results_file: Path, games: list[str], version: str, steps: int, path: Path) -> None:
+    """Every run of ``results_file`` at this budget: one line (mean) and band (min-max) per
+    library and step size, next to the paper's curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    series: dict[tuple, list[np.ndarray]] = {}
+    for line in results_file.read_text().splitlines():
+        record = json.loads(line)
+        lib, env_id, _, _, budget, *step_size = json.loads(record["key"])
+        if int(budget) == steps:
+            series.setdefault((env_id, lib, float(step_size[1]) if step_size else 2.5e-4), []).append(
+                np.array(record["result"]["curve"]))
     fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 3.8), squeeze=False)
     for ax, game in zip(axes[0], games):
         env_id = f"MinAtar/{game}-{version}"
-        for lib, seeds in libs.items():
-            curves = [np.array(results[(lib, env_id, s)]["curve"]) for s in seeds]
-            if not curves:
+        for (env, lib, learning_rate), curves in sorted(series.items(), key=lambda item: (item[0][1] != "toolkit", item[0])):
+            if env != env_id:
                 continue
             frames = curves[0][:, 0]
             values = np.stack([c[:, 1] for c in curves])
-            step_size = f", step size {learning_rate:g}" if learning_rate else ""
-            seeds_text = f"{len(curves)} seed{'s' if len(curves) > 1 else ''}"
-            line, = ax.plot(frames, values.mean(0), label=f"{lib} ({seeds_text}{step_size})")
-            ax.fill_between(frames, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+            label = f"{lib}, step size {learning_rate:g} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
+            drawn, = ax.plot(frames, values.mean(0), label=label)
+            ax.fill_between(frames, values.min(0), values.max(0), color=drawn.get_color(), alpha=0.2)
         paper = PAPER_DQN[game]
-        ax.plot(list(paper), list(paper.values()), "k--o", markersize=3, label="paper's DQN (30 seeds, best step size)")
-        ax.set(title=f"MinAtar {game}", xlabel="frames", ylabel="return, 100-episode moving average",
-               xlim=(0, max(frames[-1], 1)))
-        ax.legend()
+        ax.plot(list(paper), list(paper.values()), "k--o", markersize=3, label="paper's DQN (30 runs, best step size)")
+        ax.set(title=f"MinAtar {game}", xlabel="frames", ylabel="return, 100-episode moving average", xlim=(0, steps))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
@@ -200,7 +205,7 @@ def main() -> None:
                   f"{statistics.mean(r['greedy'] for r in runs):.1f} | {paper} | "
                   f"{statistics.mean(r['sps'] for r in runs):.0f} |")
     if args.plot:
-        plot(results, args.games, args.version, libs, args.plot, args.learning_rate)
+        plot(args.results, args.games, args.version, args.steps, args.plot)
 
 
 if __name__ == "__main__":
