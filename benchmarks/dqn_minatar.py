@@ -46,6 +46,7 @@ PAPER_DQN = {
     "SpaceInvaders": {250_000: 21.0, 500_000: 25.0, 1_000_000: 32.0, 2_000_000: 41.0, 5_000_000: 43.0},
 }
 CURVE_POINTS = 50
+REFERENCE_STEP_SIZE = 2.5e-4  # examples/dqn.py's, the preset's
 
 
 def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) -> list[tuple[int, float]]:
@@ -59,7 +60,7 @@ def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) ->
 
 
 def settings(steps: int, learning_rate: float | None) -> dict:
-    return dict(learning_rate=learning_rate or 2.5e-4, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
+    return dict(learning_rate=learning_rate or REFERENCE_STEP_SIZE, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
                 train_freq=1, gradient_steps=1, target_update_interval=1_000,
                 exploration_fraction=100_000 / steps, exploration_initial_eps=1.0, exploration_final_eps=0.1)
 
@@ -136,7 +137,7 @@ def plot(results_file: Path, games: list[str], version: str, steps: int, path: P
         record = json.loads(line)
         lib, env_id, _, _, budget, *step_size = json.loads(record["key"])
         if int(budget) == steps:
-            series.setdefault((env_id, lib, float(step_size[1]) if step_size else 2.5e-4), []).append(
+            series.setdefault((env_id, lib, float(step_size[1]) if step_size else REFERENCE_STEP_SIZE), []).append(
                 np.array(record["result"]["curve"]))
     fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 3.8), squeeze=False)
     for ax, game in zip(axes[0], games):
