@@ -1,7 +1,7 @@
 """Ape-X (``toolkit train apex``): how it scales with actors, what its learner keeps of its
 speed, and its sample efficiency against single-process DQN with prioritized replay.
 
-    python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 60000] [--fragment 50]
+    python benchmarks/apex_scaling.py actors [--env CartPole-v1] [--actors 1 2 4 8] [--steps 60000] [--fragment 50] [--repeats 1]
     python benchmarks/apex_scaling.py actors --env toolkit/SlowCartPole-v0 [--steps 8000]
     python benchmarks/apex_scaling.py learner [--updates 3000]
     python benchmarks/apex_scaling.py efficiency [--envs CartPole-v1 LunarLander-v3] [--seeds 5] [--runs DIR] [--report]
@@ -68,24 +68,32 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def actors(env: str, counts: list[int], steps: int, extra: list[str]) -> None:
-    rates, busy = {}, {}
+def actors(env: str, counts: list[int], steps: int, extra: list[str], repeats: int = 1) -> None:
+    """Each actor count ``repeats`` times, the counts interleaved (1, 2, ..., 1, 2, ...) so a
+    slow stretch of the machine falls on all of them; the median rate per count."""
+    rates: dict[int, list[float]] = {n: [] for n in counts}
+    busy: dict[int, list[float]] = {n: [] for n in counts}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in counts:
-            run_dir = Path(tmp) / f"actors{n}"
-            before = cpu_ticks()
-            train("apex", ["--env", env, "--actors", str(n), "--steps", str(steps), "--samples-per-insert", "0.25",
-                           "--learning-starts", "500", "--eval-every", "0", "--eval-episodes", "1",
-                           "--checkpoint-every", "0", "--log-every", "1000", *extra], run_dir)
-            after = cpu_ticks()
-            rates[n] = mean_after_warmup(read_metrics(run_dir), "perf/env_sps")
-            busy[n] = (after[0] - before[0]) / max(after[1] - before[1], 1)  # the whole run, start-up included
-            print(f"  {n} actors: {rates[n]:8.0f} env steps/s, the machine's CPUs {busy[n]:.0%} busy", flush=True)
-    one = rates[counts[0]] / counts[0]  # per actor, with the fewest actors
-    print(f"\n| actors | env steps/s on {env} | speed-up | per-actor efficiency | CPUs busy (whole run) |")
+        for repeat in range(repeats):
+            for n in counts:
+                run_dir = Path(tmp) / f"actors{n}-{repeat}"
+                before = cpu_ticks()
+                train("apex", ["--env", env, "--actors", str(n), "--steps", str(steps), "--samples-per-insert", "0.25",
+                               "--learning-starts", "500", "--eval-every", "0", "--eval-episodes", "1",
+                               "--checkpoint-every", "0", "--log-every", "1000", *extra], run_dir)
+                after = cpu_ticks()
+                rates[n].append(mean_after_warmup(read_metrics(run_dir), "perf/env_sps"))
+                busy[n].append((after[0] - before[0]) / max(after[1] - before[1], 1))  # start-up included
+                print(f"  {n} actors: {rates[n][-1]:8.0f} env steps/s, the machine's CPUs {busy[n][-1]:.0%} busy",
+                      flush=True)
+    median = {n: statistics.median(rates[n]) for n in counts}
+    one = median[counts[0]] / counts[0]  # per actor, with the fewest actors
+    print(f"\n| actors | env steps/s on {env} (median of {repeats}; range) | speed-up | per-actor efficiency "
+          "| CPUs busy (whole run) |")
     print("|---|---|---|---|---|")
     for n in counts:
-        print(f"| {n} | {rates[n]:.0f} | {rates[n] / one:.2f}x | {rates[n] / (n * one):.2f} | {busy[n]:.0%} |")
+        print(f"| {n} | {median[n]:.0f} ({min(rates[n]):.0f}-{max(rates[n]):.0f}) | {median[n] / one:.2f}x | "
+              f"{median[n] / (n * one):.2f} | {statistics.median(busy[n]):.0%} |")
 
 
 def learner(updates: int) -> None:
@@ -197,6 +205,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--fragment", type=int, help="actors: --fragment for apex (default: the config's 50)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="actors: runs per actor count, interleaved; the table gives the median")
     parser.add_argument("--report", action="store_true",
                         help="efficiency: only the table of the seeds finished for both algorithms; run nothing")
     parser.add_argument("--seeds", type=int, default=5)
@@ -205,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "actors":
         actors(args.env, args.actors, args.steps or (8000 if "Slow" in args.env else 60000),
-               ["--fragment", str(args.fragment)] if args.fragment else [])
+               ["--fragment", str(args.fragment)] if args.fragment else [], args.repeats)
     elif args.what == "learner":
         learner(args.updates)
     elif args.what == "efficiency":
