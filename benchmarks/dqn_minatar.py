@@ -6,7 +6,7 @@ same network and settings, and against the paper's DQN curves at the same frame 
         [--work-dir runs/dqn_minatar] [--checkpoint-every 100000] [--learning-rate LR]
 
 Both libraries: MinAtar's reference settings (examples/dqn.py): one conv layer of 16 3x3
-filters and 128 hidden units, centred RMSProp 2.5e-4 (decay 0.95, eps 0.01), batch 32, replay
+filters and 128 hidden units, centred RMSProp (decay 0.95, eps 0.01), batch 32, replay
 100k, one update per frame from 5k frames on, the target network copied every 1k frames,
 epsilon 1 -> 0.1 over 100k frames, Huber loss, no gradient clipping. ``v0`` ids have all six
 actions, as in the paper. Each run is a process with one torch thread (``--jobs`` at a
@@ -15,10 +15,10 @@ checkpoints (its replay included) in ``--work-dir`` every ``--checkpoint-every``
 which the same command continues it (see ``common.sb3_learn_resumably``). toolkit runs with
 ``--compile-optimizer`` (the same centred RMSProp update, compiled into one loop per parameter).
 
-The paper's learning curves are each game's best step size from a sweep (its sensitivity
-plots: DQN on Breakout best at 2^-9, on Space Invaders at 2^-12, about the reference's
-2.5e-4); ``--learning-rate`` runs both libraries at another step size, kept under its own key
-and work dir.
+The step size is the preset's for each game: the one of the paper's learning curves, each
+game's best from a sweep (its sensitivity plots: DQN on Breakout best at 2^-9, on Space
+Invaders at 2^-12, about the reference's 2.5e-4). ``--learning-rate`` runs both libraries at
+another step size, kept under its own key and work dir.
 
 Scored as the paper scores: the mean return of the last 100 training episodes (epsilon 0.1),
 and also the greedy policy's mean return over 10 evaluation episodes at the end. Env steps/s
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from common import run_workers, sb3_learn_resumably, toolkit_learn_resumably
+from toolkit_dqn.dqn import PRESETS
 
 # The paper's DQN curve (mean of 30 runs of the 100-episode moving average of training returns),
 # read off the MinAtar README's learning_curves.gif at these frame counts (about +-0.5 on Breakout,
@@ -46,7 +47,11 @@ PAPER_DQN = {
     "SpaceInvaders": {250_000: 21.0, 500_000: 25.0, 1_000_000: 32.0, 2_000_000: 41.0, 5_000_000: 43.0},
 }
 CURVE_POINTS = 50
-REFERENCE_STEP_SIZE = 2.5e-4  # examples/dqn.py's, the preset's
+
+
+def preset_step_size(env_id: str) -> float:
+    """The ``minatar`` preset's step size for this game: what a run without ``--learning-rate`` uses."""
+    return PRESETS["minatar"].values_for({env_id})["learning_rate"]
 
 
 def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) -> list[tuple[int, float]]:
@@ -59,14 +64,14 @@ def moving_average_curve(steps: np.ndarray, returns: np.ndarray, budget: int) ->
     return curve
 
 
-def settings(steps: int, learning_rate: float | None) -> dict:
-    return dict(learning_rate=learning_rate or REFERENCE_STEP_SIZE, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
+def settings(steps: int, learning_rate: float) -> dict:
+    return dict(learning_rate=learning_rate, buffer_size=100_000, learning_starts=5_000, batch_size=32, gamma=0.99,
                 train_freq=1, gradient_steps=1, target_update_interval=1_000,
                 exploration_fraction=100_000 / steps, exploration_initial_eps=1.0, exploration_final_eps=0.1)
 
 
 def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int,
-            learning_rate: float | None) -> dict:
+            learning_rate: float) -> dict:
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -112,11 +117,10 @@ def run_sb3(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoin
 
 
 def run_toolkit(env_id: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int,
-                learning_rate: float | None) -> dict:
-    step_size = {"learning_rate": learning_rate} if learning_rate else {}  # else the preset's
+                learning_rate: float) -> dict:
     records, sps = toolkit_learn_resumably("dqn", work_dir, checkpoint_every, env=env_id, seed=seed, steps=steps,
                                            threads=1, eval_every=0, compile_optimizer=True, eval_episodes=10,
-                                           progress=False, **step_size)
+                                           progress=False, learning_rate=learning_rate)
     episodes = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
     steps_at, returns = (np.array(column, dtype=float) for column in zip(*episodes))
     greedy = [r["eval/mean_return"] for r in records if "eval/mean_return" in r][-1]
@@ -137,7 +141,7 @@ def plot(results_file: Path, games: list[str], version: str, steps: int, path: P
         record = json.loads(line)
         lib, env_id, _, _, budget, *step_size = json.loads(record["key"])
         if int(budget) == steps:
-            series.setdefault((env_id, lib, float(step_size[1]) if step_size else REFERENCE_STEP_SIZE), []).append(
+            series.setdefault((env_id, lib, float(step_size[1]) if step_size else preset_step_size(env_id)), []).append(
                 np.array(record["result"]["curve"]))
     fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 3.8), squeeze=False)
     for ax, game in zip(axes[0], games):
@@ -147,7 +151,9 @@ def plot(results_file: Path, games: list[str], version: str, steps: int, path: P
                 continue
             frames = curves[0][:, 0]
             values = np.stack([c[:, 1] for c in curves])
-            label = f"{lib}, step size {learning_rate:g} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
+            exponent = np.log2(learning_rate)
+            step_size = f"2^{exponent:.0f}" if exponent == round(exponent) else f"{learning_rate:g}"
+            label = f"{lib}, step size {step_size} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
             drawn, = ax.plot(frames, values.mean(0), label=label)
             ax.fill_between(frames, values.min(0), values.max(0), color=drawn.get_color(), alpha=0.2)
         paper = PAPER_DQN[game]
@@ -173,7 +179,8 @@ def main() -> None:
                         help="where unfinished runs keep their checkpoints (run the command again to continue them)")
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="env steps between those checkpoints")
     parser.add_argument("--learning-rate", type=float,
-                        help="the RMSProp step size of both libraries (default: the preset's, 2.5e-4)")
+                        help="the RMSProp step size of both libraries (default: the preset's for each game, "
+                             "2^-9 on Breakout, 2.5e-4 on Space Invaders)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "ENV", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -181,7 +188,8 @@ def main() -> None:
         name = f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}" + (f"-lr{args.learning_rate:g}" if args.learning_rate else "")
         work_dir = args.work_dir / name if args.work_dir else None
         run_one = run_toolkit if lib == "toolkit" else run_sb3
-        print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every, args.learning_rate)))
+        step_size = args.learning_rate or preset_step_size(env_id)
+        print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every, step_size)))
         return
 
     libs = {"toolkit": range(args.seeds), "sb3": range(args.sb3_seeds)}

@@ -191,6 +191,10 @@ def test_minatar_games_get_the_papers_settings_and_train(tmp_path):
     c = p.algo_config
     assert p.preset == "minatar" and (c.network, c.train_frequency, c.target_update_interval, c.learning_rate) == (
         "minatar", 1, 1_000, 2.5e-4)
+    # each game at the step size of the paper's learning curves, unless the user gives one
+    assert plan("dqn", {"env": "minatar/breakout-v0"}).algo_config.learning_rate == 2**-9  # the id as typed
+    assert plan("dqn", {"env": "MinAtar/Seaquest-v1"}).algo_config.learning_rate == 2**-13
+    assert plan("dqn", {"env": "MinAtar/Breakout-v1", "learning_rate": 1e-3}).algo_config.learning_rate == 1e-3
     run_dir = toolkit.train("dqn", env="MinAtar/Breakout-v1", steps=600, learning_starts=100, eval_every=0,
                             eval_episodes=1, checkpoint_every=0, progress=False, run_dir=str(tmp_path / "minatar"))
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
