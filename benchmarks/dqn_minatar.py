@@ -185,10 +185,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         lib, env_id, seed = args.worker
-        name = f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}" + (f"-lr{args.learning_rate:g}" if args.learning_rate else "")
+        step_size = args.learning_rate or preset_step_size(env_id)
+        # the work dir names the step size trained at, so a checkpoint is never continued at another
+        name = f"{lib}-{env_id.replace('/', '_')}-seed{seed}-{args.steps}-lr{step_size:g}"
         work_dir = args.work_dir / name if args.work_dir else None
         run_one = run_toolkit if lib == "toolkit" else run_sb3
-        step_size = args.learning_rate or preset_step_size(env_id)
         print(json.dumps(run_one(env_id, int(seed), args.steps, work_dir, args.checkpoint_every, step_size)))
         return
 
