@@ -91,11 +91,21 @@ def train(ctx: typer.Context, algo: Optional[str] = typer.Argument(None, help="A
 def resume(
     run_dir: str = typer.Argument(..., help="The run directory to continue"),
     steps: Optional[int] = typer.Option(None, "--steps", help="New total env steps (default: the run's own)"),
+    device: Optional[str] = typer.Option(None, "--device", help="Torch device here: auto, cpu, cuda, mps "
+                                         "(default: the run's own; a run moved to another machine may need another)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads here (default: the run's own)"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Show the progress bar (default: as the run did)"),
 ) -> None:
-    """Continue a run from its latest checkpoint, appending to the same metrics (and W&B run)."""
+    """Continue a run from its latest checkpoint, appending to the same metrics (and W&B run).
+
+    What it trains (algorithm, env, hyperparameters) is the run's own; only the total steps and
+    where and how it runs (device, threads, progress bar) can change."""
     from toolkit.run import start_resume
 
-    _exit_if_stopped(start_resume(run_dir, steps=steps))
+    where = {name: value for name, value in (("device", device), ("threads", threads), ("progress", progress))
+             if value is not None}
+    _exit_if_stopped(start_resume(run_dir, steps=steps, **where))
 
 
 def _exit_if_stopped(run) -> None:

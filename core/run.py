@@ -55,8 +55,13 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Path:
     return start_resume(run_dir, steps).execute()
 
 
-def start_resume(run_dir: str | Path, steps: int | None = None) -> Run:
-    """Everything ``resume`` checks and builds before training goes on."""
+RESUME_OPTIONS = {"device", "threads", "progress"}
+"""Run options a resume may change: where and how the run goes on, not what it trains."""
+
+
+def start_resume(run_dir: str | Path, steps: int | None = None, **where: Any) -> Run:
+    """Everything ``resume`` checks and builds before training goes on. ``where``: run options
+    that say where and how the run goes on, not what it trains (device, threads, progress)."""
     from toolkit.config import read_toml
 
     run_dir = Path(run_dir)
@@ -68,7 +73,15 @@ def start_resume(run_dir: str | Path, steps: int | None = None) -> Run:
     algo = read_toml(config_path).get("algorithm")
     if not isinstance(algo, str):
         raise ToolkitError(f"{config_path} does not name its algorithm")
+    unknown = set(where) - RESUME_OPTIONS
+    if unknown:
+        raise ToolkitError(f"resume cannot change {', '.join(sorted(unknown))}: only the steps and "
+                           f"{', '.join(sorted(RESUME_OPTIONS))} (the rest is what the run trains)")
+    from toolkit.config import RunConfig, coerce, field_types, option_name
+
+    types = field_types(RunConfig)
     flags: dict[str, Any] = {"run_dir": str(run_dir)}
+    flags.update({name: coerce(value, types[name], option_name(name)) for name, value in where.items()})
     if steps is not None:
         flags["steps"] = steps
     latest = checkpoint.latest(run_dir)

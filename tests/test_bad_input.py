@@ -181,6 +181,9 @@ RESUME = [
     (["resume", "{run}", "--steps", "300"], "already at step 600 of 300"),
     (["resume", "{run}", "--steps", "0"], "--steps must be >= 1"),
     (["resume", "{run}", "--steps", "abc"], "Invalid value for '--steps'"),
+    (["resume", "{run}", "--steps", "1200", "--device", "tpu"], "invalid value for --device: unknown choice 'tpu'; did you mean: cpu?"),
+    (["resume", "{run}", "--steps", "1200", "--threads", "-1"], "--threads must be >= 0, got -1"),
+    (["resume", "{run}", "--steps", "1200", "--env", "Pong"], "No such option: --env"),  # what it trains stays
     (["resume", "{bad_metrics}", "--steps", "1200"], "metrics.jsonl line 2 is not a metrics record"),
     (["resume", "{binary_metrics}", "--steps", "1200"], "metrics.jsonl is not UTF-8 text"),
     (["resume", "{other_algorithm}", "--steps", "1200"], "was written by algorithm 'dqn', but"),

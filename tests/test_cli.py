@@ -60,14 +60,15 @@ def test_resume_continues_and_appends(tmp_path):
                     "--eval-episodes", "1", "--run-dir", str(run_dir), "--no-progress")
     assert first.returncode == 0, first.stderr
     before = (run_dir / "metrics.jsonl").read_text()
-    again = run_cli("resume", str(run_dir), "--steps", "400")
+    again = run_cli("resume", str(run_dir), "--steps", "400", "--threads", "1", "--device", "cpu")
     assert again.returncode == 0, again.stderr
     after = (run_dir / "metrics.jsonl").read_text()
     assert after.startswith(before) and len(after) > len(before)
     records = [json.loads(line) for line in after.splitlines()]
     assert max(r["step"] for r in records) == 400
     assert (run_dir / "checkpoints" / "step_000000000400.pt").exists()
-    assert tomllib.loads((run_dir / "config.toml").read_text())["run"]["steps"] == 400
+    resumed = tomllib.loads((run_dir / "config.toml").read_text())["run"]
+    assert (resumed["steps"], resumed["threads"], resumed["device"], resumed["progress"]) == (400, 1, "cpu", False)
     done = run_cli("resume", str(run_dir))
     assert done.returncode == 2 and "already at step 400" in done.stderr
 
