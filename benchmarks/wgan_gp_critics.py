@@ -198,7 +198,7 @@ def gradients(steps: int, seed: int, plot: Path | None) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        fig, ax = plt.subplots(figsize=(6.2, 3.8))
         for label, values in norms.items():
             ax.semilogy(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
         ax.set(xlabel="critic layer (input side first)", ylabel="gradient norm of the critic loss")
