@@ -2,7 +2,7 @@
 
     python benchmarks/ppo_sac_td3_vs_sb3.py [--runs ppo:CartPole-v1 sac:Pendulum-v1 ...] [--seeds 3] [--jobs 2]
         [--steps N] [--results benchmarks/results/ppo_sac_td3.jsonl] [--plot-dir plugins]
-        [--work-dir runs/ppo_sac_td3] [--checkpoint-every 25000]
+        [--work-dir runs/ppo_sac_td3] [--checkpoint-every 25000] [--report] [--plot-name NAME]
     python benchmarks/ppo_sac_td3_vs_sb3.py --speed-steps 20000 --runs ppo:PongNoFrameskip-v4
 
 Each (library, algorithm:env, seed) runs in its own process with one torch thread. The
@@ -22,6 +22,9 @@ replay in its checkpoints; SB3: its model, replay buffer and normaliser) every
 unfinished run from its last checkpoint (toolkit's resume is exact; SB3's is not: it does not
 save its envs' and generators' state, and restarts the episode in progress). Env steps/s
 count the seconds of the training that was kept.
+
+``--report``: run nothing; the table and curves of the jobs already in ``--results``, over the
+seeds each library has finished so far (runs that take several sessions fill in gradually).
 
 ``--speed-steps N``: only env steps/s over N steps, one run at a time (so the two libraries
 never share the cores); for Atari (PongNoFrameskip-v4) both use the Atari preset: 8 envs,
@@ -168,11 +171,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="replace every budget")
     parser.add_argument("--libs", nargs="+", default=["toolkit", "sb3"])
     parser.add_argument("--results", type=Path, help="append finished jobs here and skip those already in it")
-    parser.add_argument("--plot-dir", type=Path, help="write <algo>_curves.png here")
+    parser.add_argument("--plot-dir", type=Path,
+                        help="write the curves here, one PNG per algorithm (plugins: into each plugin's folder)")
+    parser.add_argument("--plot-name", default="{algo}/{algo}_curves.png",
+                        help="each PNG's path under --plot-dir, {algo} replaced")
     parser.add_argument("--speed-steps", type=int, default=0, help="only time this many steps per library")
     parser.add_argument("--work-dir", type=lambda text: Path(text) if text else None, default=Path("runs/ppo_sac_td3"),
                         help="where unfinished runs keep their checkpoints (run the command again to continue them)")
     parser.add_argument("--checkpoint-every", type=int, default=25_000, help="env steps between those checkpoints")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: the table and curves of the jobs already in --results (seeds so far)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "RUN", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -192,28 +200,63 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(lib, run, seed) for run in args.runs for seed in seeds for lib in args.libs]
     extra = ["--steps", str(args.steps)] if args.steps else []
-    results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results,
-                          placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every",
-                                          str(args.checkpoint_every)])
-    print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | env steps/s |")
-    print("|---|---|---|---|---|---|")
-    for run in args.runs:
+    if args.report:
+        results = finished_jobs(args.results, jobs, extra)
+    else:
+        results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results,
+                              placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every",
+                                              str(args.checkpoint_every)])
+    report(results, args.runs, args.libs, args.steps, args.plot_dir, args.plot_name)
+
+
+def finished_jobs(results_file: Path | None, jobs: list[tuple], extra: list[str]) -> dict[tuple, dict]:
+    """The jobs already in ``results_file`` (the same key as ``run_workers`` writes), run or not."""
+    if results_file is None or not results_file.exists():
+        raise SystemExit("--report needs --results FILE with finished jobs")
+    done = {}
+    for line in results_file.read_text().splitlines():
+        record = json.loads(line)
+        done[record["key"]] = record["result"]
+    keys = {job: json.dumps([*map(str, job), *extra]) for job in jobs}
+    return {job: done[key] for job, key in keys.items() if key in done}
+
+
+def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,
+           plot_name: str = "{algo}/{algo}_curves.png") -> None:
+    """The table (mean ± std over the seeds each library has finished) and, with ``plot_dir``,
+    the training curves, one PNG per algorithm."""
+    print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | seeds | env steps/s |")
+    print("|---|---|---|---|---|---|---|")
+    for run in runs:
         algo, env_id = run.split(":")
         rates = {}
-        for lib in args.libs:
-            finals = [results[(lib, run, s)]["final"] for s in seeds]
-            rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in seeds)
-            print(f"| {algo} | {env_id} | {args.steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
-                  f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | {rates[lib]:.0f} |")
+        for lib in libs:
+            done = sorted(seed for (l, r, seed) in results if (l, r) == (lib, run))
+            if not done:
+                continue
+            finals = [results[(lib, run, s)]["final"] for s in done]
+            rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in done)
+            print(f"| {algo} | {env_id} | {steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
+                  f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | "
+                  f"{', '.join(map(str, done))} | {rates[lib]:.0f} |")
         if len(rates) == 2:
-            print(f"| {algo} | {env_id} | | speed ratio toolkit / SB3 | | {rates['toolkit'] / rates['sb3']:.2f} |")
-    if args.plot_dir:
-        for algo in sorted({run.split(":")[0] for run in args.runs}):
-            panels = {f"{algo.upper()} on {run.split(':')[1]} ({len(seeds)} seeds)":
-                      {lib: [results[(lib, run, s)]["curve"] for s in seeds] for lib in args.libs}
-                      for run in args.runs if run.startswith(algo + ":")}
-            plot_curves(panels, args.plot_dir / f"{algo}_curves.png", "training episode return", smoothing=20)
-
+            print(f"| {algo} | {env_id} | | speed ratio toolkit / SB3 | | | {rates['toolkit'] / rates['sb3']:.2f} |")
+    if plot_dir:
+        for algo in sorted({run.split(":")[0] for run in runs}):
+            panels = {}
+            for run in runs:
+                if not run.startswith(algo + ":"):
+                    continue
+                groups = {lib: [results[job]["curve"] for job in sorted(results) if job[:2] == (lib, run)]
+                          for lib in libs}
+                groups = {lib: curves for lib, curves in groups.items() if curves}
+                if groups:
+                    counts = ", ".join(f"{lib} {len(curves)}" for lib, curves in groups.items())
+                    panels[f"{algo.upper()} on {run.split(':')[1]} (seeds: {counts})"] = groups
+            if panels:
+                out = plot_dir / plot_name.format(algo=algo)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                plot_curves(panels, out, "training episode return", smoothing=20)
 
 if __name__ == "__main__":
     main()
