@@ -193,6 +193,19 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
+def result_key(job: tuple, extra_args: list[str] = ()) -> str:
+    """How a results file names a (lib, env, seed) job run with ``extra_args``."""
+    return json.dumps([*map(str, job), *extra_args])
+
+
+def read_results(results_file: Path) -> dict[str, dict]:
+    """The finished jobs of a results file (none if it does not exist): key -> result."""
+    if not Path(results_file).exists():
+        return {}
+    return {record["key"]: record["result"]
+            for record in map(json.loads, Path(results_file).read_text().splitlines())}
+
+
 def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[str] = (),
                 results_file: Path | None = None, placement_args: list[str] = ()) -> dict[tuple, dict]:
     """Run ``python SCRIPT --worker LIB ENV SEED [EXTRA_ARGS] [PLACEMENT_ARGS]`` for every (lib, env, seed) job,
@@ -209,14 +222,10 @@ def run_workers(script: str, jobs: list[tuple], parallel: int, extra_args: list[
     from concurrent.futures import ThreadPoolExecutor
 
     def key(job: tuple) -> str:
-        return json.dumps([*map(str, job), *extra_args])
+        return result_key(job, extra_args)
 
-    done = {}
+    done = read_results(results_file) if results_file else {}
     commit = source_commit()
-    if results_file and Path(results_file).exists():
-        for line in Path(results_file).read_text().splitlines():
-            record = json.loads(line)
-            done[record["key"]] = record["result"]
 
     def launch(job: tuple) -> tuple[tuple, dict]:
         if key(job) in done:

@@ -38,7 +38,8 @@ import json
 import statistics
 from pathlib import Path
 
-from common import plot_curves, run_workers, sb3_learn_resumably, toolkit_learn_resumably
+from common import (plot_curves, read_results, result_key, run_workers, sb3_learn_resumably,
+                    toolkit_learn_resumably)
 
 BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
@@ -210,15 +211,11 @@ def main() -> None:
 
 
 def finished_jobs(results_file: Path | None, jobs: list[tuple], extra: list[str]) -> dict[tuple, dict]:
-    """The jobs already in ``results_file`` (the same key as ``run_workers`` writes), run or not."""
+    """The jobs already in ``results_file``, run or not."""
     if results_file is None or not results_file.exists():
         raise SystemExit("--report needs --results FILE with finished jobs")
-    done = {}
-    for line in results_file.read_text().splitlines():
-        record = json.loads(line)
-        done[record["key"]] = record["result"]
-    keys = {job: json.dumps([*map(str, job), *extra]) for job in jobs}
-    return {job: done[key] for job, key in keys.items() if key in done}
+    done = read_results(results_file)
+    return {job: done[result_key(job, extra)] for job in jobs if result_key(job, extra) in done}
 
 
 def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,
