@@ -228,7 +228,7 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
         algo, env_id = run.split(":")
         rates = {}
         for lib in libs:
-            done = sorted(seed for (l, r, seed) in results if (l, r) == (lib, run))
+            done = sorted(job[2] for job in results if job[:2] == (lib, run))
             if not done:
                 continue
             finals = [results[(lib, run, s)]["final"] for s in done]
@@ -254,6 +254,7 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
                 out = plot_dir / plot_name.format(algo=algo)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 plot_curves(panels, out, "training episode return", smoothing=20)
+
 
 if __name__ == "__main__":
     main()
