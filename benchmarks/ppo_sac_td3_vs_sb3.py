@@ -226,18 +226,23 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
     print("|---|---|---|---|---|---|---|")
     for run in runs:
         algo, env_id = run.split(":")
-        rates = {}
+        rates, means, spreads = {}, {}, {}
         for lib in libs:
             done = sorted(job[2] for job in results if job[:2] == (lib, run))
             if not done:
                 continue
             finals = [results[(lib, run, s)]["final"] for s in done]
+            means[lib], spreads[lib] = statistics.mean(finals), statistics.pstdev(finals)
             rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in done)
             print(f"| {algo} | {env_id} | {steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
                   f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | "
                   f"{', '.join(map(str, done))} | {rates[lib]:.0f} |")
         if len(rates) == 2:
-            print(f"| {algo} | {env_id} | | speed ratio toolkit / SB3 | | | {rates['toolkit'] / rates['sb3']:.2f} |")
+            # the criterion: toolkit's mean not below SB3's by more than the seeds' spread
+            gap, spread = means["toolkit"] - means["sb3"], max(spreads.values())
+            verdict = "not below" if gap >= 0 else "within the spread" if -gap <= spread else "below by more than the spread"
+            print(f"| {algo} | {env_id} | | toolkit - SB3: {gap:+.1f} (spread {spread:.1f}: {verdict}) | | | "
+                  f"speed ratio {rates['toolkit'] / rates['sb3']:.2f} |")
     if plot_dir:
         for algo in sorted({run.split(":")[0] for run in runs}):
             panels = {}
