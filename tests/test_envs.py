@@ -153,3 +153,23 @@ def test_minatar_games_resolve_to_channels_first_grids():
     assert resolve_env("MinAtar/Breakout-v0").make().action_space.n == 6  # v0: all six, as in the paper
     with pytest.raises(ToolkitError, match="MinAtar/Breakout-v1"):
         resolve_env("MinAtar/Breakout-v2")
+
+
+def test_mujoco_warnings_are_printed_once_and_leave_no_log_file(tmp_path, monkeypatch, capfd):
+    """MuJoCo's own handler would print every warning and append it to MUJOCO_LOG.TXT in the
+    working directory; toolkit prints each distinct one once."""
+    import mujoco
+
+    from toolkit.vec_env import route_mujoco_warnings
+
+    monkeypatch.chdir(tmp_path)
+    route_mujoco_warnings()
+    resolve_env("HalfCheetah-v5").make(training=False).close()  # routes too (the model may warn)
+    model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><body><freejoint/><geom size='0.1'/></body></worldbody></mujoco>")
+    for _ in range(3):  # an unstable simulation: MuJoCo warns at every new MjData
+        data = mujoco.MjData(model)
+        data.qpos[0] = np.nan
+        mujoco.mj_step(model, data)
+    lines = [line for line in capfd.readouterr().err.splitlines() if "QPOS" in line]
+    assert lines == ["warning: MuJoCo: Nan, Inf or huge value in QPOS at DOF 0. The simulation is unstable. Time = 0.0000."]
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
