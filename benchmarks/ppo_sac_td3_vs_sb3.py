@@ -215,7 +215,8 @@ def finished_jobs(results_file: Path | None, jobs: list[tuple], extra: list[str]
     if results_file is None or not results_file.exists():
         raise SystemExit("--report needs --results FILE with finished jobs")
     done = read_results(results_file)
-    return {job: done[result_key(job, extra)] for job in jobs if result_key(job, extra) in done}
+    keys = {job: result_key(job, extra) for job in jobs}
+    return {job: done[key] for job, key in keys.items() if key in done}
 
 
 def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,

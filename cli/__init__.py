@@ -103,9 +103,7 @@ def resume(
     where and how it runs (device, threads, progress bar) can change."""
     from toolkit.run import start_resume
 
-    where = {name: value for name, value in (("device", device), ("threads", threads), ("progress", progress))
-             if value is not None}
-    _exit_if_stopped(start_resume(run_dir, steps=steps, **where))
+    _exit_if_stopped(start_resume(run_dir, steps=steps, device=device, threads=threads, progress=progress))
 
 
 def _exit_if_stopped(run) -> None:

@@ -55,14 +55,12 @@ def resume(run_dir: str | Path, steps: int | None = None) -> Path:
     return start_resume(run_dir, steps).execute()
 
 
-RESUME_OPTIONS = {"device", "threads", "progress"}
-"""Run options a resume may change: where and how the run goes on, not what it trains."""
-
-
-def start_resume(run_dir: str | Path, steps: int | None = None, **where: Any) -> Run:
-    """Everything ``resume`` checks and builds before training goes on. ``where``: run options
-    that say where and how the run goes on, not what it trains (device, threads, progress)."""
-    from toolkit.config import read_toml
+def start_resume(run_dir: str | Path, steps: int | None = None, *, device: str | None = None,
+                 threads: int | None = None, progress: bool | None = None) -> Run:
+    """Everything ``resume`` checks and builds before training goes on. ``device``, ``threads``
+    and ``progress`` (None: the run's own) say where and how the run goes on; what it trains
+    stays the run's own."""
+    from toolkit.config import RunConfig, coerce, field_types, option_name, read_toml
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -73,15 +71,11 @@ def start_resume(run_dir: str | Path, steps: int | None = None, **where: Any) ->
     algo = read_toml(config_path).get("algorithm")
     if not isinstance(algo, str):
         raise ToolkitError(f"{config_path} does not name its algorithm")
-    unknown = set(where) - RESUME_OPTIONS
-    if unknown:
-        raise ToolkitError(f"resume cannot change {', '.join(sorted(unknown))}: only the steps and "
-                           f"{', '.join(sorted(RESUME_OPTIONS))} (the rest is what the run trains)")
-    from toolkit.config import RunConfig, coerce, field_types, option_name
-
     types = field_types(RunConfig)
+    where = {"device": device, "threads": threads, "progress": progress}
     flags: dict[str, Any] = {"run_dir": str(run_dir)}
-    flags.update({name: coerce(value, types[name], option_name(name)) for name, value in where.items()})
+    flags.update({name: coerce(value, types[name], option_name(name)) for name, value in where.items()
+                  if value is not None})
     if steps is not None:
         flags["steps"] = steps
     latest = checkpoint.latest(run_dir)

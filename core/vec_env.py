@@ -7,6 +7,7 @@ looked up in gymnasium's registry unchanged.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
@@ -60,24 +61,20 @@ def make_registered(env_id: str, render_mode: str | None = None) -> Any:
     return gym.make(env_id, render_mode=render_mode) if render_mode else gym.make(env_id)
 
 
-_mujoco_warnings_seen: set[str] | None = None
-
-
+@functools.cache
 def route_mujoco_warnings() -> None:
     """MuJoCo's own handler prints every warning and appends it to MUJOCO_LOG.TXT in the
     working directory, and gymnasium's HalfCheetah model trips MuJoCo 4's 'settotalmass'
     deprecation each time an env is made (the training env, every evaluation env). Print each
-    distinct warning once, as toolkit's other warnings, and leave no file behind."""
-    global _mujoco_warnings_seen
-    if _mujoco_warnings_seen is not None:
-        return
+    distinct warning once, as toolkit's other warnings, and leave no file behind (installed
+    once per process)."""
     import mujoco
 
-    _mujoco_warnings_seen = set()
+    seen: set[str] = set()
 
     def warn(message: str) -> None:
-        if message not in _mujoco_warnings_seen:
-            _mujoco_warnings_seen.add(message)
+        if message not in seen:
+            seen.add(message)
             print(f"warning: MuJoCo: {message}", file=sys.stderr)
 
     mujoco.set_mju_user_warning(warn)
