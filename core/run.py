@@ -347,8 +347,11 @@ class Run:
         periodic = [Periodic(run.log_every, self.flush), Periodic(run.eval_every, self.evaluate),
                     Periodic(run.checkpoint_every, self.checkpoint)]
         step, status, reason = self.start, "failed", None
-        try:
-            with StopFlag() as stop:
+        # The flag is held until the status is written: a SIGTERM that comes once every step is
+        # done (a sweep stopping a trial as it reports its last evaluation) neither turns the
+        # run into a stopped one nor cuts the status write short.
+        with StopFlag() as stop:
+            try:
                 if isinstance(self.algorithm, RunsOwnLoop):
                     step = self.algorithm.run_loop(LoopControl(self.start, run.steps, self.report, periodic, stop))
                     self.report.progress(step)
@@ -362,7 +365,8 @@ class Run:
                     batches = iterate_batches(world.data, batch_size, run.seed, self.start)
                     step = data_loop(self.algorithm, batches, step=self.start, total_steps=run.steps,
                                      report=self.report, periodic=periodic, stop=stop)
-                if not stop():
+                stopped = stop() and step < run.steps
+                if not stopped:
                     if self.last_flush != step:
                         self.flush(step)
                     if self.last_eval != step:
@@ -370,28 +374,28 @@ class Run:
                 if self.last_checkpoint != step:
                     self.checkpoint(step)  # on a stop, the logger's partial averages go in it unwritten
                 self.report.flush()
-            if stop():
-                status, self.stopped_by = "stopped", stop.signal
-                self.console.print(f"stopped at step {step:,}; checkpoint saved. "
-                                   f"Continue with: toolkit resume {self.run_dir}")
-            else:
-                status = "finished"
-                kept = [c for c in (checkpoint.latest(self.run_dir), self.run_dir / "best.pt") if c and c.exists()]
-                for logger in self.loggers:
-                    if isinstance(logger, ArtifactLogger):
-                        logger.log_checkpoints(kept)
-                self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
-        except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stands
-            status, step = "stopped", max(self.last_checkpoint, self.start)
-            self.console.print(f"interrupted at once: nothing after the last checkpoint (step {step:,}) is kept. "
-                               f"Continue with: toolkit resume {self.run_dir}")
-            raise
-        except BaseException as exc:
-            failure = self._failure(exc)
-            reason = str(failure)
-            raise failure from None
-        finally:
-            self._close(status, step, reason)
+                if stopped:
+                    status, self.stopped_by = "stopped", stop.signal
+                    self.console.print(f"stopped at step {step:,}; checkpoint saved. "
+                                       f"Continue with: toolkit resume {self.run_dir}")
+                else:
+                    status = "finished"
+                    kept = [c for c in (checkpoint.latest(self.run_dir), self.run_dir / "best.pt") if c and c.exists()]
+                    for logger in self.loggers:
+                        if isinstance(logger, ArtifactLogger):
+                            logger.log_checkpoints(kept)
+                    self.console.print(f"done: {step:,} steps; results in {self.run_dir}")
+            except KeyboardInterrupt:  # a second Ctrl-C: out at once, the last checkpoint stands
+                status, step = "stopped", max(self.last_checkpoint, self.start)
+                self.console.print(f"interrupted at once: nothing after the last checkpoint (step {step:,}) is "
+                                   f"kept. Continue with: toolkit resume {self.run_dir}")
+                raise
+            except BaseException as exc:
+                failure = self._failure(exc)
+                reason = str(failure)
+                raise failure from None
+            finally:
+                self._close(status, step, reason)
         return self.run_dir
 
     def _failure(self, exc: BaseException) -> BaseException:

@@ -219,3 +219,33 @@ def test_wandb_at_a_closed_port_falls_back_to_offline_within_the_bounded_wait(tm
     assert "W&B did not answer within 3 s" in result.stderr and "wandb sync" in result.stderr
     assert list((run_dir / "wandb").glob("offline-run-*"))
     assert elapsed < 60  # wandb's own default waits 90 s
+
+
+def test_a_sigterm_once_every_step_is_done_leaves_a_finished_run(with_linear_q, tmp_path, capsys, monkeypatch):
+    """A sweep stops a trial as it reports its last evaluation: the SIGTERM reaches the run while
+    it writes its final checkpoint, or while it closes. Every step was done: the run is finished
+    (exit 0, status written), not stopped halfway through writing its status."""
+    from toolkit.run import Run
+
+    final_checkpoint, close = Run.checkpoint, Run._close
+
+    def checkpoint_then_sigterm(self, step, *args, **kwargs):
+        final_checkpoint(self, step, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def sigterm_then_close(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        close(self, *args)
+
+    monkeypatch.setattr(Run, "checkpoint", checkpoint_then_sigterm)
+    monkeypatch.setattr(Run, "_close", sigterm_then_close)
+    run_dir = tmp_path / "run"
+    code = main(["train", "linear-q", *FAULTY, "--steps", "300", "--eval-every", "300", "--checkpoint-every", "0",
+                 "--run-dir", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"done: 300 steps; results in {run_dir}" in err and "stopped" not in err
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    assert checkpoint.load(checkpoint.latest(run_dir))["step"] == 300
+    assert 300 in [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+                   if "eval/mean_return" in line]

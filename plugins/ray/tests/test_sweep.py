@@ -90,6 +90,8 @@ def test_a_search_prunes_and_its_best_toml_trains_to_the_best_score(tmp_path, ca
     rows = list(csv.DictReader(open(directory / "summary.csv")))
     assert len(rows) == 8 and {"learning_rate", "n_step", "eval/mean_return", "status", "run_dir"} <= set(rows[0])
     assert any(r["status"] == "pruned" for r in rows), rows
+    # a trial Tune stops as it reports its last evaluation has done every step: finished
+    assert {r["status"] for r in rows} <= {"finished", "pruned"}, rows
     finished = [r for r in rows if r["status"] == "finished"]
     best = max(finished, key=lambda r: float(r["eval/mean_return"]))
     assert f"best: {best['trial']}" in err

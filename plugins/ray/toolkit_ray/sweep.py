@@ -264,6 +264,12 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
 
     from toolkit import checkpoint, rundir
 
+    # Reusing this worker for the next trial waits this long for this function to return, which
+    # for a pruned trial is its process's checkpoint on SIGTERM. Tune's default of 2 s was too
+    # short on a loaded machine: the next trial then failed ("Trainable runner reuse requires
+    # reset_config()") and the search waited forever for it. Tune reads it here, in the worker,
+    # so it holds on a Ray that toolkit did not start too (a notebook's, a test's).
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "300")
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
     # A resumed sweep: the process of the interrupted trial may still be checkpointing.
     rundir.wait_until_unlocked(run_dir, timeout=120)
@@ -291,8 +297,13 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
                     for line in fh:
                         if not line.endswith("\n"):
                             break  # half written: read it next time
-                        offset += len(line.encode())
                         record = json.loads(line)
+                        if record["step"] >= sweep.total_steps and not finished:
+                            # The last evaluation goes to Tune once the run has written its final
+                            # checkpoint and status: Tune stops a trial at its last report (ASHA's
+                            # max_t), and ending the trial's Ray worker then could kill the run.
+                            break
+                        offset += len(line.encode())
                         if sweep.metric in record and record["step"] > reported_to and record[sweep.metric] is not None:
                             tune.report({"objective": float(record[sweep.metric]), "step": record["step"]})
             if finished:
@@ -389,11 +400,6 @@ def _init_ray(sweep: Sweep) -> bool:
     # with a checkpoint on the SIGTERM it gets instead (PR_SET_PDEATHSIG).
     os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # toolkit's own: SIGINT/SIGTERM exit 130/143
-    # Reusing a worker for the next trial waits this long for the last trial's function to
-    # return, which for a pruned trial is its process's checkpoint on SIGTERM. Tune's default of
-    # 2 s was too short on a loaded machine: the next trial then failed ("Trainable runner reuse
-    # requires reset_config()") and the search waited forever for it to complete.
-    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "300")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing, toolkit the table
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if sweep.options.address:
