@@ -8,6 +8,7 @@ from gymnasium import spaces
 import toolkit
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.run import plan
 from toolkit.testing import check_algorithm
 from toolkit_ppo.ppo import (PPO, PPOConfig, approximate_kl, clipped_surrogate, clipped_value_loss,
                              explained_variance)
@@ -155,6 +156,26 @@ def test_learns_the_identity_task(tmp_path):
     logged = json.loads([line for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                          if "loss/clip_fraction" in line][-1])
     assert {"perf/approx_kl", "loss/clip_fraction", "train/explained_variance"} <= logged.keys()
+
+
+@pytest.mark.parametrize("env, algo_values, run_values", [
+    ("Hopper-v5", {"learning_rate": 9.80828e-05, "n_epochs": 5, "gamma": 0.999, "hidden": (256, 256),
+                   "ortho_init": False, "log_std_init": -2.0}, {"n_envs": 1}),
+    ("HalfCheetah-v5", {"learning_rate": 2.0633e-05, "n_epochs": 20, "clip_range": 0.1, "hidden": (256, 256)}, {}),
+    ("Walker2d-v5", {"learning_rate": 5.05041e-05, "n_epochs": 20, "clip_range": 0.1, "max_grad_norm": 1.0,
+                     "activation": "relu"}, {}),
+    ("Humanoid-v5", {"gamma": 0.95, "batch_size": 256, "clip_range": 0.3}, {"steps": 10_000_000}),
+    # rl-zoo3 leaves these two untuned: SB3's defaults (64-unit tanh MLPs), normalised; Swimmer's own gamma
+    ("Ant-v5", {"n_steps": 2048, "batch_size": 64, "hidden": (64, 64), "ortho_init": True, "normalize_obs": True,
+                "normalize_reward": True}, {"n_envs": 1}),
+    ("Swimmer-v5", {"gamma": 0.9999, "n_steps": 1024, "batch_size": 256, "learning_rate": 6e-4,
+                    "hidden": (64, 64)}, {"n_envs": 4}),
+])
+def test_mujoco_preset_gives_each_env_rl_zoo3s_own_settings(env, algo_values, run_values):
+    p = plan("ppo", {"env": env})
+    assert p.preset == "mujoco"
+    assert {name: getattr(p.algo_config, name) for name in algo_values} == algo_values
+    assert {name: getattr(p.run, name) for name in run_values} == run_values
 
 
 def test_refuses_what_it_cannot_model():

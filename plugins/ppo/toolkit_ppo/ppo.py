@@ -94,12 +94,10 @@ class PPOConfig:
     """Scale rewards by the running std of the discounted return (kept in checkpoints)."""
 
 
-def _mujoco(**values: Any) -> dict[str, Any]:
-    """rl-zoo3's MuJoCo PPO settings (``normalize: true``, 256-unit ReLU MLPs, no orthogonal
-    initialisation, log_std_init -2), one env."""
-    return {"n_envs": 1, "normalize_obs": True, "normalize_reward": True, "hidden": (256, 256),
-            "activation": "relu", "ortho_init": False, "log_std_init": -2.0, "steps": 1_000_000,
-            "eval_every": 50_000, "eval_episodes": 10, **values}
+def _tuned_mujoco(**values: Any) -> dict[str, Any]:
+    """An env of rl-zoo3's "10 mujoco envs" tuning: its values on 256-unit ReLU MLPs without
+    orthogonal initialisation, log_std_init -2."""
+    return {"hidden": (256, 256), "activation": "relu", "ortho_init": False, "log_std_init": -2.0, **values}
 
 
 PRESETS: dict[str, Preset] = {
@@ -124,14 +122,31 @@ PRESETS: dict[str, Preset] = {
         {"n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10, "ent_coef": 0.0,
          "learning_rate": 1e-3, "clip_range": 0.2, "steps": 100_000, "eval_every": 10_000, "eval_episodes": 10},
         envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings, without gSDE"),
+    # rl-zoo3 hyperparams/ppo.yml, "Mujoco Envs" (its v4 settings, here on v5): every env with
+    # `normalize: true` and one env; Hopper, HalfCheetah, Walker2d and Humanoid tuned, Swimmer
+    # tuned on SB3's defaults, Ant SB3's defaults
     "mujoco": Preset(
-        _mujoco(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519,
-                clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671),
-        envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5"),
-        description="rl-zoo3's MuJoCo settings (Hopper's; HalfCheetah's own)",
-        overrides={"HalfCheetah-v5": _mujoco(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05,
-                                             ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92,
-                                             max_grad_norm=0.8, vf_coef=0.58096)}),
+        {"n_envs": 1, "normalize_obs": True, "normalize_reward": True, "steps": 1_000_000, "eval_every": 50_000,
+         "eval_episodes": 10},
+        envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
+        description="rl-zoo3's MuJoCo settings, each env's own",
+        overrides={
+            "Hopper-v5": _tuned_mujoco(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05,
+                                       ent_coef=0.00229519, clip_range=0.2, n_epochs=5, gae_lambda=0.99,
+                                       max_grad_norm=0.7, vf_coef=0.835671),
+            "HalfCheetah-v5": _tuned_mujoco(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05,
+                                            ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92,
+                                            max_grad_norm=0.8, vf_coef=0.58096),
+            "Walker2d-v5": _tuned_mujoco(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05,
+                                         ent_coef=0.000585045, clip_range=0.1, n_epochs=20, gae_lambda=0.95,
+                                         max_grad_norm=1.0, vf_coef=0.871923),
+            "Humanoid-v5": _tuned_mujoco(batch_size=256, n_steps=512, gamma=0.95, learning_rate=3.56987e-05,
+                                         ent_coef=0.00238306, clip_range=0.3, n_epochs=5, gae_lambda=0.9,
+                                         max_grad_norm=2.0, vf_coef=0.431892, steps=10_000_000,
+                                         eval_every=250_000, checkpoint_every=250_000),
+            "Swimmer-v5": {"gamma": 0.9999, "n_envs": 4, "n_steps": 1024, "batch_size": 256, "learning_rate": 6e-4,
+                           "gae_lambda": 0.98},
+        }),
 }
 
 

@@ -77,10 +77,12 @@ class SACConfig:
 PRESETS: dict[str, Preset] = {
     "pendulum": Preset({"learning_rate": 1e-3, "steps": 20_000, "eval_every": 2_000, "eval_episodes": 10},
                        envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings"),
+    # rl-zoo3 hyperparams/sac.yml, "Mujoco Envs" (its v4 settings, here on v5)
     "mujoco": Preset({"learning_starts": 10_000, "steps": 1_000_000, "eval_every": 25_000, "eval_episodes": 10,
                       "checkpoint_every": 100_000},
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
-                     description="rl-zoo3's MuJoCo settings"),
+                     description="rl-zoo3's MuJoCo settings",
+                     overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.999}}),
 }
 
 

@@ -8,6 +8,7 @@ from gymnasium import spaces
 import toolkit
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.run import plan
 from toolkit.testing import check_algorithm
 from toolkit_td3.td3 import TD3, TD3Config, smoothed_target_action
 
@@ -69,6 +70,14 @@ def test_conformance_with_prioritized_replay():
     pytest.importorskip("toolkit_per")
     check_algorithm("td3", env="toolkit/IdentityContinuous-v0", steps=150,
                     overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), "replay": "prioritized"})
+
+
+def test_mujoco_preset_takes_rl_zoo3s_per_env_changes():
+    hopper, swimmer, humanoid = (plan("td3", {"env": env}) for env in ("Hopper-v5", "Swimmer-v5", "Humanoid-v5"))
+    assert hopper.preset == swimmer.preset == humanoid.preset == "mujoco"
+    assert (hopper.algo_config.gamma, hopper.algo_config.learning_starts, hopper.run.steps) == (0.99, 10_000, 1_000_000)
+    assert (swimmer.algo_config.gamma, swimmer.run.steps) == (0.9999, 1_000_000)
+    assert (humanoid.algo_config.gamma, humanoid.run.steps) == (0.99, 2_000_000)
 
 
 def test_refuses_discrete_actions():

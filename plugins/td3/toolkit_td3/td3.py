@@ -76,11 +76,13 @@ PRESETS: dict[str, Preset] = {
                         "learning_rate": 1e-3, "hidden": (400, 300), "steps": 20_000, "eval_every": 2_000,
                         "eval_episodes": 10},
                        envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings"),
+    # rl-zoo3 hyperparams/td3.yml, "Mujoco Envs" (its v4 settings, here on v5)
     "mujoco": Preset({"learning_starts": 10_000, "exploration_noise": 0.1, "learning_rate": 1e-3, "batch_size": 256,
                       "hidden": (400, 300), "steps": 1_000_000, "eval_every": 25_000, "eval_episodes": 10,
                       "checkpoint_every": 100_000},
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
-                     description="rl-zoo3's MuJoCo settings"),
+                     description="rl-zoo3's MuJoCo settings",
+                     overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.9999}}),
 }
 
 

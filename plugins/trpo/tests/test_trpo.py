@@ -7,6 +7,7 @@ import torch
 import toolkit
 from toolkit.interfaces import EnvContext
 from toolkit.loops import env_loop
+from toolkit.run import plan
 from toolkit.testing import ConformanceError, check_algorithm
 from toolkit.vec_env import make_vec_env
 from toolkit_trpo.trpo import (TRPO, CategoricalPolicy, GaussianPolicy, TRPOConfig, conjugate_gradient,
@@ -156,6 +157,15 @@ def test_checkpoint_mid_rollout_keeps_the_partial_rollout():
     assert restored.rollout.step == 10
     np.testing.assert_array_equal(restored.rollout.obs, algo.rollout.obs)
     envs.close()
+
+
+def test_mujoco_preset_takes_rl_zoo3s_per_env_changes():
+    hopper, cheetah, swimmer, humanoid = (plan("trpo", {"env": env}) for env in
+                                          ("Hopper-v5", "HalfCheetah-v5", "Swimmer-v5", "Humanoid-v5"))
+    assert {p.preset for p in (hopper, cheetah, swimmer, humanoid)} == {"mujoco"}
+    assert (hopper.algo_config.max_kl, hopper.algo_config.gamma, hopper.run.steps) == (0.01, 0.99, 1_000_000)
+    assert cheetah.algo_config.max_kl == 0.04  # the zoo's target_kl
+    assert swimmer.algo_config.gamma == 0.9999 and humanoid.run.steps == 2_000_000
 
 
 def test_learns_the_identity_task(tmp_path):

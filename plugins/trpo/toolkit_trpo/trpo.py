@@ -81,11 +81,15 @@ PRESETS: dict[str, Preset] = {
     "pendulum": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "critic_epochs": 15, "steps": 100_000,
                         "eval_every": 20_000, "eval_episodes": 20},
                        envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings (without gSDE)"),
+    # rl-zoo3 hyperparams/trpo.yml, "Mujoco Envs" (its v4 settings, here on v5; sb3-contrib's
+    # target_kl is max_kl here)
     "mujoco": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95, "cg_iterations": 25,
                       "cg_damping": 0.1, "critic_epochs": 20, "critic_batch_size": 128, "critic_learning_rate": 1e-3,
                       "normalize_obs": True, "steps": 1_000_000, "eval_every": 50_000, "eval_episodes": 10},
-                     envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5"),
-                     description="rl-zoo3's MuJoCo settings"),
+                     envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
+                     description="rl-zoo3's MuJoCo settings",
+                     overrides={"HalfCheetah-v5": {"max_kl": 0.04}, "Humanoid-v5": {"steps": 2_000_000},
+                                "Swimmer-v5": {"gamma": 0.9999}}),
 }
 
 
