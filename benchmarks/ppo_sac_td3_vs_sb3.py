@@ -87,7 +87,8 @@ def sb3_model(algo: str, config, env, seed: int):
                    clip_range=annealed(c.clip_range, c.clip_range_schedule), normalize_advantage=c.normalize_advantage,
                    ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm or 1e9,
                    target_kl=c.target_kl or None, policy_kwargs=policy_kwargs)
-    common = dict(seed=seed, device="cpu", verbose=0, learning_rate=config.learning_rate,
+    schedule = getattr(config, "learning_rate_schedule", "constant")  # SAC has one, TD3 not
+    common = dict(seed=seed, device="cpu", verbose=0, learning_rate=annealed(config.learning_rate, schedule),
                   buffer_size=config.buffer_size, learning_starts=config.learning_starts,
                   batch_size=config.batch_size, tau=config.tau, gamma=config.gamma,
                   train_freq=config.train_frequency, gradient_steps=config.gradient_steps,

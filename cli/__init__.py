@@ -336,7 +336,9 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except Exception as exc:
         if type(exc).__name__ == "DependencyNotInstalled":  # gymnasium: an env's optional extra is missing
-            print(f"error: missing dependency: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+            from toolkit.planning import missing_dependency_message
+
+            print(f"error: {missing_dependency_message(exc)}", file=sys.stderr)
             return 2
         # Usage errors from the (possibly vendored) click inside typer: one line, exit 2.
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):

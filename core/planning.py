@@ -281,6 +281,20 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
     return Plan(entry.name, entry, cls, run, algo_config, preset_name, resolved, spec, device, preset_values)
 
 
+# gymnasium's env families whose missing package toolkit ships as an extra: the error names it
+# (gymnasium's own hint for Box2D builds box2d-py with swig; toolkit's extra is a wheel)
+EXTRA_FOR_PACKAGE = {"Box2D": "box2d"}
+
+
+def missing_dependency_message(exc: Exception) -> str:
+    """One line for gymnasium's DependencyNotInstalled, naming toolkit's extra where there is one."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for package, extra in EXTRA_FOR_PACKAGE.items():
+        if first.lower().startswith(package.lower()):
+            return f"missing dependency: {package} is not installed; pip install 'toolkit[{extra}]'"
+    return f"missing dependency: {first}"
+
+
 def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:
     from toolkit.vec_env import describe_env
 
@@ -290,7 +304,7 @@ def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:
         raise
     except Exception as exc:
         if type(exc).__name__ == "DependencyNotInstalled":  # gymnasium: an env's optional extra is missing
-            raise ToolkitError(f"missing dependency: {str(exc).strip().splitlines()[0]}") from None
+            raise ToolkitError(missing_dependency_message(exc)) from None
         raise ToolkitError(f"env {resolved.id} could not be made: {type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
 

@@ -200,3 +200,16 @@ def test_resume_refuses_a_corrupt_metrics_line_before_touching_anything(tmp_path
     (run_dir / "metrics.jsonl").write_bytes(b"\xff\xfe garbage\n")
     assert main(["resume", str(run_dir), "--steps", "400"]) == 2
     assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_missing_env_package_names_toolkits_extra_where_there_is_one():
+    from gymnasium.error import DependencyNotInstalled
+
+    from toolkit.planning import missing_dependency_message
+
+    gymnasiums = ('Box2D is not installed, you can install it by run `pip install swig` followed by '
+                  '`pip install "gymnasium[box2d]"`')
+    assert missing_dependency_message(DependencyNotInstalled(gymnasiums)) == (
+        "missing dependency: Box2D is not installed; pip install 'toolkit[box2d]'")
+    assert missing_dependency_message(DependencyNotInstalled("MuJoCo is not installed, run `pip install mujoco`\nmore")) == (
+        "missing dependency: MuJoCo is not installed, run `pip install mujoco`")

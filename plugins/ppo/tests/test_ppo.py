@@ -178,6 +178,16 @@ def test_mujoco_preset_gives_each_env_rl_zoo3s_own_settings(env, algo_values, ru
     assert {name: getattr(p.run, name) for name in run_values} == run_values
 
 
+def test_box2d_envs_get_rl_zoo3s_settings():
+    discrete, continuous = (plan("ppo", {"env": env}) for env in ("LunarLander-v3", "LunarLanderContinuous-v3"))
+    assert discrete.preset == continuous.preset == "lunarlander"
+    assert (continuous.run.n_envs, continuous.algo_config.n_steps, continuous.algo_config.gamma) == (16, 1024, 0.999)
+    walker = plan("ppo", {"env": "BipedalWalker-v3"})
+    assert walker.preset == "bipedalwalker" and (walker.run.n_envs, walker.run.steps) == (32, 5_000_000)
+    assert (walker.algo_config.clip_range, walker.algo_config.normalize_obs, walker.algo_config.normalize_reward) == (
+        0.18, True, True)
+
+
 def test_refuses_what_it_cannot_model():
     vectors = spaces.Box(-1, 1, (3,), np.float32)
     with pytest.raises(ToolkitError, match="ppo needs a Discrete or Box action space"):

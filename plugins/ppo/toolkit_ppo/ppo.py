@@ -115,7 +115,14 @@ PRESETS: dict[str, Preset] = {
     "lunarlander": Preset(
         {"n_envs": 16, "n_steps": 1024, "batch_size": 64, "gae_lambda": 0.98, "gamma": 0.999, "n_epochs": 4,
          "ent_coef": 0.01, "steps": 1_000_000, "eval_every": 50_000, "eval_episodes": 20},
-        envs=("LunarLander-v3",), description="rl-zoo3's LunarLander-v3 settings"),
+        envs=("LunarLander-v3", "LunarLanderContinuous-v3"),
+        description="rl-zoo3's LunarLander-v3 settings (LunarLanderContinuous-v3's are the same)"),
+    "bipedalwalker": Preset(
+        {"n_envs": 32, "normalize_obs": True, "normalize_reward": True, "n_steps": 2048, "batch_size": 64,
+         "gae_lambda": 0.95, "gamma": 0.999, "n_epochs": 10, "ent_coef": 0.0, "learning_rate": 3e-4,
+         "clip_range": 0.18, "steps": 5_000_000, "eval_every": 100_000, "eval_episodes": 10,
+         "checkpoint_every": 500_000},
+        envs=("BipedalWalker-v3",), description="rl-zoo3's BipedalWalker-v3 settings"),
     "pendulum": Preset(
         # rl-zoo3 uses gSDE here; without it (toolkit has none) plain Gaussian noise with these
         # settings is what SB3 runs too

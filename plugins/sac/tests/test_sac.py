@@ -73,7 +73,22 @@ def test_exported_module_is_the_evaluation_policy():
         np.testing.assert_allclose(algo.policy_module()(torch.as_tensor(obs)).numpy(), algo.policy()(obs), atol=1e-6)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"autotune": False, "gradient_steps": 2, "train_frequency": 2}])
+def test_linear_schedule_anneals_every_step_size_over_the_run():
+    rng = np.random.default_rng(0)
+    algo = SAC(SACConfig(learning_starts=0, batch_size=8, hidden=(8,), learning_rate=1e-3,
+                         learning_rate_schedule="linear"), _context())
+    _fill(algo, 16, rng)
+    algo.update(algo.total_steps // 4)
+    optimizers = (algo.actor_optimizer, algo.critic_optimizer, algo.alpha_optimizer)
+    assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([7.5e-4] * 3)
+    constant = SAC(SACConfig(learning_starts=0, batch_size=8, hidden=(8,), learning_rate=1e-3), _context())
+    _fill(constant, 16, rng)
+    constant.update(constant.total_steps // 4)
+    assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("overrides", [{}, {"autotune": False, "gradient_steps": 2, "train_frequency": 2},
+                                       {"learning_rate_schedule": "linear"}])
 def test_conformance(overrides):
     check_algorithm("sac", env="toolkit/IdentityContinuous-v0", steps=200,
                     overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), **overrides})
@@ -91,6 +106,10 @@ def test_mujoco_preset_takes_rl_zoo3s_per_env_changes():
     assert (hopper.algo_config.gamma, hopper.algo_config.learning_starts, hopper.run.steps) == (0.99, 10_000, 1_000_000)
     assert (swimmer.algo_config.gamma, swimmer.run.steps) == (0.999, 1_000_000)
     assert (humanoid.algo_config.gamma, humanoid.run.steps) == (0.99, 2_000_000)
+    lander = plan("sac", {"env": "LunarLanderContinuous-v3"})
+    assert lander.preset == "lunarlander" and lander.run.steps == 500_000
+    assert (lander.algo_config.learning_rate_schedule, lander.algo_config.tau, lander.algo_config.hidden) == (
+        "linear", 0.01, (400, 300))
 
 
 def test_refuses_discrete_and_unbounded_actions():

@@ -24,7 +24,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.policies import SquashedGaussianPolicy, TwinQ, polyak_update, require_bounded_box, scale_to_box
 from toolkit.replay import ReplayBuffer
-from toolkit.schedules import gradient_steps_due
+from toolkit.schedules import gradient_steps_due, linear
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ class SACConfig:
     learning_starts); presets give rl-zoo3's."""
 
     learning_rate: float = bounded(3e-4, above=0)
-    """Adam step size of the actor, the critics and the temperature."""
+    """Adam step size of the actor, the critics and the temperature (at the start of the run when
+    learning_rate_schedule is linear)."""
+    learning_rate_schedule: Literal["constant", "linear"] = "constant"
+    """linear: anneal the step size to 0 over the run (rl-zoo3's ``lin_``)."""
     buffer_size: int = bounded(1_000_000, at_least=1)
     """Replay capacity in transitions."""
     learning_starts: int = bounded(100, at_least=0)
@@ -83,6 +86,10 @@ PRESETS: dict[str, Preset] = {
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
                      description="rl-zoo3's MuJoCo settings",
                      overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.999}}),
+    "lunarlander": Preset({"learning_rate": 7.3e-4, "learning_rate_schedule": "linear", "tau": 0.01,
+                           "learning_starts": 10_000, "hidden": (400, 300), "steps": 500_000, "eval_every": 25_000,
+                           "eval_episodes": 10, "checkpoint_every": 100_000},
+                          envs=("LunarLanderContinuous-v3",), description="rl-zoo3's LunarLanderContinuous settings"),
 }
 
 
@@ -191,6 +198,11 @@ class SAC:
         if step < c.learning_starts:
             self.last_step = step
             return {}
+        if c.learning_rate_schedule == "linear":  # SB3 sets it from the budget left at each training phase
+            learning_rate = linear(c.learning_rate, 0.0, step, self.total_steps)
+            for optimizer in (self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer):
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate
         metrics: dict[str, float] = {}
         for _ in range(gradient_steps_due(step, self.last_step, c.train_frequency, c.gradient_steps)):
             metrics = self.train_step(progress=step / self.total_steps)

@@ -78,6 +78,10 @@ def test_mujoco_preset_takes_rl_zoo3s_per_env_changes():
     assert (hopper.algo_config.gamma, hopper.algo_config.learning_starts, hopper.run.steps) == (0.99, 10_000, 1_000_000)
     assert (swimmer.algo_config.gamma, swimmer.run.steps) == (0.9999, 1_000_000)
     assert (humanoid.algo_config.gamma, humanoid.run.steps) == (0.99, 2_000_000)
+    lander, walker = (plan("td3", {"env": env}) for env in ("LunarLanderContinuous-v3", "BipedalWalker-v3"))
+    assert lander.preset == walker.preset == "box2d"
+    assert (lander.algo_config.gamma, lander.algo_config.buffer_size, lander.run.steps) == (0.98, 200_000, 300_000)
+    assert (walker.algo_config.gamma, walker.run.steps) == (0.98, 1_000_000)
 
 
 def test_refuses_discrete_actions():

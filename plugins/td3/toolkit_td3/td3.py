@@ -83,6 +83,13 @@ PRESETS: dict[str, Preset] = {
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
                      description="rl-zoo3's MuJoCo settings",
                      overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.9999}}),
+    # rl-zoo3 hyperparams/td3.yml: the two Box2D envs share these settings but for the budget
+    "box2d": Preset({"gamma": 0.98, "buffer_size": 200_000, "learning_starts": 10_000, "exploration_noise": 0.1,
+                     "learning_rate": 1e-3, "hidden": (400, 300), "steps": 300_000, "eval_every": 25_000,
+                     "eval_episodes": 10, "checkpoint_every": 100_000},
+                    envs=("LunarLanderContinuous-v3", "BipedalWalker-v3"),
+                    description="rl-zoo3's LunarLanderContinuous and BipedalWalker settings",
+                    overrides={"BipedalWalker-v3": {"steps": 1_000_000}}),
 }
 
 
