@@ -1,6 +1,6 @@
 """The updates against SB3's, the reference our benchmarks compare with: from the same
-weights, on the same data (replayed batches for TD3 and SAC, with the same Gaussian draws for
-SAC; one rollout for PPO), toolkit's gradient steps leave the parameters SB3's ``train``
+weights, on the same data (replayed batches for DQN, TD3 and SAC, with the same Gaussian draws
+for SAC; one rollout for PPO), toolkit's gradient steps leave the parameters SB3's ``train``
 leaves. A difference in a benchmark is then the seed's, not the update rule's."""
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ BATCH, STEPS, GAMMA = 32, 4, 0.99
 def random_batches(env: gymnasium.Env, seed: int) -> list[Batch]:
     """STEPS batches of made-up transitions, a quarter of them terminal."""
     rng = np.random.default_rng(seed)
-    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    obs_dim = env.observation_space.shape[0]
     batches = []
     for _ in range(STEPS):
         terminal = rng.random(BATCH) < 0.25
-        batches.append(Batch(obs=rng.normal(size=(BATCH, obs_dim)).astype(np.float32),
-                             action=rng.uniform(-1, 1, (BATCH, action_dim)).astype(np.float32),
+        if isinstance(env.action_space, gymnasium.spaces.Discrete):
+            action = rng.integers(env.action_space.n, size=BATCH)
+        else:  # in [-1, 1], the units SAC and TD3 store
+            action = rng.uniform(-1, 1, (BATCH, env.action_space.shape[0])).astype(np.float32)
+        batches.append(Batch(obs=rng.normal(size=(BATCH, obs_dim)).astype(np.float32), action=action,
                              reward=rng.normal(size=BATCH).astype(np.float32),
                              next_obs=rng.normal(size=(BATCH, obs_dim)).astype(np.float32),
                              discount=np.where(terminal, 0.0, GAMMA).astype(np.float32),
@@ -40,7 +43,7 @@ def random_batches(env: gymnasium.Env, seed: int) -> list[Batch]:
 def feed(ours, sb3, batches: list[Batch]) -> None:
     """Both replays hand out ``batches`` in order: ours as they are, SB3's as its samples."""
     theirs = iter([ReplayBufferSamples(*(torch.as_tensor(x) for x in (
-        b.obs, b.action, b.next_obs, (b.discount == 0).astype(np.float32)[:, None], b.reward[:, None])))
+        b.obs, b.action.reshape(BATCH, -1), b.next_obs, (b.discount == 0).astype(np.float32)[:, None], b.reward[:, None])))
         for b in batches])
     sb3.replay_buffer.sample = lambda *args, **kwargs: next(theirs)
     mine = iter(batches)
@@ -188,4 +191,28 @@ def test_ppo_update_equals_sb3s(env_id, extra):
     assert_same_parameters(pairs, rtol=1e-5, atol=1e-6)
     if hasattr(actor_head, "log_std"):
         torch.testing.assert_close(actor_head.log_std, policy.log_std, rtol=1e-5, atol=1e-6)
+    env.close()
+
+
+def test_dqn_gradient_steps_equal_sb3s():
+    """Four Huber-loss steps with gradient clipping and Adam, target network held (SB3 syncs it
+    outside ``train``, toolkit outside ``train_step``)."""
+    from stable_baselines3 import DQN as SB3DQN
+
+    from toolkit_dqn.dqn import DQN, DQNConfig
+
+    env = gymnasium.make("CartPole-v1")
+    sb3 = SB3DQN("MlpPolicy", env, learning_rate=1e-3, batch_size=BATCH, gamma=GAMMA, max_grad_norm=10,
+                 policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
+    ours = DQN(DQNConfig(learning_rate=1e-3, batch_size=BATCH, gamma=GAMMA, max_grad_norm=10, loss="huber",
+                         hidden=(16, 16), network="mlp", learning_starts=0),
+               EnvContext(env.observation_space, env.action_space, 1, 0, 1000, 0, "cpu"))
+    pairs = [(ours.learner.q, sb3.q_net), (ours.learner.target, sb3.q_net_target)]
+    copy_parameters(pairs)
+    feed(ours, sb3, random_batches(env, seed=2))
+
+    sb3.train(gradient_steps=STEPS, batch_size=BATCH)
+    for _ in range(STEPS):
+        ours.train_step()
+    assert_same_parameters(pairs, rtol=1e-5, atol=1e-6)
     env.close()
