@@ -59,7 +59,8 @@ def _train_help(algo: str | None) -> None:
     typer.echo("  --config FILE.toml   read options from a TOML file (explicit flags win)")
     presets = getattr(cls, "presets", {}) or {}
     if presets:
-        typer.echo(f"  --preset NAME        one of: {', '.join(presets)} (applied automatically to the envs they name)")
+        typer.echo(f"  --preset NAME        one of: {', '.join(presets)} (applied automatically to the envs they "
+                   "name), or none for the algorithm's defaults")
     for title, config_class in (("Run options", RunConfig), (f"{algo} options", cls.Config)):
         typer.echo(f"\n{title}:")
         docs, types = field_docs(config_class), field_types(config_class)

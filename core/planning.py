@@ -131,12 +131,19 @@ def load_algorithm(name: str, registry: Registry | None = None) -> tuple[Entry, 
     return entry, cls
 
 
+NO_PRESET = "none"
+"""``--preset none``: no preset, not even the one the env would get automatically."""
+
+
 def select_preset(cls: type, name: str | None, env: ResolvedEnv | None, env_name: str) -> tuple[str | None, Preset | None]:
-    """The preset named explicitly, else the first one that lists the env (or its family)."""
+    """The preset named explicitly, none for ``none`` (the algorithm's own defaults), else the
+    first one that lists the env (or its family)."""
     presets: dict[str, Preset] = getattr(cls, "presets", {}) or {}
+    if name == NO_PRESET and NO_PRESET not in presets:
+        return None, None
     if name:
         if name not in presets:
-            raise unknown_name("preset", name, presets)
+            raise unknown_name("preset", name, [*presets, NO_PRESET])
         return name, presets[name]
     keys = preset_subjects(env, env_name)
     for preset_name, preset in presets.items():

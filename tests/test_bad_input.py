@@ -30,6 +30,7 @@ TRAIN = [
     (["train", "random", "--loggers", "jsonl,wandbb"], "did you mean: wandb"),
     (["train", "dqn", "--replay", "prioritised"], "unknown sampler 'prioritised'"),
     (["train", "dqn", "--preset", "nature2051"], "unknown preset 'nature2051'"),
+    (["train", "ppo", "--preset", "nonee"], "unknown preset 'nonee'; did you mean: none?"),
     (["train", "gan", "--data", "digitz"], "unknown dataset 'digitz'"),
     (["train", "vae", "--data", "mnist", "--data-dir", "{nothing}"], "nothing does not exist"),
     # options and their types

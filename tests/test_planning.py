@@ -213,3 +213,16 @@ def test_a_missing_env_package_names_toolkits_extra_where_there_is_one():
         "missing dependency: Box2D is not installed; pip install 'toolkit[box2d]'")
     assert missing_dependency_message(DependencyNotInstalled("MuJoCo is not installed, run `pip install mujoco`\nmore")) == (
         "missing dependency: MuJoCo is not installed, run `pip install mujoco`")
+
+
+def test_preset_none_keeps_the_algorithms_defaults_where_a_preset_would_apply():
+    from toolkit.planning import plan
+    from toolkit_ppo.ppo import PPOConfig
+
+    automatic = plan("ppo", {"env": "Hopper-v5"})
+    assert automatic.preset == "mujoco" and automatic.algo_config.n_steps == 512
+    defaults = plan("ppo", {"env": "Hopper-v5"}, preset="none")
+    assert defaults.preset is None and defaults.algo_config == PPOConfig()
+    assert (defaults.run.steps, defaults.run.n_envs) == (plan("ppo", {"env": "Pendulum-v1"}, preset="none").run.steps, 1)
+    flagged = plan("ppo", {"env": "Hopper-v5", "n_steps": 256}, preset="none")
+    assert flagged.algo_config == PPOConfig(n_steps=256)
