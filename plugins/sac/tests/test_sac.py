@@ -78,7 +78,8 @@ def test_linear_schedule_anneals_every_step_size_over_the_run():
     algo = SAC(SACConfig(learning_starts=0, batch_size=8, hidden=(8,), learning_rate=1e-3,
                          learning_rate_schedule="linear"), _context())
     _fill(algo, 16, rng)
-    algo.update(algo.total_steps // 4)
+    metrics = algo.update(algo.total_steps // 4)
+    assert metrics["train/learning_rate"] == pytest.approx(7.5e-4)
     optimizers = (algo.actor_optimizer, algo.critic_optimizer, algo.alpha_optimizer)
     assert [o.param_groups[0]["lr"] for o in optimizers] == pytest.approx([7.5e-4] * 3)
     constant = SAC(SACConfig(learning_starts=0, batch_size=8, hidden=(8,), learning_rate=1e-3), _context())

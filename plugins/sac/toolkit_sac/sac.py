@@ -206,6 +206,8 @@ class SAC:
         metrics: dict[str, float] = {}
         for _ in range(gradient_steps_due(step, self.last_step, c.train_frequency, c.gradient_steps)):
             metrics = self.train_step(progress=step / self.total_steps)
+        if metrics and c.learning_rate_schedule == "linear":
+            metrics["train/learning_rate"] = learning_rate
         self.last_step = step
         return metrics
 
