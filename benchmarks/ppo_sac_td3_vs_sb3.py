@@ -42,6 +42,7 @@ from common import (plot_curves, read_results, result_key, run_workers, sb3_lear
                     toolkit_learn_resumably)
 
 BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
+          "ppo:Pendulum-v1": 100_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
           "td3:Pendulum-v1": 20_000, "td3:HalfCheetah-v5": 300_000, "td3:Hopper-v5": 300_000,
           "ppo:PongNoFrameskip-v4": 10_000_000}
@@ -86,7 +87,8 @@ def sb3_model(algo: str, config, env, seed: int):
                    batch_size=c.batch_size, n_epochs=c.n_epochs, gamma=c.gamma, gae_lambda=c.gae_lambda,
                    clip_range=annealed(c.clip_range, c.clip_range_schedule), normalize_advantage=c.normalize_advantage,
                    ent_coef=c.ent_coef, vf_coef=c.vf_coef, max_grad_norm=c.max_grad_norm or 1e9,
-                   target_kl=c.target_kl or None, policy_kwargs=policy_kwargs)
+                   target_kl=c.target_kl or None, use_sde=c.use_sde, sde_sample_freq=c.sde_sample_freq,
+                   policy_kwargs=policy_kwargs)
     schedule = getattr(config, "learning_rate_schedule", "constant")  # SAC has one, TD3 not
     common = dict(seed=seed, device="cpu", verbose=0, learning_rate=annealed(config.learning_rate, schedule),
                   buffer_size=config.buffer_size, learning_starts=config.learning_starts,

@@ -1,8 +1,8 @@
 """Policy and critic pieces shared by the policy-gradient and actor-critic plugins (TRPO, PPO,
 SVG, SAC, TD3): the Gaussian log-density, the tanh squashing of an unbounded Gaussian sample
 into an action box with its change-of-variables correction, the categorical and Gaussian
-policies over a network, the twin Q-networks, orthogonal initialisation and the running
-observation / return normalisers.
+policies over a network, state-dependent exploration (gSDE), the twin Q-networks,
+orthogonal initialisation and the running observation / return normalisers.
 
 Everything here is a plain function or a small ``nn.Module`` with no knowledge of replay,
 rollouts or the training loop, so an algorithm module still reads top to bottom.
@@ -151,6 +151,55 @@ class SquashedGaussianPolicy(nn.Module):
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         u = mean + log_std.exp() * noise
         return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+
+
+class StateDependentNoisePolicy(nn.Module):
+    """Generalized state-dependent exploration, gSDE (Raffin, Kober & Stulp 2022, "Smooth
+    Exploration for Robotic Reinforcement Learning", eq. 2-3): the action is mu(s) + eps(s) with
+    eps(s) = z(s)^T theta_eps, where z(s) is the policy's last hidden layer (detached) and the
+    matrix theta_eps ~ N(0, sigma^2) is drawn by ``resample_noise`` (every few steps, not every
+    step), so exploration is smooth in time and state. Actions are scored under
+    pi(a|s) = N(mu(s), diag(z(s)^2 sigma^2)), with a learned log sigma per (feature, action).
+    As SB3's ``StateDependentNoiseDistribution`` with full_std, no expln, learn_features off."""
+
+    def __init__(self, body: nn.Module, head: nn.Linear, log_std_init: float, n_envs: int) -> None:
+        super().__init__()
+        self.body, self.head = body, head
+        self.log_std = nn.Parameter(torch.full((head.in_features, head.out_features), float(log_std_init)))
+        # one theta_eps per env, kept in the state dict so a resumed run explores on
+        self.register_buffer("exploration", torch.zeros(n_envs, head.in_features, head.out_features))
+
+    def resample_noise(self, generator: torch.Generator) -> None:
+        std = self.log_std.detach().exp()
+        noise = torch.randn(self.exploration.shape, generator=generator, dtype=std.dtype, device=std.device)
+        self.exploration.copy_(noise * std)
+
+    def _features_and_mean(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(obs)
+        return features.detach(), self.head(features)
+
+    def _normal(self, features: torch.Tensor, mean: torch.Tensor) -> torch.distributions.Normal:
+        variance = features.square() @ self.log_std.exp().square()
+        # SB3's 1e-6 keeps the scale positive where every feature is 0 (a dead ReLU layer)
+        return torch.distributions.Normal(mean, torch.sqrt(variance + 1e-6), validate_args=False)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Independent:
+        return torch.distributions.Independent(self._normal(*self._features_and_mean(obs)), 1, validate_args=False)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu(s) + z(s)^T theta_eps with each row's env's matrix (the first for a batch of
+        another size), and its log-density under pi(a|s); ``generator`` is unused (the noise
+        was drawn by ``resample_noise``)."""
+        features, mean = self._features_and_mean(obs)
+        if len(features) == len(self.exploration):
+            noise = torch.bmm(features.unsqueeze(1), self.exploration).squeeze(1)
+        else:
+            noise = features @ self.exploration[0]
+        action = mean + noise
+        return action, self._normal(features, mean).log_prob(action).sum(dim=1)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._features_and_mean(obs)[1]
 
 
 # -- critics ---------------------------------------------------------------------------------

@@ -9,8 +9,16 @@ import torch
 from gymnasium import spaces
 
 from toolkit.policies import (CategoricalPolicy, GaussianPolicy, ReturnNormalizer, RunningNormalizer,
-                              SquashedGaussianPolicy, TwinQ, gaussian_log_prob, orthogonal_init, polyak_update,
-                              scale_to_box, squashed_gaussian_log_prob, tanh_log_det_jacobian)
+                              SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gaussian_log_prob,
+                              orthogonal_init, polyak_update, scale_to_box, squashed_gaussian_log_prob,
+                              tanh_log_det_jacobian)
+
+
+def _gsde(n_envs: int, seed: int = 2) -> StateDependentNoisePolicy:
+    policy = StateDependentNoisePolicy(torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh()),
+                                       torch.nn.Linear(8, 2), -0.5, n_envs)
+    policy.resample_noise(torch.Generator().manual_seed(seed))
+    return policy
 
 
 def test_tanh_log_det_jacobian_equals_autograd():
@@ -51,13 +59,44 @@ def test_squashed_policy_samples_inside_the_box_with_their_log_density():
 
 
 @pytest.mark.parametrize("make", [lambda: CategoricalPolicy(torch.nn.Linear(3, 4)),
-                                  lambda: GaussianPolicy(torch.nn.Linear(3, 2), 2, -0.5)])
+                                  lambda: GaussianPolicy(torch.nn.Linear(3, 2), 2, -0.5),
+                                  lambda: _gsde(n_envs=64), lambda: _gsde(n_envs=1)])
 def test_sampled_log_prob_equals_the_distributions(make):
     torch.manual_seed(0)
     policy = make()
     obs = torch.randn(64, 3)
     action, log_prob = policy.sample(obs, torch.Generator().manual_seed(1))
     torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action), rtol=1e-5, atol=1e-5)
+
+
+def test_state_dependent_noise_is_the_features_times_a_matrix_held_until_redrawn():
+    torch.manual_seed(0)
+    policy = _gsde(n_envs=2)
+    obs = torch.randn(2, 3)
+    features = policy.body(obs)
+    action, _ = policy.sample(obs)
+    noise = torch.stack([features[i] @ policy.exploration[i] for i in range(2)])  # each env its own matrix
+    torch.testing.assert_close(action, policy.head(features) + noise)
+    torch.testing.assert_close(policy.sample(obs)[0], action)  # the same state, the same noise
+    one, _ = policy.sample(obs[:1])  # a batch of another size: the first env's matrix
+    torch.testing.assert_close(one, policy.head(features[:1]) + features[:1] @ policy.exploration[0])
+    policy.resample_noise(torch.Generator().manual_seed(3))
+    assert not torch.allclose(policy.sample(obs)[0], action)
+    wide = StateDependentNoisePolicy(torch.nn.Identity(), torch.nn.Linear(64, 64), math.log(0.3), 16)
+    wide.resample_noise(torch.Generator().manual_seed(0))
+    assert wide.exploration.std().item() == pytest.approx(0.3, rel=0.02)  # entries ~ N(0, sigma^2)
+
+
+def test_state_dependent_scale_is_set_by_the_features_and_trains_only_log_sigma():
+    torch.manual_seed(0)
+    policy = _gsde(n_envs=1)
+    obs = torch.randn(5, 3)
+    scale = policy.distribution(obs).base_dist.scale
+    features = policy.body(obs)
+    torch.testing.assert_close(scale, torch.sqrt(features.square() @ policy.log_std.exp().square() + 1e-6))
+    scale.sum().backward()
+    assert policy.log_std.grad is not None and policy.log_std.grad.abs().sum() > 0
+    assert all(p.grad is None for p in policy.body.parameters())  # the features are not trained by the noise
 
 
 def test_orthogonal_init_scales_orthonormal_rows_and_zeroes_biases():

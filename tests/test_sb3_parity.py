@@ -129,7 +129,9 @@ def test_sac_gradient_steps_equal_sb3s(env):
     torch.testing.assert_close(ours.log_alpha.detach(), sb3.log_ent_coef.detach().reshape(()), **tolerance)
 
 
-@pytest.mark.parametrize("env_id, extra", [("Pendulum-v1", {}), ("CartPole-v1", {"clip_range_vf": 0.2})])
+@pytest.mark.parametrize("env_id, extra", [("Pendulum-v1", {}), ("CartPole-v1", {"clip_range_vf": 0.2}),
+                                           ("Pendulum-v1", {"use_sde": True, "sde_sample_freq": 4})],
+                         ids=["gaussian", "categorical-value-clipping", "gsde"])
 def test_ppo_update_equals_sb3s(env_id, extra):
     """A rollout collected by toolkit's PPO, then three epochs: toolkit's update against SB3's
     ``PPO.train`` on the same rollout, from the same weights. Each epoch is one minibatch of the
@@ -146,14 +148,18 @@ def test_ppo_update_equals_sb3s(env_id, extra):
     settings = {"n_steps": n_steps, "batch_size": n_steps, "n_epochs": 3, "learning_rate": 3e-3, "gamma": GAMMA,
                 "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5}
     env = gymnasium.make(env_id)
-    sb3 = SB3PPO("MlpPolicy", env, **settings, clip_range_vf=extra.get("clip_range_vf"), seed=0, device="cpu",
+    sb3 = SB3PPO("MlpPolicy", env, **settings, clip_range_vf=extra.get("clip_range_vf"),
+                 use_sde=extra.get("use_sde", False), sde_sample_freq=extra.get("sde_sample_freq", -1), seed=0, device="cpu",
                  policy_kwargs={"net_arch": {"pi": [16, 16], "vf": [16, 16]}, "activation_fn": nn.Tanh})
     sb3.set_logger(Logger(None, []))
     ours = PPO(PPOConfig(**settings, **extra, hidden=(16, 16)),
                EnvContext(env.observation_space, env.action_space, 1, 0, 10_000, 0, "cpu"))
     policy = sb3.policy
     actor_head, value_head = ours.net.actor, ours.net.critic
-    mean = actor_head.mean if hasattr(actor_head, "mean") else actor_head.logits
+    if hasattr(actor_head, "exploration"):  # gSDE: the mean is the head on the noise's features
+        mean = nn.Sequential(*actor_head.body, actor_head.head)
+    else:
+        mean = actor_head.mean if hasattr(actor_head, "mean") else actor_head.logits
     pairs = [(mean, nn.Sequential(*policy.mlp_extractor.policy_net, policy.action_net)),
              (value_head, nn.Sequential(*policy.mlp_extractor.value_net, policy.value_net))]
     copy_parameters(pairs)

@@ -139,6 +139,7 @@ def test_exported_module_is_the_evaluation_policy_with_normalisation():
 @pytest.mark.parametrize("env, overrides", [
     ("toolkit/Identity-v0", {}),
     ("toolkit/IdentityContinuous-v0", {"normalize_obs": True, "normalize_reward": True}),
+    ("toolkit/IdentityContinuous-v0", {"use_sde": True, "sde_sample_freq": 3}),
     ("CartPole-v1", {"clip_range_vf": 0.2, "target_kl": 0.01, "learning_rate_schedule": "linear",
                      "clip_range_schedule": "linear", "ent_coef": 0.01}),
 ])

@@ -37,7 +37,7 @@ from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, mlp
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, ReturnNormalizer,
-                              RunningNormalizer, orthogonal_init)
+                              RunningNormalizer, StateDependentNoisePolicy, orthogonal_init)
 from toolkit.rollout import RolloutStorage
 
 
@@ -87,7 +87,13 @@ class PPOConfig:
     ortho_init: bool = True
     """Orthogonal initialisation (gain sqrt 2 for hidden layers, 0.01 policy head, 1 value head)."""
     log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy (state-independent, learned)."""
+    """Initial log standard deviation of the Gaussian policy (state-independent, learned; with
+    use_sde, of every entry of gSDE's noise scale)."""
+    use_sde: bool = False
+    """Continuous actions: generalized state-dependent exploration (gSDE, Raffin et al. 2022)
+    instead of independent Gaussian noise each step."""
+    sde_sample_freq: int = bounded(-1, at_least=-1)
+    """With use_sde: draw new exploration noise every this many steps (-1: once per rollout)."""
     normalize_obs: bool = False
     """Running mean / std normalisation of observations (kept in checkpoints)."""
     normalize_reward: bool = False
@@ -124,11 +130,10 @@ PRESETS: dict[str, Preset] = {
          "checkpoint_every": 500_000},
         envs=("BipedalWalker-v3",), description="rl-zoo3's BipedalWalker-v3 settings"),
     "pendulum": Preset(
-        # rl-zoo3 uses gSDE here; without it (toolkit has none) plain Gaussian noise with these
-        # settings is what SB3 runs too
         {"n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10, "ent_coef": 0.0,
-         "learning_rate": 1e-3, "clip_range": 0.2, "steps": 100_000, "eval_every": 10_000, "eval_episodes": 10},
-        envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings, without gSDE"),
+         "learning_rate": 1e-3, "clip_range": 0.2, "use_sde": True, "sde_sample_freq": 4, "steps": 100_000,
+         "eval_every": 10_000, "eval_episodes": 10},
+        envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings (gSDE, new noise every 4 steps)"),
     # rl-zoo3 hyperparams/ppo.yml, "Mujoco Envs" (its v4 settings, here on v5): every env with
     # `normalize: true` and one env; Hopper, HalfCheetah, Walker2d and Humanoid tuned, Swimmer
     # tuned on SB3's defaults, Ant SB3's defaults
@@ -204,7 +209,8 @@ class ActorCritic(nn.Module):
     and two linear heads on Atari frames (SB3's CnnPolicy); on vectors the torso only flattens
     and each head is its own MLP (SB3's MlpPolicy)."""
 
-    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: PPOConfig) -> None:
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: PPOConfig,
+                 n_envs: int = 1) -> None:
         super().__init__()
         discrete = isinstance(action_space, spaces.Discrete)
         n_out = int(action_space.n) if discrete else int(np.prod(action_space.shape))
@@ -224,8 +230,14 @@ class ActorCritic(nn.Module):
             orthogonal_init(value_head, math.sqrt(2))
             orthogonal_init(_last_linear(policy_head), 0.01)
             orthogonal_init(_last_linear(value_head), 1.0)
-        self.actor: nn.Module = (CategoricalPolicy(policy_head) if discrete
-                                 else GaussianPolicy(policy_head, n_out, config.log_std_init))
+        self.actor: nn.Module
+        if discrete:
+            self.actor = CategoricalPolicy(policy_head)
+        elif config.use_sde:  # the noise is read from the layer before the mean
+            body = policy_head[:-1] if isinstance(policy_head, nn.Sequential) else nn.Identity()
+            self.actor = StateDependentNoisePolicy(body, _last_linear(policy_head), config.log_std_init, n_envs)
+        else:
+            self.actor = GaussianPolicy(policy_head, n_out, config.log_std_init)
         self.critic = value_head
         self.memory_format = (torch.channels_last if config.channels_last and isinstance(self.torso, NatureCNN)
                               else torch.contiguous_format)
@@ -311,6 +323,9 @@ class PPO:
         if config.normalize_obs and _uses_cnn(config, spec.observation_space):
             raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
                                "which scales them to [0, 1] itself (drop --normalize-obs)")
+        if config.use_sde and isinstance(spec.action_space, spaces.Discrete):
+            raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
+                               f"discrete ({spec.action_space}; drop --use-sde)")
 
     def __init__(self, config: PPOConfig, context: EnvContext) -> None:
         self.config = config
@@ -319,7 +334,7 @@ class PPO:
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.image = _uses_cnn(config, obs_space)
         self.device = torch.device(context.device)
-        self.net = ActorCritic(obs_space, action_space, config).to(self.device)
+        self.net = ActorCritic(obs_space, action_space, config, context.n_envs).to(self.device)
         # eps 1e-5 as in baselines and SB3 (torch's 1e-8 lets early steps grow too large)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, eps=1e-5)
         self.action_space = action_space
@@ -361,6 +376,9 @@ class PPO:
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        c, at = self.config, self.rollout.step
+        if c.use_sde and (at == 0 or (c.sde_sample_freq > 0 and at % c.sde_sample_freq == 0)):
+            self.net.actor.resample_noise(self.generator)  # as SB3: at each rollout's start, then every freq
         stored = self.stored_obs(obs, update=True)
         with torch.no_grad():
             features, value = self.net(self.tensor(stored))
