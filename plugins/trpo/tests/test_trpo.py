@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import toolkit
+from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext
 from toolkit.loops import env_loop
 from toolkit.run import plan
@@ -109,6 +110,7 @@ def test_rejected_line_search_keeps_the_old_parameters():
 
 @pytest.mark.parametrize("env, overrides", [("toolkit/Identity-v0", {}),
                                             ("toolkit/IdentityContinuous-v0", {"normalize_obs": True}),
+                                            ("toolkit/IdentityContinuous-v0", {"use_sde": True, "sde_sample_freq": 5}),
                                             ("CartPole-v1", {"normalize_obs": True})])
 def test_conformance(env, overrides):
     check_algorithm("trpo", env=env, steps=300, overrides={"n_steps": 64, "critic_epochs": 1, **overrides})
@@ -166,6 +168,13 @@ def test_mujoco_preset_takes_rl_zoo3s_per_env_changes():
     assert (hopper.algo_config.max_kl, hopper.algo_config.gamma, hopper.run.steps) == (0.01, 0.99, 1_000_000)
     assert cheetah.algo_config.max_kl == 0.04  # the zoo's target_kl
     assert swimmer.algo_config.gamma == 0.9999 and humanoid.run.steps == 2_000_000
+    pendulum = plan("trpo", {"env": "Pendulum-v1"}).algo_config
+    assert (pendulum.use_sde, pendulum.sde_sample_freq, pendulum.gamma) == (True, 4, 0.9)  # the zoo's gSDE
+
+
+def test_gsde_is_refused_for_discrete_actions():
+    with pytest.raises(ToolkitError, match="--use-sde is exploration noise for continuous actions"):
+        plan("trpo", {"env": "CartPole-v1", "use_sde": True})
 
 
 def test_learns_the_identity_task(tmp_path):

@@ -71,6 +71,11 @@ class TRPOConfig:
     """Standardise advantages within each rollout."""
     normalize_obs: bool = False
     """Running mean / std normalisation of observations (kept in checkpoints)."""
+    use_sde: bool = False
+    """Continuous actions: generalized state-dependent exploration (gSDE, ``toolkit.policies``)
+    instead of independent Gaussian noise each step."""
+    sde_sample_freq: int = bounded(-1, at_least=-1)
+    """With use_sde: draw new exploration noise every this many steps (-1: once per rollout)."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -78,9 +83,10 @@ PRESETS: dict[str, Preset] = {
                         "critic_learning_rate": 1e-3, "critic_epochs": 20, "critic_batch_size": 512,
                         "steps": 100_000, "eval_every": 20_000, "eval_episodes": 20},
                        envs=("CartPole-v1",), description="rl-zoo3's CartPole-v1 settings"),
-    "pendulum": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "critic_epochs": 15, "steps": 100_000,
-                        "eval_every": 20_000, "eval_episodes": 20},
-                       envs=("Pendulum-v1",), description="rl-zoo3's Pendulum-v1 settings (without gSDE)"),
+    "pendulum": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "critic_epochs": 15, "use_sde": True,
+                        "sde_sample_freq": 4, "steps": 100_000, "eval_every": 20_000, "eval_episodes": 20},
+                       envs=("Pendulum-v1",),
+                       description="rl-zoo3's Pendulum-v1 settings (gSDE, new noise every 4 steps)"),
     # rl-zoo3 hyperparams/trpo.yml, "Mujoco Envs" (its v4 settings, here on v5; sb3-contrib's
     # target_kl is max_kl here)
     "mujoco": Preset({"n_envs": 2, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95, "cg_iterations": 25,
@@ -211,6 +217,9 @@ class TRPO:
         """TRPO's policies are categorical (Discrete) or Gaussian (Box) over flat observations."""
         if not isinstance(spec.action_space, (spaces.Discrete, spaces.Box)):
             raise ToolkitError(f"trpo needs a Discrete or Box action space; {spec.id} has {spec.action_space}")
+        if config.use_sde and isinstance(spec.action_space, spaces.Discrete):
+            raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
+                               f"discrete ({spec.action_space}; drop --use-sde)")
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config
@@ -220,6 +229,9 @@ class TRPO:
         self.discrete = isinstance(action_space, spaces.Discrete)
         if self.discrete:
             self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden)
+        elif config.use_sde:  # the noise is read from the last hidden layer
+            body = mlp(obs_dim, config.hidden, int(np.prod(action_space.shape)))
+            self.actor = policies.StateDependentNoisePolicy(body[:-1], body[-1], config.log_std_init, context.n_envs)
         else:
             self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init)
         self.critic = mlp(obs_dim, config.hidden, 1)
@@ -255,6 +267,9 @@ class TRPO:
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+        c, at = self.config, self.rollout.step
+        if c.use_sde and (at == 0 or (c.sde_sample_freq > 0 and at % c.sde_sample_freq == 0)):
+            self.actor.resample_noise(self.generator)  # as SB3: at each rollout's start, then every freq
         normalized = self.normalize(obs, update=True)
         with torch.no_grad():
             obs_t = self.tensor(normalized)
