@@ -96,3 +96,51 @@ def test_learns_the_continuous_identity_task_with_several_envs(tmp_path):
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if "eval/mean_return" in line]
     assert evals[-1]["eval/mean_return"] > -0.5  # optimum 0; always answering 0 scores about -11
+
+
+class _Silent:
+    def episode(self, *args):
+        pass
+
+    def metrics(self, step, metrics):
+        pass
+
+    def progress(self, step):
+        pass
+
+
+def test_replay_holds_each_env_step_and_bootstraps_at_the_time_limit():
+    """The data path that the parity test with SB3 (tests/test_sb3_parity.py) does not cover:
+    through the core env loop, with two envs and episodes cut by a time limit (as every
+    HalfCheetah episode is), each replayed transition is a step an env took: its observation,
+    the action sent (in [-1, 1] units), its reward, the true next observation (the episode's
+    last, not the reset's, where it was cut) and the discount gamma (a cut is bootstrapped)."""
+    from toolkit.loops import env_loop
+    from toolkit.vec_env import make_vec_env
+
+    envs = make_vec_env("Pendulum-v1", 2, 0, max_episode_steps=30)
+    context = EnvContext(envs.single_observation_space, envs.single_action_space, 2, 0, 400, 0, "cpu")
+    algo = TD3(TD3Config(learning_starts=100, batch_size=16, hidden=(8,)), context)
+    taken = {}
+    observe = algo.observe
+
+    def recording(t):
+        for e in range(2):
+            taken[t.obs[e].tobytes()] = (t.action[e], t.reward[e], t.next_obs[e], bool(t.truncated[e]))
+        observe(t)
+
+    algo.observe = recording
+    obs, _ = envs.reset(seed=0)
+    env_loop(algo, envs, obs, step=0, total_steps=400, report=_Silent())
+    envs.close()
+    assert len(taken) == 400 and sum(cut for *_, cut in taken.values()) == 12  # 200 steps per env, cut every 30
+
+    batch = algo.replay.sample(3000, gamma=0.99)
+    cuts = 0
+    for i in range(len(batch.obs)):
+        action, reward, next_obs, cut = taken[batch.obs[i].tobytes()]
+        np.testing.assert_allclose(batch.action[i] * 2.0, action, atol=1e-6)  # Pendulum's box is [-2, 2]
+        assert batch.reward[i] == np.float32(reward) and batch.discount[i] == np.float32(0.99)
+        np.testing.assert_array_equal(batch.next_obs[i], next_obs)
+        cuts += cut
+    assert cuts > 0
