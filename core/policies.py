@@ -74,6 +74,19 @@ def require_bounded_box(algorithm: str, spec: Any) -> None:
         raise ToolkitError(f"{algorithm} maps its actions into the action box; {spec.id}'s is unbounded ({space})")
 
 
+def refuse_gsde_for_discrete(use_sde: bool, spec: Any) -> None:
+    """gSDE (``StateDependentNoisePolicy``) is exploration noise for continuous actions."""
+    if use_sde and isinstance(spec.action_space, spaces.Discrete):
+        raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
+                           f"discrete ({spec.action_space}; drop --use-sde)")
+
+
+def gsde_noise_due(rollout_step: int, sample_freq: int) -> bool:
+    """Whether gSDE draws new noise before this step of a rollout: at its start, and every
+    ``sample_freq`` steps when that is positive (SB3's ``sde_sample_freq``)."""
+    return rollout_step == 0 or (sample_freq > 0 and rollout_step % sample_freq == 0)
+
+
 # -- policies --------------------------------------------------------------------------------
 
 

@@ -10,8 +10,8 @@ from gymnasium import spaces
 
 from toolkit.policies import (CategoricalPolicy, GaussianPolicy, ReturnNormalizer, RunningNormalizer,
                               SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gaussian_log_prob,
-                              orthogonal_init, polyak_update, scale_to_box, squashed_gaussian_log_prob,
-                              tanh_log_det_jacobian)
+                              gsde_noise_due, orthogonal_init, polyak_update, scale_to_box,
+                              squashed_gaussian_log_prob, tanh_log_det_jacobian)
 
 
 def _gsde(n_envs: int, seed: int = 2) -> StateDependentNoisePolicy:
@@ -85,6 +85,12 @@ def test_state_dependent_noise_is_the_features_times_a_matrix_held_until_redrawn
     wide = StateDependentNoisePolicy(torch.nn.Identity(), torch.nn.Linear(64, 64), math.log(0.3), 16)
     wide.resample_noise(torch.Generator().manual_seed(0))
     assert wide.exploration.std().item() == pytest.approx(0.3, rel=0.02)  # entries ~ N(0, sigma^2)
+
+
+def test_gsde_noise_is_drawn_at_each_rollouts_start_and_every_sample_freq_steps():
+    assert [t for t in range(10) if gsde_noise_due(t, 4)] == [0, 4, 8]
+    assert [t for t in range(10) if gsde_noise_due(t, -1)] == [0]  # once per rollout
+    assert [t for t in range(10) if gsde_noise_due(t, 0)] == [0]
 
 
 def test_state_dependent_scale_is_set_by_the_features_and_trains_only_log_sigma():

@@ -37,7 +37,8 @@ from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, mlp
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, ReturnNormalizer,
-                              RunningNormalizer, StateDependentNoisePolicy, orthogonal_init)
+                              RunningNormalizer, StateDependentNoisePolicy, gsde_noise_due, orthogonal_init,
+                              refuse_gsde_for_discrete)
 from toolkit.rollout import RolloutStorage
 
 
@@ -323,9 +324,7 @@ class PPO:
         if config.normalize_obs and _uses_cnn(config, spec.observation_space):
             raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
                                "which scales them to [0, 1] itself (drop --normalize-obs)")
-        if config.use_sde and isinstance(spec.action_space, spaces.Discrete):
-            raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
-                               f"discrete ({spec.action_space}; drop --use-sde)")
+        refuse_gsde_for_discrete(config.use_sde, spec)
 
     def __init__(self, config: PPOConfig, context: EnvContext) -> None:
         self.config = config
@@ -376,9 +375,8 @@ class PPO:
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        c, at = self.config, self.rollout.step
-        if c.use_sde and (at == 0 or (c.sde_sample_freq > 0 and at % c.sde_sample_freq == 0)):
-            self.net.actor.resample_noise(self.generator)  # as SB3: at each rollout's start, then every freq
+        if self.config.use_sde and gsde_noise_due(self.rollout.step, self.config.sde_sample_freq):
+            self.net.actor.resample_noise(self.generator)
         stored = self.stored_obs(obs, update=True)
         with torch.no_grad():
             features, value = self.net(self.tensor(stored))

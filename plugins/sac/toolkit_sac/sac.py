@@ -198,7 +198,8 @@ class SAC:
         if step < c.learning_starts:
             self.last_step = step
             return {}
-        if c.learning_rate_schedule == "linear":  # SB3 sets it from the budget left at each training phase
+        annealed = c.learning_rate_schedule == "linear"
+        if annealed:  # SB3 sets it from the budget left at each training phase
             learning_rate = linear(c.learning_rate, 0.0, step, self.total_steps)
             for optimizer in (self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer):
                 for group in optimizer.param_groups:
@@ -206,7 +207,7 @@ class SAC:
         metrics: dict[str, float] = {}
         for _ in range(gradient_steps_due(step, self.last_step, c.train_frequency, c.gradient_steps)):
             metrics = self.train_step(progress=step / self.total_steps)
-        if metrics and c.learning_rate_schedule == "linear":
+        if metrics and annealed:
             metrics["train/learning_rate"] = learning_rate
         self.last_step = step
         return metrics

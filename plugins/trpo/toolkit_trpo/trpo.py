@@ -217,9 +217,7 @@ class TRPO:
         """TRPO's policies are categorical (Discrete) or Gaussian (Box) over flat observations."""
         if not isinstance(spec.action_space, (spaces.Discrete, spaces.Box)):
             raise ToolkitError(f"trpo needs a Discrete or Box action space; {spec.id} has {spec.action_space}")
-        if config.use_sde and isinstance(spec.action_space, spaces.Discrete):
-            raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
-                               f"discrete ({spec.action_space}; drop --use-sde)")
+        policies.refuse_gsde_for_discrete(config.use_sde, spec)
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config
@@ -230,8 +228,9 @@ class TRPO:
         if self.discrete:
             self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden)
         elif config.use_sde:  # the noise is read from the last hidden layer
-            body = mlp(obs_dim, config.hidden, int(np.prod(action_space.shape)))
-            self.actor = policies.StateDependentNoisePolicy(body[:-1], body[-1], config.log_std_init, context.n_envs)
+            mean_net = mlp(obs_dim, config.hidden, int(np.prod(action_space.shape)))
+            self.actor = policies.StateDependentNoisePolicy(mean_net[:-1], mean_net[-1], config.log_std_init,
+                                                            context.n_envs)
         else:
             self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init)
         self.critic = mlp(obs_dim, config.hidden, 1)
@@ -267,9 +266,8 @@ class TRPO:
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        c, at = self.config, self.rollout.step
-        if c.use_sde and (at == 0 or (c.sde_sample_freq > 0 and at % c.sde_sample_freq == 0)):
-            self.actor.resample_noise(self.generator)  # as SB3: at each rollout's start, then every freq
+        if self.config.use_sde and policies.gsde_noise_due(self.rollout.step, self.config.sde_sample_freq):
+            self.actor.resample_noise(self.generator)
         normalized = self.normalize(obs, update=True)
         with torch.no_grad():
             obs_t = self.tensor(normalized)
