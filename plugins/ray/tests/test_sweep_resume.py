@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,12 @@ def statuses(directory: Path) -> dict[str, str]:
         except ValueError:
             pass
     return found
+
+
+def trial_logs(directory: Path) -> str:
+    """Every trial's log, for a failure's message."""
+    return "\n".join(f"--- {path}\n{path.read_text(errors='replace')}"
+                     for path in sorted((directory / "runs").glob("*/trial.log")))
 
 
 def ready_to_kill(directory: Path) -> bool:
@@ -79,7 +86,8 @@ def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
 
     assert main(["sweep", "--resume", str(directory)]) == 0
     rows = list(csv.DictReader(open(directory / "summary.csv")))
-    assert sorted(r["seed"] for r in rows) == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"finished"}
+    assert sorted(r["seed"] for r in rows) == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"finished"}, \
+        trial_logs(directory)
     for trial in stopped:  # continued from its checkpoint
         assert "resuming dqn" in (directory / "runs" / trial / "trial.log").read_text()
     for trial in finished_before:  # not run again
@@ -116,3 +124,22 @@ def test_sigint_to_the_driver_stops_every_running_trial_at_a_checkpoint(tmp_path
     assert driver.returncode == 130, stderr
     assert f"Continue with: toolkit sweep --resume {directory}" in stderr
     assert set(statuses(directory).values()) == {"stopped"}  # each trial wrote its stop checkpoint
+
+
+def test_a_resumed_trial_waits_for_the_process_the_interrupted_sweep_started(tmp_path):
+    """Killed as it started a trial, a sweep leaves that trial's process starting up (no lock
+    taken yet): the resumed trial must not start beside it."""
+    from toolkit_ray.sweep import _wait_for_earlier_start
+
+    earlier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    (tmp_path / "trial.json").write_text(json.dumps({"config": {}, "starts": [
+        {"host": socket.gethostname(), "pid": earlier.pid}]}))
+    began = time.monotonic()
+    _wait_for_earlier_start(tmp_path, timeout=30)
+    waited = time.monotonic() - began
+    assert earlier.poll() is not None and 1.0 < waited < 10  # it had exited (a zombie of this test's until now)
+
+    (tmp_path / "trial.json").write_text(json.dumps({"starts": [{"host": "another-machine", "pid": os.getpid()}]}))
+    began = time.monotonic()
+    _wait_for_earlier_start(tmp_path, timeout=30)  # not checkable from here: the run dir's lock decides
+    assert time.monotonic() - began < 1.0

@@ -180,42 +180,69 @@ def trial_command(sweep: Sweep, config: dict[str, Any], run_dir: Path) -> list[s
     return [*argv, "--run-dir", str(run_dir), "--no-progress"]
 
 
-def _record_placement(run_dir: Path, config: dict[str, Any]) -> None:
-    """``trial.json``: the trial's values and where it ran (Ray node, host), appended per start."""
+def _record_placement(run_dir: Path, config: dict[str, Any], pid: int) -> None:
+    """``trial.json``: the trial's values, where it ran (Ray node, host) and the pid of its
+    toolkit process, appended per start."""
     import socket
 
     import ray
 
-    path = run_dir / "trial.json"
-    starts = json.loads(path.read_text())["starts"] if path.exists() else []
-    starts.append({"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "time": time.time()})
-    path.write_text(json.dumps({"config": config, "starts": starts}, indent=2, default=str))
+    starts = _read_trial_record(run_dir).get("starts", [])
+    starts.append({"node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+                   "pid": pid, "time": time.time()})
+    tmp = run_dir / ".trial.json.tmp"
+    tmp.write_text(json.dumps({"config": config, "starts": starts}, indent=2, default=str))
+    tmp.replace(run_dir / "trial.json")
+
+
+def _read_trial_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "trial.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait_for_earlier_start(run_dir: Path, timeout: float) -> None:
+    """A resumed sweep: the toolkit process that the interrupted sweep started for this trial
+    may still be starting up (it has not taken the run directory's lock yet) or checkpointing.
+    Wait until it is gone, where its host is this one; the run directory's lock covers the rest."""
+    from toolkit import rundir
+
+    starts = _read_trial_record(run_dir).get("starts") or [{}]
+    earlier = (starts[-1].get("host", ""), starts[-1].get("pid", 0))
+    deadline = time.monotonic() + timeout
+    while _running_here(*earlier) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    rundir.wait_until_unlocked(run_dir, timeout=max(deadline - time.monotonic(), 1.0))
 
 
 def _stop_when_driver_dies(process: Any, driver: tuple[str, int]) -> None:
     """SIGTERM to the trial process (it checkpoints) once the sweep's driver is gone, so that
     ``--resume`` continues the trial from there."""
     while process.is_alive():
-        if not _driver_alive(driver):
+        if _running_here(*driver) is False:
             process.terminate()
             return
         time.sleep(POLL_SECONDS)
 
 
-def _driver_alive(driver: tuple[str, int]) -> bool:
-    """False once the sweep's driver process is gone (checked on its own machine only)."""
+def _running_here(host: str, pid: int) -> bool | None:
+    """Whether process ``pid`` of ``host`` still runs; None when that is not this machine (or
+    no pid is known), where it cannot be checked."""
     import socket
 
-    host, pid = driver
     if not pid or host != socket.gethostname():
-        return True
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
-    return True
+        return True
+    try:  # a process that exited but was not reaped yet (a zombie) holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def start_toolkit_process(argv: list[str], log: Path, sweep: Sweep) -> Any:
@@ -271,8 +298,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     # so it holds on a Ray that toolkit did not start too (a notebook's, a test's).
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "300")
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
-    # A resumed sweep: the process of the interrupted trial may still be checkpointing.
-    rundir.wait_until_unlocked(run_dir, timeout=120)
+    _wait_for_earlier_start(run_dir, timeout=120)
     if rundir.read_status(run_dir).get("status") == "finished":  # done before the sweep was interrupted
         last = _last_value(run_dir, sweep.metric)
         if last is not None:
@@ -283,8 +309,8 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     latest = checkpoint.latest(run_dir) if run_dir.exists() else None
     reported_to = checkpoint.step_of(latest) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
-    _record_placement(run_dir, config)
     process = start_toolkit_process(trial_command(sweep, config, run_dir), run_dir / "trial.log", sweep)
+    _record_placement(run_dir, config, process.pid)
     # tune.report blocks until the driver takes the result: a separate thread watches the driver
     threading.Thread(target=_stop_when_driver_dies, args=(process, sweep.driver), daemon=True).start()
     metrics, offset = run_dir / "metrics.jsonl", 0
@@ -319,7 +345,17 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
         raise RuntimeError(f"trial stopped by a signal at its checkpoint; toolkit sweep --resume {sweep.directory} "
                            "continues it")
     if process.exitcode != 0:
-        raise RuntimeError(f"trial exited with {process.exitcode}; see {run_dir / 'trial.log'}")
+        raise RuntimeError(f"trial exited with {process.exitcode} ({_last_line(run_dir / 'trial.log')}); "
+                           f"see {run_dir / 'trial.log'}")
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line a trial process printed (its error, when it failed)."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "nothing printed"
 
 
 # -- the sweep --------------------------------------------------------------------------------
