@@ -310,11 +310,11 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     reported_to = checkpoint.step_of(latest) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
     process = start_toolkit_process(trial_command(sweep, config, run_dir), run_dir / "trial.log", sweep)
-    _record_placement(run_dir, config, process.pid)
-    # tune.report blocks until the driver takes the result: a separate thread watches the driver
-    threading.Thread(target=_stop_when_driver_dies, args=(process, sweep.driver), daemon=True).start()
     metrics, offset = run_dir / "metrics.jsonl", 0
     try:
+        _record_placement(run_dir, config, process.pid)
+        # tune.report blocks until the driver takes the result: a separate thread watches the driver
+        threading.Thread(target=_stop_when_driver_dies, args=(process, sweep.driver), daemon=True).start()
         while True:
             finished = not process.is_alive()
             if metrics.exists():
