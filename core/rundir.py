@@ -65,9 +65,10 @@ class RunDirLock:
             self.fd = None
 
 
-def wait_until_unlocked(run_dir: Path, timeout: float) -> bool:
-    """True once no process holds ``run_dir``'s ``RunDirLock`` (False after ``timeout`` seconds)."""
-    path = Path(run_dir) / LOCK_FILE
+def wait_until_unlocked(run_dir: Path, timeout: float, lock_file: str = LOCK_FILE) -> bool:
+    """True once no process holds ``run_dir``'s ``RunDirLock`` (or the flock on another
+    ``lock_file`` there); False after ``timeout`` seconds."""
+    path = Path(run_dir) / lock_file
     if not path.exists():
         return True
     deadline = time.monotonic() + timeout

@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -126,20 +125,41 @@ def test_sigint_to_the_driver_stops_every_running_trial_at_a_checkpoint(tmp_path
     assert set(statuses(directory).values()) == {"stopped"}  # each trial wrote its stop checkpoint
 
 
-def test_a_resumed_trial_waits_for_the_process_the_interrupted_sweep_started(tmp_path):
-    """Killed as it started a trial, a sweep leaves that trial's process starting up (no lock
-    taken yet): the resumed trial must not start beside it."""
-    from toolkit_ray.sweep import _wait_for_earlier_start
+def test_a_resumed_trial_waits_while_an_earlier_process_of_it_runs(tmp_path):
+    """Killed as it started a trial, a sweep can leave that trial's process starting up (its run
+    not locked yet): the resumed sweep must not start the trial beside it."""
+    from toolkit_ray.sweep import _wait_for_trial_process
 
-    earlier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
-    (tmp_path / "trial.json").write_text(json.dumps({"config": {}, "starts": [
-        {"host": socket.gethostname(), "pid": earlier.pid}]}))
+    earlier = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                                "from toolkit_ray.sweep import _take_trial_lock; "
+                                "assert _take_trial_lock(Path(sys.argv[1])) is not None; print(flush=True); "
+                                "time.sleep(1.5)", str(tmp_path)], stdout=subprocess.PIPE)
+    earlier.stdout.readline()  # it holds the trial's lock
     began = time.monotonic()
-    _wait_for_earlier_start(tmp_path, timeout=30)
-    waited = time.monotonic() - began
-    assert earlier.poll() is not None and 1.0 < waited < 10  # it had exited (a zombie of this test's until now)
+    _wait_for_trial_process(tmp_path, timeout=30)
+    assert earlier.poll() is not None and 1.0 < time.monotonic() - began < 10
 
-    (tmp_path / "trial.json").write_text(json.dumps({"starts": [{"host": "another-machine", "pid": os.getpid()}]}))
-    began = time.monotonic()
-    _wait_for_earlier_start(tmp_path, timeout=30)  # not checkable from here: the run dir's lock decides
-    assert time.monotonic() - began < 1.0
+
+def start_trial_process(run_dir: Path, requester: int) -> subprocess.CompletedProcess:
+    """``_toolkit_main`` as a sweep's forkserver runs it, for a random-agent run in ``run_dir``."""
+    argv = ["train", "random", "--env", "CartPole-v1", "--steps", "50", "--run-dir", str(run_dir), "--no-progress"]
+    return subprocess.run([sys.executable, "-c", "import json, sys; from toolkit_ray.sweep import _toolkit_main; "
+                           "_toolkit_main(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]))",
+                           json.dumps(argv), str(run_dir), str(requester)], timeout=120)
+
+
+def test_a_trial_process_leaves_untouched_when_its_trial_runs_elsewhere_or_its_worker_is_gone(tmp_path):
+    from toolkit_ray.sweep import EXIT_NOT_WANTED, _take_trial_lock
+
+    run_dir = tmp_path / "trial"
+    run_dir.mkdir()
+    held = _take_trial_lock(run_dir)  # another process of the trial runs
+    assert start_trial_process(run_dir, os.getpid()).returncode == EXIT_NOT_WANTED
+    os.close(held)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # the Ray worker that asked for it died before it started
+    assert start_trial_process(run_dir, gone.pid).returncode == EXIT_NOT_WANTED
+    assert not (run_dir / "config.toml").exists() and not (run_dir / "trial.log").exists()
+
+    assert start_trial_process(run_dir, os.getpid()).returncode == 0  # wanted: it runs
+    assert (run_dir / "config.toml").exists() and "done: 50 steps" in (run_dir / "trial.log").read_text()

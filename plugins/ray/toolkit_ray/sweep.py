@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import sys
@@ -33,6 +34,10 @@ DEFAULT_METRIC = "eval/mean_return"
 STOPPING = "STOPPING"
 """A file in the sweep directory while an interrupted sweep winds down."""
 POLL_SECONDS = 0.1
+TRIAL_LOCK = ".trial.lock"
+"""Held by a trial's toolkit process for its whole life, from before it touches the run."""
+EXIT_NOT_WANTED = 75
+"""A trial process's exit status when it left without running (see ``_toolkit_main``)."""
 
 
 @dataclass
@@ -202,52 +207,54 @@ def _read_trial_record(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _wait_for_earlier_start(run_dir: Path, timeout: float) -> None:
-    """A resumed sweep: the toolkit process that the interrupted sweep started for this trial
-    may still be starting up (it has not taken the run directory's lock yet) or checkpointing.
-    Wait until it is gone, where its host is this one; the run directory's lock covers the rest."""
+def _wait_for_trial_process(run_dir: Path, timeout: float) -> None:
+    """Until no toolkit process of this trial runs. A resumed sweep can find the interrupted
+    sweep's process of a trial still there: checkpointing, or starting up (a driver killed just
+    as it started the trial), before it has locked its run directory."""
     from toolkit import rundir
 
-    starts = _read_trial_record(run_dir).get("starts") or [{}]
-    earlier = (starts[-1].get("host", ""), starts[-1].get("pid", 0))
     deadline = time.monotonic() + timeout
-    while _running_here(*earlier) and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-    rundir.wait_until_unlocked(run_dir, timeout=max(deadline - time.monotonic(), 1.0))
+    rundir.wait_until_unlocked(run_dir, timeout, lock_file=TRIAL_LOCK)
+    # a process started by an older toolkit holds only the run's own lock
+    rundir.wait_until_unlocked(run_dir, max(deadline - time.monotonic(), 1.0))
 
 
 def _stop_when_driver_dies(process: Any, driver: tuple[str, int]) -> None:
     """SIGTERM to the trial process (it checkpoints) once the sweep's driver is gone, so that
     ``--resume`` continues the trial from there."""
     while process.is_alive():
-        if _running_here(*driver) is False:
+        if not _driver_alive(driver):
             process.terminate()
             return
         time.sleep(POLL_SECONDS)
 
 
-def _running_here(host: str, pid: int) -> bool | None:
-    """Whether process ``pid`` of ``host`` still runs; None when that is not this machine (or
-    no pid is known), where it cannot be checked."""
+def _driver_alive(driver: tuple[str, int]) -> bool:
+    """False once the sweep's driver process is gone (checked on its own machine only)."""
     import socket
 
-    if not pid or host != socket.gethostname():
-        return None
+    host, pid = driver
+    return not pid or host != socket.gethostname() or _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs; one that exited but is not reaped yet (a
+    zombie, as a Ray worker is for a moment after its raylet dies) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a process that exited but was not reaped yet (a zombie) holds nothing
+    try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
 
-def start_toolkit_process(argv: list[str], log: Path, sweep: Sweep) -> Any:
-    """``toolkit ARGV`` in a new process, its output appended to ``log``; a started
-    ``multiprocessing.Process``.
+def start_toolkit_process(argv: list[str], run_dir: Path, sweep: Sweep) -> Any:
+    """``toolkit ARGV`` in a new process, its output appended to ``run_dir/trial.log``; a
+    started ``multiprocessing.Process``.
 
     The process is forked from a server process (multiprocessing's forkserver, one per Ray
     worker) that imported torch, gymnasium and the algorithm's plugin once: every trial after the
@@ -261,14 +268,21 @@ def start_toolkit_process(argv: list[str], log: Path, sweep: Sweep) -> Any:
     os.environ["OMP_NUM_THREADS"] = str(sweep.threads)
     context.set_forkserver_preload(["torch", "torch._dynamo", "gymnasium", "toolkit.cli", "toolkit.run",
                                     *sweep.preload])
-    process = context.Process(target=_toolkit_main, args=(argv, str(log)), name="toolkit-trial")
+    process = context.Process(target=_toolkit_main, args=(argv, str(run_dir), os.getpid()), name="toolkit-trial")
     process.start()
     return process
 
 
-def _toolkit_main(argv: list[str], log: str) -> None:
+def _toolkit_main(argv: list[str], run_dir: str, requester: int) -> None:
     """The trial process: signals unblocked (a Ray worker blocks some, and children inherit the
-    mask), SIGTERM (so, a checkpoint) if the process that started it dies, output to ``log``."""
+    mask), SIGTERM (so, a checkpoint) once the Ray worker that asked for it (``requester``) or
+    the server that forked it dies, output to ``trial.log``.
+
+    It holds the trial's lock from its first line to its exit, and leaves at once, touching
+    nothing, when another process holds it or its worker is already gone: the server forks a
+    process asked for while it was starting up even when the worker that asked has died since
+    (its sweep's driver killed), and that late process must not run beside the trial's next
+    start."""
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
         import ctypes
@@ -276,13 +290,38 @@ def _toolkit_main(argv: list[str], log: str) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    if _take_trial_lock(Path(run_dir)) is None or not _alive(requester):
+        os._exit(EXIT_NOT_WANTED)
+    threading.Thread(target=_stop_when_requester_dies, args=(requester,), daemon=True).start()
+    descriptor = os.open(Path(run_dir) / "trial.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(descriptor, 1)
     os.dup2(descriptor, 2)
     os.close(descriptor)
     from toolkit.cli import main
 
     sys.exit(main(argv))
+
+
+def _take_trial_lock(run_dir: Path) -> int | None:
+    """The trial's lock (a descriptor kept open until the process exits), or None when another
+    process holds it."""
+    import fcntl
+
+    descriptor = os.open(run_dir / TRIAL_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _stop_when_requester_dies(requester: int) -> None:
+    """SIGTERM to this trial process once its Ray worker is gone (the server that forked it can
+    outlive the worker, so PR_SET_PDEATHSIG alone can come late)."""
+    while _alive(requester):
+        time.sleep(POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
@@ -298,7 +337,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     # so it holds on a Ray that toolkit did not start too (a notebook's, a test's).
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "300")
     run_dir = (sweep.directory / "runs" / tune.get_context().get_trial_id()).absolute()
-    _wait_for_earlier_start(run_dir, timeout=120)
+    _wait_for_trial_process(run_dir, timeout=120)
     if rundir.read_status(run_dir).get("status") == "finished":  # done before the sweep was interrupted
         last = _last_value(run_dir, sweep.metric)
         if last is not None:
@@ -309,7 +348,7 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
     latest = checkpoint.latest(run_dir) if run_dir.exists() else None
     reported_to = checkpoint.step_of(latest) if latest else -1  # a resumed trial reported these already
     run_dir.mkdir(parents=True, exist_ok=True)
-    process = start_toolkit_process(trial_command(sweep, config, run_dir), run_dir / "trial.log", sweep)
+    process = start_toolkit_process(trial_command(sweep, config, run_dir), run_dir, sweep)
     metrics, offset = run_dir / "metrics.jsonl", 0
     try:
         _record_placement(run_dir, config, process.pid)
@@ -344,6 +383,9 @@ def run_trial(config: dict[str, Any], sweep: Sweep) -> None:
         # ``--resume`` restarts the trial, which then continues its run from the checkpoint.
         raise RuntimeError(f"trial stopped by a signal at its checkpoint; toolkit sweep --resume {sweep.directory} "
                            "continues it")
+    if process.exitcode == EXIT_NOT_WANTED:
+        raise RuntimeError(f"another process runs this trial already (an interrupted sweep's); toolkit sweep "
+                           f"--resume {sweep.directory} continues it once that one has stopped")
     if process.exitcode != 0:
         raise RuntimeError(f"trial exited with {process.exitcode} ({_last_line(run_dir / 'trial.log')}); "
                            f"see {run_dir / 'trial.log'}")
@@ -384,6 +426,9 @@ def run_sweep(options: SweepOptions, resume: str | None = None) -> int:
     started_ray = _init_ray(sweep)
     trainable = tune.with_resources(tune.with_parameters(run_trial, sweep=sweep), {"cpu": sweep.threads})
     storage = str(sweep.directory.absolute())
+    # Tune's results of a trial stopped before its first report (a resumed sweep) are missing,
+    # and it warns so for each; toolkit's table is read from the run directories.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         if resume and tune.Tuner.can_restore(os.path.join(storage, "tune")):
             tuner = tune.Tuner.restore(os.path.join(storage, "tune"), trainable, resume_unfinished=True,
