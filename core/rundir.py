@@ -41,10 +41,11 @@ def new_run_dir(run_dir_option: str, subject: str, algo: str, seed: int) -> Path
 
 
 class RunDirLock:
-    """An exclusive lock on a run directory, held until ``release`` or the process ends."""
+    """An exclusive lock on a run directory (a flock on its ``lock_file``), held until
+    ``release`` or the process ends."""
 
-    def __init__(self, run_dir: Path) -> None:
-        path = Path(run_dir) / LOCK_FILE
+    def __init__(self, run_dir: Path, lock_file: str = LOCK_FILE) -> None:
+        path = Path(run_dir) / lock_file
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:

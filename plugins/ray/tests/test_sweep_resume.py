@@ -131,8 +131,8 @@ def test_a_resumed_trial_waits_while_an_earlier_process_of_it_runs(tmp_path):
     from toolkit_ray.sweep import _wait_for_trial_process
 
     earlier = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                                "from toolkit_ray.sweep import _take_trial_lock; "
-                                "assert _take_trial_lock(Path(sys.argv[1])) is not None; print(flush=True); "
+                                "from toolkit.rundir import RunDirLock; from toolkit_ray.sweep import TRIAL_LOCK; "
+                                "RunDirLock(Path(sys.argv[1]), TRIAL_LOCK); print(flush=True); "
                                 "time.sleep(1.5)", str(tmp_path)], stdout=subprocess.PIPE)
     earlier.stdout.readline()  # it holds the trial's lock
     began = time.monotonic()
@@ -149,13 +149,14 @@ def start_trial_process(run_dir: Path, requester: int) -> subprocess.CompletedPr
 
 
 def test_a_trial_process_leaves_untouched_when_its_trial_runs_elsewhere_or_its_worker_is_gone(tmp_path):
-    from toolkit_ray.sweep import EXIT_NOT_WANTED, _take_trial_lock
+    from toolkit.rundir import RunDirLock
+    from toolkit_ray.sweep import EXIT_NOT_WANTED, TRIAL_LOCK
 
     run_dir = tmp_path / "trial"
     run_dir.mkdir()
-    held = _take_trial_lock(run_dir)  # another process of the trial runs
+    held = RunDirLock(run_dir, TRIAL_LOCK)  # another process of the trial runs
     assert start_trial_process(run_dir, os.getpid()).returncode == EXIT_NOT_WANTED
-    os.close(held)
+    held.release()
     gone = subprocess.Popen(["true"])
     gone.wait()  # the Ray worker that asked for it died before it started
     assert start_trial_process(run_dir, gone.pid).returncode == EXIT_NOT_WANTED

@@ -290,7 +290,13 @@ def _toolkit_main(argv: list[str], run_dir: str, requester: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if _take_trial_lock(Path(run_dir)) is None or not _alive(requester):
+    from toolkit import rundir
+
+    try:
+        rundir.RunDirLock(Path(run_dir), TRIAL_LOCK)  # never released: held until this process exits
+    except ToolkitError:  # another process of this trial holds it
+        os._exit(EXIT_NOT_WANTED)
+    if not _alive(requester):
         os._exit(EXIT_NOT_WANTED)
     threading.Thread(target=_stop_when_requester_dies, args=(requester,), daemon=True).start()
     descriptor = os.open(Path(run_dir) / "trial.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -300,20 +306,6 @@ def _toolkit_main(argv: list[str], run_dir: str, requester: int) -> None:
     from toolkit.cli import main
 
     sys.exit(main(argv))
-
-
-def _take_trial_lock(run_dir: Path) -> int | None:
-    """The trial's lock (a descriptor kept open until the process exits), or None when another
-    process holds it."""
-    import fcntl
-
-    descriptor = os.open(run_dir / TRIAL_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
-    return descriptor
 
 
 def _stop_when_requester_dies(requester: int) -> None:
