@@ -66,6 +66,9 @@ class RunConfig:
     """Write losses and throughput to metrics.jsonl every this many steps."""
     max_episode_steps: int = bounded(0, at_least=0)
     """Cut episodes after this many env steps (0: the env's own limit)."""
+    env_kwargs: tuple[str, ...] = ()
+    """Arguments for the env's constructor, KEY=VALUE comma-separated, e.g.
+    continuous=True,gravity=-9.0 (values are read as Python literals, else kept as strings)."""
     track: bool = False
     """Log to Weights & Biases (online when logged in, else offline under the run dir)."""
     wandb_project: str = "toolkit"

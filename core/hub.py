@@ -187,7 +187,8 @@ def _fill_folder(run: Path, folder: Path, restored: Any, repo: str, episodes: in
 
         result = evaluate_checkpoint(restored, episodes)
         facts |= {"env": result["env"], "env_name": config["run"]["env"], "episodes": result["episodes"],
-                  "mean_return": result["mean_return"], "std_return": result["std_return"]}
+                  "mean_return": result["mean_return"], "std_return": result["std_return"],
+                  "env_kwargs": list(config["run"].get("env_kwargs", []))}
         if video:
             enjoy_checkpoint(restored, 1, video=folder / "replay.mp4")
             facts["video"] = "replay.mp4"
@@ -240,6 +241,9 @@ def model_card(facts: dict[str, Any]) -> str:
                   "Evaluated when the card was written, with the deterministic policy on the run's evaluation "
                   f"envs: `toolkit eval RUN --episodes {facts['episodes']}` on the pulled run gives the same numbers.",
                   ""]
+        if facts.get("env_kwargs"):
+            lines += [f"The env is made with `{', '.join(facts['env_kwargs'])}` (`--env-kwargs`, kept in "
+                      "`config.toml`).", ""]
     if facts.get("curve"):
         lines += ["## Learning curve", "", f"![learning curve]({facts['curve']})", ""]
     if facts.get("video"):

@@ -109,6 +109,8 @@ class ResolvedEnv:
     """What the family knows about the env beyond gymnasium's API: ``"goals"`` (a
     ``GoalInterface``) and ``"reward_function"`` (see ``EnvSpec``); each value may be a
     "module:attr" string, imported when a run needs it."""
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Constructor arguments bound into ``make`` (``--env-kwargs``; a family leaves it empty)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,9 @@ class EnvSpec:
     reward_function: Callable[[Any, Any], Any] | None = None
     """A differentiable reward ``r(obs, action)`` on torch tensors, for envs where it is known
     (Pendulum-v1): model-based algorithms may use it instead of a learned reward."""
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """The constructor arguments the env is made with (``--env-kwargs``): an algorithm that
+    makes envs of its own (Ape-X's actors) passes them to ``make_vec_env``."""
 
 
 @dataclass(frozen=True)

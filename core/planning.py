@@ -281,6 +281,9 @@ def _plan(entry: Entry, cls: type, registry: Registry, flags: dict[str, Any], co
     device = resolve_device(run.device)
     spec = None
     if resolved is not None:
+        from toolkit.vec_env import parse_env_kwargs, with_env_kwargs
+
+        resolved = with_env_kwargs(resolved, parse_env_kwargs(run.env_kwargs))
         spec = _describe(resolved, run)
         _algorithm_check(entry, cls, algo_config, spec)
     else:
@@ -312,6 +315,15 @@ def _describe(resolved: ResolvedEnv, run: RunConfig) -> EnvSpec:
     except Exception as exc:
         if type(exc).__name__ == "DependencyNotInstalled":  # gymnasium: an env's optional extra is missing
             raise ToolkitError(missing_dependency_message(exc)) from None
+        if isinstance(exc, TypeError) and resolved.env_kwargs:  # most likely an argument the env does not take
+            from toolkit.vec_env import constructor_arguments
+
+            accepted = constructor_arguments(resolved.id)
+            for key in resolved.env_kwargs if accepted is not None else ():
+                if key not in accepted:
+                    raise unknown_name(f"--env-kwargs key of {resolved.id}", key, accepted) from None
+            raise ToolkitError(f"env {resolved.id} could not be made with --env-kwargs {','.join(run.env_kwargs)}: "
+                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'TypeError'}") from None
         raise ToolkitError(f"env {resolved.id} could not be made: {type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from toolkit.errors import ToolkitError, unknown_name
@@ -37,13 +38,7 @@ def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
         if resolved is not None:
             return resolved
     if name in gym.registry:
-        spec = gym.registry[name]
-        return ResolvedEnv(
-            id=name,
-            family="gymnasium",
-            make=lambda training=True, render_mode=None: make_registered(name, render_mode),
-            protocol=f"gymnasium {name} as registered (max_episode_steps={spec.max_episode_steps})",
-        )
+        return registered_env(name)
     candidates = set(gym.registry)
     for family in registry.names("env"):
         names = registry.get("env", family).extra_value("names", ())
@@ -51,14 +46,103 @@ def resolve_env(name: str, registry: Any = None) -> ResolvedEnv:
     raise unknown_name("env", (module + colon if colon else "") + name, candidates)
 
 
-def make_registered(env_id: str, render_mode: str | None = None) -> Any:
-    """``gym.make(env_id)``, passing ``render_mode`` only when one is asked for (envs of other
-    packages need not accept the argument)."""
+def registered_env(name: str, capabilities: Mapping[str, Any] | None = None) -> ResolvedEnv:
+    """``name`` as gymnasium registers it (the "gymnasium" family)."""
+    import gymnasium as gym
+
+    def make(training: bool = True, render_mode: str | None = None, **env_kwargs: Any) -> Any:
+        return make_registered(name, render_mode, **env_kwargs)
+
+    return ResolvedEnv(name, "gymnasium", make,
+                       f"gymnasium {name} as registered (max_episode_steps={gym.registry[name].max_episode_steps})",
+                       capabilities=dict(capabilities or {}))
+
+
+def make_registered(env_id: str, render_mode: str | None = None, **env_kwargs: Any) -> Any:
+    """``gym.make(env_id, **env_kwargs)``, passing ``render_mode`` only when one is asked for
+    (envs of other packages need not accept the argument)."""
     import gymnasium as gym
 
     if "mujoco" in str(gym.spec(env_id).entry_point):
         route_mujoco_warnings()
-    return gym.make(env_id, render_mode=render_mode) if render_mode else gym.make(env_id)
+    if render_mode:
+        env_kwargs["render_mode"] = render_mode
+    return gym.make(env_id, **env_kwargs)
+
+
+# set by toolkit for each env it makes, so not an --env-kwargs key
+RESERVED_ENV_KWARGS = {"training": "toolkit makes training and evaluation envs itself",
+                       "render_mode": "toolkit asks for frames itself (--capture-video, toolkit enjoy)"}
+
+
+# as TOML and the command line spell them elsewhere (--normalize-obs true)
+LOWERCASE_LITERALS = {"true": "True", "false": "False", "none": "None"}
+
+
+def parse_env_kwargs(items: Iterable[str]) -> dict[str, Any]:
+    """``--env-kwargs`` items (KEY=VALUE) as a dict. A value is read as a Python literal
+    (``ast.literal_eval``, which runs no code: 0.5, True, None, 'text', (1, 2); true, false
+    and none in any case too), and anything that is not one stays the string it is (``mode=hard``)."""
+    import ast
+
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        key = key.strip()
+        if not equals or not key.isidentifier():
+            raise ToolkitError(f"--env-kwargs {item!r}: expected KEY=VALUE, e.g. "
+                               "--env-kwargs continuous=True,gravity=-9.0")
+        if key in RESERVED_ENV_KWARGS:
+            raise ToolkitError(f"--env-kwargs {key}: {RESERVED_ENV_KWARGS[key]}; drop it")
+        if key in kwargs:
+            raise ToolkitError(f"--env-kwargs {key}: given twice")
+        text = text.strip()
+        try:
+            kwargs[key] = ast.literal_eval(LOWERCASE_LITERALS.get(text.lower(), text))
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            kwargs[key] = text
+    return kwargs
+
+
+def constructor_arguments(env_id: str) -> list[str] | None:
+    """The keyword arguments gymnasium's ``env_id`` takes (its creator's parameters), or None
+    when they cannot be read or any name is taken (``**kwargs``)."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    try:
+        creator = gym.spec(env_id).entry_point
+        parameters = inspect.signature(load_env_creator(creator) if isinstance(creator, str) else creator).parameters
+    except Exception:
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return [name for name, p in parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in RESERVED_ENV_KWARGS]
+
+
+def with_env_kwargs(resolved: ResolvedEnv, env_kwargs: Mapping[str, Any]) -> ResolvedEnv:
+    """``resolved`` made with the constructor arguments ``env_kwargs`` (``--env-kwargs``);
+    refused for a family whose ``make`` takes none."""
+    if not env_kwargs:
+        return resolved
+    import dataclasses
+    import inspect
+
+    try:
+        inspect.signature(resolved.make).bind_partial(**env_kwargs)
+    except TypeError:
+        raise ToolkitError(f"--env-kwargs: {resolved.id} ({resolved.family} env family) takes no constructor "
+                           f"arguments; --env-kwargs is for envs whose family passes them on (gymnasium-registered "
+                           "and Atari envs)") from None
+    except ValueError:
+        pass  # no signature to read: gym.make reports an argument the env does not take
+    shown = ", ".join(f"{key}={value!r}" for key, value in env_kwargs.items())
+    return dataclasses.replace(resolved, make=functools.partial(resolved.make, **env_kwargs),
+                               protocol=f"{resolved.protocol}, made with {shown}",
+                               env_kwargs={**resolved.env_kwargs, **env_kwargs})
 
 
 @functools.cache
@@ -111,7 +195,8 @@ def describe_env(resolved: ResolvedEnv, max_episode_steps: int = 0) -> EnvSpec:
             goals = GoalInterface(tuple(capabilities["goal_names"]), capabilities.get("goal_masks"))
         limit = max_episode_steps or (env.spec.max_episode_steps if env.spec is not None else None)
         return EnvSpec(resolved.id, resolved.family, env.observation_space, env.action_space, resolved.frame_stack,
-                       limit or _time_limit_of(env), resolved.protocol, goals, capabilities.get("reward_function"))
+                       limit or _time_limit_of(env), resolved.protocol, goals, capabilities.get("reward_function"),
+                       dict(resolved.env_kwargs))
     finally:
         env.close()
 
@@ -152,6 +237,7 @@ def make_vec_env(
     max_episode_steps: int = 0,
     render_mode: str | None = None,
     registry: Any = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ):
     """A gymnasium vector env of ``n_envs`` copies of ``name``.
 
@@ -159,12 +245,13 @@ def make_vec_env(
     observation of the next episode and puts the true final observation in
     ``infos["final_obs"]``. ``training=False`` builds evaluation envs (for Atari: no episodic
     life, no reward clipping). With ``seed``, the envs are reset once with seeds seed..seed+n-1
-    and the action space is seeded.
+    and the action space is seeded. ``env_kwargs`` go to each env's constructor (``--env-kwargs``).
     """
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode
 
     resolved = name if isinstance(name, ResolvedEnv) else resolve_env(name, registry)
+    resolved = with_env_kwargs(resolved, env_kwargs or {})
 
     def make_one():
         return make_env(resolved, training=training, max_episode_steps=max_episode_steps, render_mode=render_mode)

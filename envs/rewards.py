@@ -21,11 +21,6 @@ KNOWN_REWARDS = {"Pendulum-v1": "toolkit.envs.rewards:pendulum_reward"}
 def resolve(name: str) -> ResolvedEnv | None:
     if name not in KNOWN_REWARDS:
         return None
-    import gymnasium as gym
+    from toolkit.vec_env import registered_env
 
-    from toolkit.vec_env import make_registered
-
-    spec = gym.registry[name]
-    return ResolvedEnv(name, "gymnasium", lambda training=True, render_mode=None: make_registered(name, render_mode),
-                       f"gymnasium {name} as registered (max_episode_steps={spec.max_episode_steps})",
-                       capabilities={"reward_function": KNOWN_REWARDS[name]})
+    return registered_env(name, capabilities={"reward_function": KNOWN_REWARDS[name]})

@@ -245,6 +245,8 @@ class ActorSpec:
     n_actions: int
     shard_rings: np.ndarray
     """The ring of each of its envs in its replay shard."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The env's constructor arguments (``--env-kwargs``)."""
 
 
 class Actor:
@@ -261,7 +263,8 @@ class Actor:
         torch.set_num_threads(1)
         self.node = ray.get_runtime_context().get_node_id()
         self.spec, self.config, self.shard = spec, config, shard
-        self.envs = make_vec_env(spec.env_name, spec.envs, max_episode_steps=spec.max_episode_steps)
+        self.envs = make_vec_env(spec.env_name, spec.envs, max_episode_steps=spec.max_episode_steps,
+                                 env_kwargs=spec.env_kwargs)
         self.obs, _ = self.envs.reset(seed=spec.seed)
         self.envs.action_space.seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
@@ -525,7 +528,8 @@ class ApexDQN:
             rings = np.arange(position * c.envs_per_actor, (position + 1) * c.envs_per_actor)
             limit = (spec.max_episode_steps or 0) if spec else 0
             actor_spec = ActorSpec(i, self.epsilons[i], self.actor_seeds[i], env_name, limit, c.envs_per_actor,
-                                   context.frame_stack, context.observation_space, self.n_actions, rings)
+                                   context.frame_stack, context.observation_space, self.n_actions, rings,
+                                   dict(spec.env_kwargs) if spec else {})
             self._actors.append(actor_class.options(scheduling_strategy="SPREAD").remote(
                 actor_spec, c, self.shards[k].handle))
 
