@@ -1,7 +1,7 @@
 """Policy and critic pieces shared by the policy-gradient and actor-critic plugins (TRPO, PPO,
 SVG, SAC, TD3): the Gaussian log-density, the tanh squashing of an unbounded Gaussian sample
-into an action box with its change-of-variables correction, the categorical and Gaussian
-policies over a network, state-dependent exploration (gSDE), the twin Q-networks,
+into an action box with its change-of-variables correction, the categorical (one or several
+dimensions) and Gaussian policies over a network, state-dependent exploration (gSDE), the twin Q-networks,
 orthogonal initialisation and the running observation / return normalisers.
 
 Everything here is a plain function or a small ``nn.Module`` with no knowledge of replay,
@@ -76,9 +76,28 @@ def require_bounded_box(algorithm: str, spec: Any) -> None:
 
 def refuse_gsde_for_discrete(use_sde: bool, spec: Any) -> None:
     """gSDE (``StateDependentNoisePolicy``) is exploration noise for continuous actions."""
-    if use_sde and isinstance(spec.action_space, spaces.Discrete):
+    if use_sde and not isinstance(spec.action_space, spaces.Box):
         raise ToolkitError(f"--use-sde is exploration noise for continuous actions; {spec.id}'s are "
                            f"discrete ({spec.action_space}; drop --use-sde)")
+
+
+def category_sizes(action_space: Any) -> tuple[int, ...] | None:
+    """The number of choices of each dimension of a discrete action space: (n,) for
+    Discrete(n), nvec for a one-dimensional MultiDiscrete, (2, ..., 2) for MultiBinary(n);
+    None for any other space."""
+    if isinstance(action_space, spaces.Discrete):
+        return (int(action_space.n),)
+    if isinstance(action_space, spaces.MultiDiscrete) and action_space.nvec.ndim == 1:
+        return tuple(int(n) for n in action_space.nvec)
+    if isinstance(action_space, spaces.MultiBinary) and np.ndim(action_space.n) == 0:
+        return (2,) * int(action_space.n)
+    return None
+
+
+def first_action(action_space: Any) -> np.ndarray:
+    """What choice 0 of each dimension is in the env's numbering (Discrete and MultiDiscrete
+    may start elsewhere than 0): the env's action is the policy's choice plus this."""
+    return np.asarray(getattr(action_space, "start", 0), dtype=np.int64)
 
 
 def gsde_noise_due(rollout_step: int, sample_freq: int) -> bool:
@@ -108,6 +127,44 @@ class CategoricalPolicy(nn.Module):
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(obs).argmax(dim=1)
+
+
+class MultiCategorical:
+    """Independent categoricals, one per action dimension, from one row of concatenated logits:
+    log-probabilities and entropies add up over the dimensions."""
+
+    def __init__(self, logits: torch.Tensor, sizes: Sequence[int]) -> None:
+        self.parts = [torch.distributions.Categorical(logits=part, validate_args=False)
+                      for part in logits.split(list(sizes), dim=-1)]
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return torch.stack([part.log_prob(a) for part, a in zip(self.parts, actions.unbind(-1))], -1).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return torch.stack([part.entropy() for part in self.parts], -1).sum(-1)
+
+
+class MultiCategoricalPolicy(nn.Module):
+    """pi(a|s) = prod_i softmax(logits_i(s)) for MultiDiscrete and MultiBinary actions (SB3's
+    MultiCategoricalDistribution): ``logits`` outputs sum(sizes) numbers per row, split into one
+    categorical per action dimension."""
+
+    def __init__(self, logits: nn.Module, sizes: Sequence[int]) -> None:
+        super().__init__()
+        self.logits, self.sizes = logits, tuple(sizes)
+
+    def distribution(self, obs: torch.Tensor) -> MultiCategorical:
+        return MultiCategorical(self.logits(obs), self.sizes)
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row (one choice per dimension) and its log-probability."""
+        distribution = self.distribution(obs)
+        action = torch.stack([torch.multinomial(part.probs, 1, generator=generator).squeeze(1)
+                              for part in distribution.parts], dim=1)
+        return action, distribution.log_prob(action)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([part.argmax(dim=1) for part in self.logits(obs).split(list(self.sizes), dim=1)], dim=1)
 
 
 class GaussianPolicy(nn.Module):

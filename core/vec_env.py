@@ -86,7 +86,7 @@ def parse_env_kwargs(items: Iterable[str]) -> dict[str, Any]:
     import ast
 
     kwargs: dict[str, Any] = {}
-    for item in items:
+    for item in _rejoin_brackets(items):
         key, equals, text = item.partition("=")
         key = key.strip()
         if not equals or not key.isidentifier():
@@ -102,6 +102,22 @@ def parse_env_kwargs(items: Iterable[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             kwargs[key] = text
     return kwargs
+
+
+def _rejoin_brackets(items: Iterable[str]) -> list[str]:
+    """The option's comma-separated items with the commas inside brackets put back:
+    ``sizes=(2`` and ``5)`` are one item, ``sizes=(2,5)``."""
+    joined: list[str] = []
+    for item in items:
+        if joined and _open_brackets(joined[-1]) > 0:
+            joined[-1] += "," + item
+        else:
+            joined.append(item)
+    return joined
+
+
+def _open_brackets(text: str) -> int:
+    return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
 
 
 def constructor_arguments(env_id: str) -> list[str] | None:

@@ -4,13 +4,16 @@
 |---------------------------------|----------------|---------------------------------------------|
 | toolkit/Identity-v0             | 16             | discrete actions: repeat the shown symbol   |
 | toolkit/IdentityContinuous-v0   | 0              | Box actions: output the observation         |
+| toolkit/MultiIdentity-v0        | 16             | MultiDiscrete actions: repeat each shown symbol |
+| toolkit/BinaryIdentity-v0       | 16             | MultiBinary actions: repeat each shown bit  |
 | toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
 | toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
 | toolkit/SlowCartPole-v0         | 500            | CartPole-v1 whose step waits 2 ms: a slow simulator (scaling) |
 | toolkit/BlindCliffwalk-v0       | 1 (in n steps) | a reward a random policy finds with probability 2^-n (PER's Figure 1) |
 
-Identity and IdentityContinuous end by truncation (a 16-step time limit), never by
-termination, so they also exercise bootstrapping on truncation.
+The Identity envs end by truncation (a 16-step time limit), never by termination, so they
+also exercise bootstrapping on truncation. Constructor arguments (``--env-kwargs``) reach
+the env: ``--env toolkit/MultiIdentity-v0 --env-kwargs sizes=(2,5),start=1``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,51 @@ class IdentityEnv(gym.Env):
         reward = float(int(action) == self._symbol)
         self._symbol = int(self.np_random.integers(self.n))
         return self._obs(), reward, False, False, {}
+
+
+class MultiIdentityEnv(gym.Env):
+    """Observe one symbol per action dimension (``sizes[i]`` symbols in dimension i, one-hot,
+    concatenated); reward the fraction of dimensions whose action names its symbol, the
+    actions numbered from ``start``."""
+
+    def __init__(self, sizes: tuple[int, ...] = (2, 3, 4), start: int = 0) -> None:
+        self.sizes = tuple(int(n) for n in sizes)
+        self.observation_space = spaces.Box(0.0, 1.0, (sum(self.sizes),), dtype=np.float32)
+        self.action_space = spaces.MultiDiscrete(self.sizes, start=[start] * len(self.sizes))
+        self._symbols = np.zeros(len(self.sizes), dtype=np.int64)
+
+    def _draw(self) -> np.ndarray:
+        self._symbols = self.np_random.integers(0, self.sizes)
+        return np.concatenate([one_hot(int(k), n) for k, n in zip(self._symbols, self.sizes)])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._draw(), {}
+
+    def step(self, action):
+        reward = float(np.mean(np.asarray(action) - self.action_space.start == self._symbols))
+        return self._draw(), reward, False, False, {}
+
+
+class BinaryIdentityEnv(gym.Env):
+    """Observe ``n`` random bits; reward the fraction of them the (MultiBinary) action repeats."""
+
+    def __init__(self, n: int = 4) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+        self.action_space = spaces.MultiBinary(n)
+        self._bits = np.zeros(n, dtype=np.int8)
+
+    def _draw(self) -> np.ndarray:
+        self._bits = self.np_random.integers(0, 2, self._bits.shape).astype(np.int8)
+        return self._bits.astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._draw(), {}
+
+    def step(self, action):
+        reward = float(np.mean(np.asarray(action) == self._bits))
+        return self._draw(), reward, False, False, {}
 
 
 class IdentityContinuousEnv(gym.Env):
@@ -182,6 +230,8 @@ class BlindCliffwalkEnv(gym.Env):
 TOY_ENVS = {
     "toolkit/Identity-v0": (IdentityEnv, HORIZON, 0),
     "toolkit/IdentityContinuous-v0": (IdentityContinuousEnv, HORIZON, 0),
+    "toolkit/MultiIdentity-v0": (MultiIdentityEnv, HORIZON, 0),
+    "toolkit/BinaryIdentity-v0": (BinaryIdentityEnv, HORIZON, 0),
     "toolkit/Corridor-v0": (CorridorEnv, 20, 0),
     "toolkit/Frames-v0": (FramesEnv, None, 4),
     "toolkit/SlowCartPole-v0": (SlowCartPoleEnv, 500, 0),
@@ -189,9 +239,9 @@ TOY_ENVS = {
 }
 
 
-def _make(env_id: str, training: bool = True, render_mode: str | None = None) -> gym.Env:
+def _make(env_id: str, training: bool = True, render_mode: str | None = None, **env_kwargs) -> gym.Env:
     env_class, max_steps, frame_stack = TOY_ENVS[env_id]
-    env = env_class()
+    env = env_class(**env_kwargs)
     if max_steps:
         env = gym.wrappers.TimeLimit(env, max_steps)
     if frame_stack:

@@ -11,7 +11,8 @@ import pytest
 from toolkit.errors import ToolkitError
 from toolkit.vec_env import make_vec_env, parse_env_kwargs
 
-pytest.importorskip("toolkit_ppo")  # the bundled plugins: `make test` installs them all
+pytest.importorskip("toolkit_ppo")
+pytest.importorskip("toolkit_hdqn")  # the bundled plugins: `make test` installs them all
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_training_evaluation_resume_and_the_card_use_them(tmp_path, cli):
 @pytest.mark.parametrize("env, env_kwargs, message", [
     ("CartPole-v1", "sutton_barto_rewrd=true", "unknown --env-kwargs key of CartPole-v1 'sutton_barto_rewrd'; "
                                                "did you mean: sutton_barto_reward?"),
-    ("toolkit/Corridor-v0", "length=3", "takes no constructor arguments"),
+    ("toolkit/StochasticChain-v0", "length=3", "takes no constructor arguments"),  # h-DQN's goal envs
     ("CartPole-v1", "render_mode=human", "asks for frames itself"),
 ])
 def test_refused_before_anything_is_written(tmp_path, cli, env, env_kwargs, message):

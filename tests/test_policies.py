@@ -1,5 +1,5 @@
 """The shared policy pieces (toolkit.policies): the tanh change of variables, the Gaussian
-densities, orthogonal initialisation, the running normalisers."""
+densities, the categorical policies, orthogonal initialisation, the running normalisers."""
 
 import math
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from toolkit.policies import (CategoricalPolicy, GaussianPolicy, ReturnNormalizer, RunningNormalizer,
-                              SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gaussian_log_prob,
-                              gsde_noise_due, orthogonal_init, polyak_update, scale_to_box,
-                              squashed_gaussian_log_prob, tanh_log_det_jacobian)
+from toolkit.policies import (CategoricalPolicy, GaussianPolicy, MultiCategoricalPolicy, ReturnNormalizer,
+                              RunningNormalizer, SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ,
+                              category_sizes, first_action, gaussian_log_prob, gsde_noise_due, orthogonal_init,
+                              polyak_update, scale_to_box, squashed_gaussian_log_prob, tanh_log_det_jacobian)
 
 
 def _gsde(n_envs: int, seed: int = 2) -> StateDependentNoisePolicy:
@@ -59,6 +59,7 @@ def test_squashed_policy_samples_inside_the_box_with_their_log_density():
 
 
 @pytest.mark.parametrize("make", [lambda: CategoricalPolicy(torch.nn.Linear(3, 4)),
+                                  lambda: MultiCategoricalPolicy(torch.nn.Linear(3, 5), (2, 3)),
                                   lambda: GaussianPolicy(torch.nn.Linear(3, 2), 2, -0.5),
                                   lambda: _gsde(n_envs=64), lambda: _gsde(n_envs=1)])
 def test_sampled_log_prob_equals_the_distributions(make):
@@ -67,6 +68,42 @@ def test_sampled_log_prob_equals_the_distributions(make):
     obs = torch.randn(64, 3)
     action, log_prob = policy.sample(obs, torch.Generator().manual_seed(1))
     torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action), rtol=1e-5, atol=1e-5)
+
+
+def test_multi_categorical_is_independent_categoricals_one_per_dimension():
+    torch.manual_seed(0)
+    policy = MultiCategoricalPolicy(torch.nn.Linear(3, 2 + 3), (2, 3))
+    obs = torch.randn(64, 3)
+    logits = policy.logits(obs)
+    first, second = (torch.distributions.Categorical(logits=part) for part in (logits[:, :2], logits[:, 2:]))
+    action, log_prob = policy.sample(obs, torch.Generator().manual_seed(1))
+    assert action.shape == (64, 2) and action.dtype == torch.int64
+    assert action[:, 0].max() <= 1 and action[:, 1].max() <= 2
+    expected = first.log_prob(action[:, 0]) + second.log_prob(action[:, 1])
+    torch.testing.assert_close(log_prob, expected)
+    torch.testing.assert_close(policy.distribution(obs).log_prob(action), expected)
+    torch.testing.assert_close(policy.distribution(obs).entropy(), first.entropy() + second.entropy())
+    assert torch.equal(policy.mode(obs), torch.stack([first.probs.argmax(1), second.probs.argmax(1)], 1))
+
+
+def test_multi_categorical_samples_each_dimension_with_its_probabilities():
+    logits = torch.log(torch.tensor([[0.2, 0.8, 0.5, 0.3, 0.2]]))
+    policy = MultiCategoricalPolicy(torch.nn.Identity(), (2, 3))
+    actions, _ = policy.sample(logits.expand(40_000, 5), torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(torch.bincount(actions[:, 0], minlength=2).numpy() / 40_000, [0.2, 0.8], atol=0.01)
+    np.testing.assert_allclose(torch.bincount(actions[:, 1], minlength=3).numpy() / 40_000, [0.5, 0.3, 0.2],
+                               atol=0.01)
+
+
+def test_category_sizes_and_first_action_of_discrete_spaces():
+    assert category_sizes(spaces.Discrete(4)) == (4,)
+    assert category_sizes(spaces.MultiDiscrete([2, 5])) == (2, 5)
+    assert category_sizes(spaces.MultiBinary(3)) == (2, 2, 2)
+    assert category_sizes(spaces.Box(-1, 1, (2,))) is None
+    assert category_sizes(spaces.MultiDiscrete([[2, 3], [4, 5]])) is None  # no 2-D layouts
+    assert first_action(spaces.Discrete(4, start=1)) == 1
+    np.testing.assert_array_equal(first_action(spaces.MultiDiscrete([2, 5], start=[1, -2])), [1, -2])
+    assert first_action(spaces.MultiBinary(3)) == 0
 
 
 def test_state_dependent_noise_is_the_features_times_a_matrix_held_until_redrawn():

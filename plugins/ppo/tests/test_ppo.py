@@ -138,6 +138,8 @@ def test_exported_module_is_the_evaluation_policy_with_normalisation():
 
 @pytest.mark.parametrize("env, overrides", [
     ("toolkit/Identity-v0", {}),
+    ("toolkit/MultiIdentity-v0", {}),
+    ("toolkit/BinaryIdentity-v0", {}),
     ("toolkit/IdentityContinuous-v0", {"normalize_obs": True, "normalize_reward": True}),
     ("toolkit/IdentityContinuous-v0", {"use_sde": True, "sde_sample_freq": 3}),
     ("CartPole-v1", {"clip_range_vf": 0.2, "target_kl": 0.01, "learning_rate_schedule": "linear",
@@ -157,6 +159,21 @@ def test_learns_the_identity_task(tmp_path):
     logged = json.loads([line for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                          if "loss/clip_fraction" in line][-1])
     assert {"perf/approx_kl", "loss/clip_fraction", "train/explained_variance"} <= logged.keys()
+
+
+@pytest.mark.parametrize("env, env_kwargs", [
+    ("toolkit/MultiIdentity-v0", ("sizes=(2,5)", "start=1")),  # actions numbered from 1 in the env
+    ("toolkit/BinaryIdentity-v0", ()),
+])
+def test_learns_multi_dimensional_discrete_actions(tmp_path, env, env_kwargs):
+    """One categorical per action dimension (MultiDiscrete, MultiBinary): every dimension's
+    symbol repeated, the optimum 16."""
+    run_dir = toolkit.train("ppo", env=env, env_kwargs=env_kwargs, steps=12_000, seed=0, n_envs=4, n_steps=64,
+                            batch_size=64, n_epochs=4, learning_rate=3e-3, eval_every=0, eval_episodes=5,
+                            checkpoint_every=0, run_dir=str(tmp_path / "r"), progress=False, threads=1)
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if "eval/mean_return" in line]
+    assert evals[-1]["eval/mean_return"] >= 15.0
 
 
 @pytest.mark.parametrize("env, algo_values, run_values", [
@@ -191,8 +208,10 @@ def test_box2d_envs_get_rl_zoo3s_settings():
 
 def test_refuses_what_it_cannot_model():
     vectors = spaces.Box(-1, 1, (3,), np.float32)
-    with pytest.raises(ToolkitError, match="ppo needs a Discrete or Box action space"):
-        PPO.check(PPOConfig(), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.MultiBinary(3)))
+    with pytest.raises(ToolkitError, match="ppo needs a Discrete, MultiDiscrete, MultiBinary"):
+        PPO.check(PPOConfig(), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.MultiBinary((2, 3))))
+    with pytest.raises(ToolkitError, match="--use-sde is exploration noise for continuous actions"):
+        PPO.check(PPOConfig(use_sde=True), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.MultiDiscrete([2, 3])))
     with pytest.raises(ToolkitError, match="--network nature needs \\(C, 84, 84\\) frames"):
         PPO.check(PPOConfig(network="nature"), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.Discrete(2)))
     frames = spaces.Box(0, 255, (4, 84, 84), np.uint8)

@@ -36,9 +36,9 @@ from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, mlp
-from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, ReturnNormalizer,
-                              RunningNormalizer, StateDependentNoisePolicy, gsde_noise_due, orthogonal_init,
-                              refuse_gsde_for_discrete)
+from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
+                              ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
+                              first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete)
 from toolkit.rollout import RolloutStorage
 
 
@@ -213,8 +213,8 @@ class ActorCritic(nn.Module):
     def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, config: PPOConfig,
                  n_envs: int = 1) -> None:
         super().__init__()
-        discrete = isinstance(action_space, spaces.Discrete)
-        n_out = int(action_space.n) if discrete else int(np.prod(action_space.shape))
+        sizes = category_sizes(action_space)  # None for Box actions
+        n_out = sum(sizes) if sizes else int(np.prod(action_space.shape))
         if _uses_cnn(config, obs_space):
             self.torso: nn.Module = NatureCNN(obs_space.shape[0])
             policy_head: nn.Module = nn.Linear(self.torso.out_features, n_out)
@@ -232,8 +232,10 @@ class ActorCritic(nn.Module):
             orthogonal_init(_last_linear(policy_head), 0.01)
             orthogonal_init(_last_linear(value_head), 1.0)
         self.actor: nn.Module
-        if discrete:
+        if isinstance(action_space, spaces.Discrete):
             self.actor = CategoricalPolicy(policy_head)
+        elif sizes:  # MultiDiscrete, MultiBinary
+            self.actor = MultiCategoricalPolicy(policy_head, sizes)
         elif config.use_sde:  # the noise is read from the layer before the mean
             body = policy_head[:-1] if isinstance(policy_head, nn.Sequential) else nn.Identity()
             self.actor = StateDependentNoisePolicy(body, _last_linear(policy_head), config.log_std_init, n_envs)
@@ -286,14 +288,17 @@ class DeterministicPolicy:
 
 class PolicyModule(nn.Module):
     """``DeterministicPolicy`` as one module (``toolkit export``): the frozen observation
-    normaliser (in float64, as numpy computes it), the torso, the mode, the action bounds."""
+    normaliser (in float64, as numpy computes it), the torso, the mode, the action bounds (or
+    for discrete actions the env's first action number)."""
 
     def __init__(self, algorithm: PPO) -> None:
         super().__init__()
         self.net, self.discrete, self.image = algorithm.net, algorithm.discrete, algorithm.image
         normalizer = algorithm.obs_normalizer
         self.normalize = FrozenNormalizer(normalizer) if normalizer is not None else None
-        if not self.discrete:
+        if self.discrete:
+            self.register_buffer("first", torch.as_tensor(first_action(algorithm.action_space)))
+        else:
             self.register_buffer("low", torch.as_tensor(algorithm.action_space.low))
             self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
 
@@ -302,7 +307,7 @@ class PolicyModule(nn.Module):
         if self.normalize is not None:
             x = self.normalize(x)
         action = self.net.actor.mode(self.net.features(x))
-        return action if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
+        return action + self.first if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
 
 
 class PPO:
@@ -314,9 +319,11 @@ class PPO:
 
     @classmethod
     def check(cls, config: PPOConfig, spec: EnvSpec) -> None:
-        """PPO's policies are categorical (Discrete) or Gaussian (Box); the CNN needs 84x84 frames."""
-        if not isinstance(spec.action_space, (spaces.Discrete, spaces.Box)):
-            raise ToolkitError(f"ppo needs a Discrete or Box action space; {spec.id} has {spec.action_space}")
+        """PPO's policies are categorical (Discrete; one per dimension for MultiDiscrete and
+        MultiBinary) or Gaussian (Box); the CNN needs 84x84 frames."""
+        if category_sizes(spec.action_space) is None and not isinstance(spec.action_space, spaces.Box):
+            raise ToolkitError(f"ppo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
+                               f"space; {spec.id} has {spec.action_space}")
         shape = tuple(spec.observation_space.shape or ())
         if config.network == "nature" and (len(shape) != 3 or shape[1:] != (84, 84)):
             raise ToolkitError(f"--network nature needs (C, 84, 84) frames; {spec.id} gives observations of "
@@ -330,7 +337,8 @@ class PPO:
         self.config = config
         torch.manual_seed(context.seed)
         obs_space, action_space = context.observation_space, context.action_space
-        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.discrete = not isinstance(action_space, spaces.Box)
+        self.first_action = first_action(action_space)
         self.image = _uses_cnn(config, obs_space)
         self.device = torch.device(context.device)
         self.net = ActorCritic(obs_space, action_space, config, context.n_envs).to(self.device)
@@ -339,8 +347,12 @@ class PPO:
         self.action_space = action_space
         stored_obs = obs_space if self.image else spaces.Box(-np.inf, np.inf, (int(np.prod(obs_space.shape)),),
                                                              np.float32)
-        stored_actions = action_space if self.discrete else spaces.Box(-np.inf, np.inf, action_space.shape,
-                                                                       np.float32)
+        if isinstance(action_space, spaces.Discrete):
+            stored_actions: spaces.Space = action_space
+        elif self.discrete:  # the choice of each dimension, counted from 0
+            stored_actions = spaces.MultiDiscrete(category_sizes(action_space))
+        else:
+            stored_actions = spaces.Box(-np.inf, np.inf, action_space.shape, np.float32)
         self.rollout = RolloutStorage(config.n_steps, context.n_envs, stored_obs, stored_actions)
         self.obs_normalizer = RunningNormalizer(stored_obs.shape) if config.normalize_obs else None
         self.reward_normalizer = ReturnNormalizer(context.n_envs, config.gamma) if config.normalize_reward else None
@@ -371,7 +383,7 @@ class PPO:
 
     def to_env_action(self, action: np.ndarray) -> np.ndarray:
         if self.discrete:
-            return action.astype(np.int64)
+            return (action + self.first_action).astype(self.action_space.dtype)
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
