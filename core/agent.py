@@ -10,7 +10,8 @@ Observations: ``predict`` takes what the run's policy saw. For envs without prep
 (CartPole, MuJoCo) that is exactly what ``gym.make(env_id)`` returns (normalisation an
 algorithm learned, such as TRPO's running mean, is inside its policy); for Atari the
 observation is a stack of preprocessed frames, which only the wrapped env produces: use
-``agent.make_env()``.
+``agent.make_env()``. Dict and Tuple observations are flattened into one vector for every
+algorithm; ``predict`` takes them as the env gives them or flat.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class Agent:
 
         ``deterministic=True`` is the policy ``toolkit eval`` runs (greedy Q-values, the
         Gaussian's mean); ``deterministic=False`` samples the exploring policy where the
-        algorithm has one (``stochastic_policy``)."""
-        obs = np.asarray(obs)
+        algorithm has one (``stochastic_policy``). An env with Dict or Tuple observations
+        trained on them flattened: ``predict`` takes the env's own (a dict, or a list of them)."""
+        obs = self._flattened(obs)
         shape = tuple(self.observation_space.shape)
         single = obs.shape == shape
         if not single and obs.shape[1:] != shape:
@@ -83,6 +85,16 @@ class Agent:
         policy = self._policy_for(deterministic)
         actions = np.asarray(policy(batch.astype(self.observation_space.dtype, copy=False)))
         return actions[0] if single else actions
+
+    def _flattened(self, obs: Any) -> np.ndarray:
+        structured = self.plan.spec.structured_observation_space
+        if structured is None:
+            return np.asarray(obs)
+        from gymnasium.spaces import flatten
+
+        if isinstance(obs, (list, np.ndarray)) and len(obs) and isinstance(obs[0], (dict, tuple)):
+            return np.stack([flatten(structured, one) for one in obs])
+        return flatten(structured, obs) if isinstance(obs, (dict, tuple)) else np.asarray(obs)
 
     def _policy_for(self, deterministic: bool) -> Any:
         from toolkit.interfaces import HasStochasticPolicy, StatefulPolicy

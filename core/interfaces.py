@@ -151,6 +151,9 @@ class EnvSpec:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """The constructor arguments the env is made with (``--env-kwargs``): an algorithm that
     makes envs of its own (Ape-X's actors) passes them to ``make_vec_env``."""
+    structured_observation_space: Any = None
+    """The env's own Dict or Tuple observation space where toolkit flattens its observations
+    into vectors (``observation_space`` is then the flat Box), else None."""
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,7 @@ class Run:
     def _announce(self, resuming: bool) -> None:
         p = self.plan
         if p.env:
-            self.console.print(f"env: {p.run.env} -> {p.env.id} [{p.env.protocol}]")
+            self.console.print(f"env: {p.run.env} -> {p.env.id} [{p.spec.protocol if p.spec else p.env.protocol}]")
         if p.preset:
             self.console.print(f"preset: {p.preset} (override any field with its flag)")
             if settings := preset_settings(p):

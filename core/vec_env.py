@@ -197,6 +197,9 @@ def describe_env(resolved: ResolvedEnv, max_episode_steps: int = 0) -> EnvSpec:
     """Make one (training) instance of ``resolved`` and read what algorithms need to know: the
     spaces, the episode limit and the capabilities (a goal interface, a known reward)."""
     env = resolved.make(training=True, render_mode=None)
+    own_observation_space = env.observation_space
+    structured = _structured(own_observation_space)
+    env = flatten_structured_observations(env)
     try:
         if max_episode_steps:
             env = time_limit(env, max_episode_steps)
@@ -210,11 +213,31 @@ def describe_env(resolved: ResolvedEnv, max_episode_steps: int = 0) -> EnvSpec:
         if goals is None and capabilities.get("goal_names"):
             goals = GoalInterface(tuple(capabilities["goal_names"]), capabilities.get("goal_masks"))
         limit = max_episode_steps or (env.spec.max_episode_steps if env.spec is not None else None)
+        protocol = resolved.protocol
+        if structured:
+            protocol += f", {structured} observations flattened to vectors of {env.observation_space.shape[0]}"
         return EnvSpec(resolved.id, resolved.family, env.observation_space, env.action_space, resolved.frame_stack,
-                       limit or _time_limit_of(env), resolved.protocol, goals, capabilities.get("reward_function"),
-                       dict(resolved.env_kwargs))
+                       limit or _time_limit_of(env), protocol, goals, capabilities.get("reward_function"),
+                       dict(resolved.env_kwargs), own_observation_space if structured else None)
     finally:
         env.close()
+
+
+def flatten_structured_observations(env: Any) -> Any:
+    """``env`` with Dict or Tuple observations flattened into one vector (gymnasium's
+    FlattenObservation: Box entries as they are, Discrete ones one-hot, in the space's key
+    order), which is what SB3's MultiInputPolicy feeds its MLP for vector entries; any other
+    env unchanged."""
+    import gymnasium as gym
+
+    return gym.wrappers.FlattenObservation(env) if _structured(env.observation_space) else env
+
+
+def _structured(space: Any) -> str:
+    """"Dict" or "Tuple" for a structured observation space, else ""."""
+    from gymnasium import spaces
+
+    return type(space).__name__ if isinstance(space, (spaces.Dict, spaces.Tuple)) else ""
 
 
 def _imported(value: Any) -> Any:
@@ -293,7 +316,7 @@ def make_env(resolved: ResolvedEnv, *, training: bool = True, max_episode_steps:
         # pygame-drawn envs (classic control, Box2D) would otherwise look for a display and
         # print "error: XDG_RUNTIME_DIR is invalid"; off-screen drawing needs none
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    env = resolved.make(training=training, render_mode=render_mode)
+    env = flatten_structured_observations(resolved.make(training=training, render_mode=render_mode))
     if max_episode_steps:
         env = time_limit(env, max_episode_steps)
     if not _has_wrapper(env, gym.wrappers.RecordEpisodeStatistics):
