@@ -144,6 +144,14 @@ class MultiCategorical:
         return torch.stack([part.entropy() for part in self.parts], -1).sum(-1)
 
 
+def kl_divergence(p: Any, q: Any) -> torch.Tensor:
+    """KL(p || q) per row: torch's for its distributions, the sum over dimensions for two
+    ``MultiCategorical`` (independent dimensions)."""
+    if isinstance(p, MultiCategorical):
+        return torch.stack([torch.distributions.kl_divergence(a, b) for a, b in zip(p.parts, q.parts)], -1).sum(-1)
+    return torch.distributions.kl_divergence(p, q)
+
+
 class MultiCategoricalPolicy(nn.Module):
     """pi(a|s) = prod_i softmax(logits_i(s)) for MultiDiscrete and MultiBinary actions (SB3's
     MultiCategoricalDistribution): ``logits`` outputs sum(sizes) numbers per row, split into one

@@ -8,10 +8,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from toolkit.policies import (CategoricalPolicy, GaussianPolicy, MultiCategoricalPolicy, ReturnNormalizer,
-                              RunningNormalizer, SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ,
-                              category_sizes, first_action, gaussian_log_prob, gsde_noise_due, orthogonal_init,
-                              polyak_update, scale_to_box, squashed_gaussian_log_prob, tanh_log_det_jacobian)
+from toolkit.policies import (CategoricalPolicy, GaussianPolicy, MultiCategorical, MultiCategoricalPolicy,
+                              ReturnNormalizer, RunningNormalizer, SquashedGaussianPolicy, StateDependentNoisePolicy,
+                              TwinQ, category_sizes, first_action, gaussian_log_prob, gsde_noise_due, kl_divergence,
+                              orthogonal_init, polyak_update, scale_to_box, squashed_gaussian_log_prob,
+                              tanh_log_det_jacobian)
 
 
 def _gsde(n_envs: int, seed: int = 2) -> StateDependentNoisePolicy:
@@ -84,6 +85,17 @@ def test_multi_categorical_is_independent_categoricals_one_per_dimension():
     torch.testing.assert_close(policy.distribution(obs).log_prob(action), expected)
     torch.testing.assert_close(policy.distribution(obs).entropy(), first.entropy() + second.entropy())
     assert torch.equal(policy.mode(obs), torch.stack([first.probs.argmax(1), second.probs.argmax(1)], 1))
+
+
+def test_kl_of_multi_categoricals_is_the_sum_over_dimensions():
+    torch.manual_seed(0)
+    p_logits, q_logits = torch.randn(8, 5), torch.randn(8, 5)
+    p, q = MultiCategorical(p_logits, (2, 3)), MultiCategorical(q_logits, (2, 3))
+    expected = sum(torch.distributions.kl_divergence(torch.distributions.Categorical(logits=a[:, s]),
+                                                     torch.distributions.Categorical(logits=b[:, s]))
+                   for a, b, s in [(p_logits, q_logits, slice(0, 2)), (p_logits, q_logits, slice(2, 5))])
+    torch.testing.assert_close(kl_divergence(p, q), expected)
+    assert torch.all(kl_divergence(p, p).abs() < 1e-6)
 
 
 def test_multi_categorical_samples_each_dimension_with_its_probabilities():

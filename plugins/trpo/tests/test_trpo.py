@@ -76,7 +76,7 @@ class Record:
         pass
 
 
-@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1", "toolkit/MultiIdentity-v0"])
 def test_every_update_respects_the_trust_region_and_improves_the_surrogate(env):
     envs = make_vec_env(env, 2, 0)
     context = EnvContext(envs.single_observation_space, envs.single_action_space, 2, 0, 4096, 0, "cpu")
@@ -109,6 +109,8 @@ def test_rejected_line_search_keeps_the_old_parameters():
 
 
 @pytest.mark.parametrize("env, overrides", [("toolkit/Identity-v0", {}),
+                                            ("toolkit/MultiIdentity-v0", {}),
+                                            ("toolkit/BinaryIdentity-v0", {}),
                                             ("toolkit/IdentityContinuous-v0", {"normalize_obs": True}),
                                             ("toolkit/IdentityContinuous-v0", {"use_sde": True, "sde_sample_freq": 5}),
                                             ("CartPole-v1", {"normalize_obs": True})])
@@ -177,8 +179,12 @@ def test_gsde_is_refused_for_discrete_actions():
         plan("trpo", {"env": "CartPole-v1", "use_sde": True})
 
 
-def test_learns_the_identity_task(tmp_path):
-    run_dir = toolkit.train("trpo", env="toolkit/Identity-v0", steps=12_000, seed=0, n_envs=2, n_steps=256,
+@pytest.mark.parametrize("env, env_kwargs", [
+    ("toolkit/Identity-v0", ()),
+    ("toolkit/MultiIdentity-v0", ("sizes=(2,5)", "start=1")),  # one categorical per dimension, numbered from 1
+])
+def test_learns_the_identity_task(tmp_path, env, env_kwargs):
+    run_dir = toolkit.train("trpo", env=env, env_kwargs=env_kwargs, steps=12_000, seed=0, n_envs=2, n_steps=256,
                             max_kl=0.05, critic_epochs=3, eval_every=0, eval_episodes=5,
                             run_dir=str(tmp_path / "r"), progress=False)
     from toolkit.run import evaluate_checkpoint

@@ -193,7 +193,9 @@ class PolicyModule(nn.Module):
         self.actor, self.discrete = algorithm.actor, algorithm.discrete
         normalizer = algorithm.normalizer
         self.normalize = FrozenNormalizer(normalizer) if normalizer is not None else None
-        if not self.discrete:
+        if self.discrete:
+            self.register_buffer("first", torch.as_tensor(policies.first_action(algorithm.action_space)))
+        else:
             self.register_buffer("low", torch.as_tensor(algorithm.action_space.low))
             self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
 
@@ -202,7 +204,7 @@ class PolicyModule(nn.Module):
         if self.normalize is not None:
             x = self.normalize(x)
         action = self.actor.mode(x)
-        return action if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
+        return action + self.first if self.discrete else torch.minimum(torch.maximum(action, self.low), self.high)
 
 
 class TRPO:
@@ -214,9 +216,11 @@ class TRPO:
 
     @classmethod
     def check(cls, config: TRPOConfig, spec: EnvSpec) -> None:
-        """TRPO's policies are categorical (Discrete) or Gaussian (Box) over flat observations."""
-        if not isinstance(spec.action_space, (spaces.Discrete, spaces.Box)):
-            raise ToolkitError(f"trpo needs a Discrete or Box action space; {spec.id} has {spec.action_space}")
+        """TRPO's policies are categorical (Discrete; one per dimension for MultiDiscrete and
+        MultiBinary) or Gaussian (Box) over flat observations."""
+        if policies.category_sizes(spec.action_space) is None and not isinstance(spec.action_space, spaces.Box):
+            raise ToolkitError(f"trpo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
+                               f"space; {spec.id} has {spec.action_space}")
         policies.refuse_gsde_for_discrete(config.use_sde, spec)
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
@@ -224,9 +228,12 @@ class TRPO:
         torch.manual_seed(context.seed)
         obs_space, action_space = context.observation_space, context.action_space
         obs_dim = int(np.prod(obs_space.shape))
-        self.discrete = isinstance(action_space, spaces.Discrete)
-        if self.discrete:
+        self.discrete = not isinstance(action_space, spaces.Box)
+        sizes = policies.category_sizes(action_space)
+        if isinstance(action_space, spaces.Discrete):
             self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden)
+        elif self.discrete:  # MultiDiscrete, MultiBinary
+            self.actor = policies.MultiCategoricalPolicy(mlp(obs_dim, config.hidden, sum(sizes)), sizes)
         elif config.use_sde:  # the noise is read from the last hidden layer
             mean_net = mlp(obs_dim, config.hidden, int(np.prod(action_space.shape)))
             self.actor = policies.StateDependentNoisePolicy(mean_net[:-1], mean_net[-1], config.log_std_init,
@@ -239,8 +246,14 @@ class TRPO:
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
         self.action_space = action_space
         flat_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
-        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs, action_space
-                                      if self.discrete else spaces.Box(-np.inf, np.inf, action_space.shape, np.float32))
+        if isinstance(action_space, spaces.Discrete):
+            stored_actions: spaces.Space = action_space
+        elif self.discrete:  # the choice of each dimension, counted from 0
+            stored_actions = spaces.MultiDiscrete(sizes)
+        else:
+            stored_actions = spaces.Box(-np.inf, np.inf, action_space.shape, np.float32)
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs, stored_actions)
+        self.first_action = policies.first_action(action_space)
         self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
         self.generator = torch.Generator(self.device).manual_seed(context.seed)
         self.rng = np.random.default_rng(context.seed)
@@ -262,7 +275,7 @@ class TRPO:
 
     def to_env_action(self, action: np.ndarray) -> np.ndarray:
         if self.discrete:
-            return action.astype(np.int64)
+            return (action + self.first_action).astype(self.action_space.dtype)
         return np.clip(action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
@@ -317,7 +330,7 @@ class TRPO:
             return (ratio * advantages).mean()
 
         def mean_kl() -> torch.Tensor:
-            return torch.distributions.kl_divergence(old_dist, self.actor.distribution(obs)).mean()
+            return policies.kl_divergence(old_dist, self.actor.distribution(obs)).mean()
 
         old_surrogate = surrogate()
         gradient = flat_grad(old_surrogate, params)
