@@ -45,6 +45,7 @@ BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopp
           "ppo:Pendulum-v1": 100_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
           "td3:Pendulum-v1": 20_000, "td3:HalfCheetah-v5": 300_000, "td3:Hopper-v5": 300_000,
+          "td3:MountainCarContinuous-v0": 300_000,
           "ppo:PongNoFrameskip-v4": 10_000_000}
 RUN_LEVEL = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
 
@@ -69,7 +70,7 @@ def sb3_model(algo: str, config, env, seed: int):
     """The SB3 model with ``config`` translated into SB3's arguments."""
     import numpy as np
     from stable_baselines3 import PPO, SAC, TD3
-    from stable_baselines3.common.noise import NormalActionNoise
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
     from torch import nn
 
     def annealed(value: float, schedule: str):
@@ -100,7 +101,9 @@ def sb3_model(algo: str, config, env, seed: int):
         return SAC("MlpPolicy", env, ent_coef=ent_coef, target_update_interval=config.target_update_interval,
                    target_entropy=-config.target_entropy_scale * float(np.prod(env.action_space.shape)), **common)
     n_actions = int(np.prod(env.action_space.shape))
-    noise = NormalActionNoise(np.zeros(n_actions), config.exploration_noise * np.ones(n_actions))
+    noise_class = (OrnsteinUhlenbeckActionNoise if config.exploration_noise_type == "ornstein-uhlenbeck"
+                   else NormalActionNoise)
+    noise = noise_class(np.zeros(n_actions), config.exploration_noise * np.ones(n_actions))
     return TD3("MlpPolicy", env, action_noise=noise, policy_delay=config.policy_delay,
                target_policy_noise=config.target_policy_noise, target_noise_clip=config.target_noise_clip, **common)
 

@@ -10,7 +10,7 @@ from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.run import plan
 from toolkit.testing import check_algorithm
-from toolkit_td3.td3 import TD3, TD3Config, smoothed_target_action
+from toolkit_td3.td3 import OU_DT, OU_THETA, TD3, TD3Config, ornstein_uhlenbeck_step, smoothed_target_action
 
 
 def test_target_smoothing_noise_is_clipped_and_the_action_stays_in_range():
@@ -21,6 +21,46 @@ def test_target_smoothing_noise_is_clipped_and_the_action_stays_in_range():
     assert noise.std().item() == pytest.approx(0.2, rel=0.1)
     assert smoothed.max() <= 1.0 and smoothed.min() >= -1.0
     torch.testing.assert_close(smoothed_target_action(target, 0.0, 0.5), target)
+
+
+def test_ornstein_uhlenbeck_noise_is_correlated_and_settles_to_its_std():
+    rng, sigma = np.random.default_rng(0), 0.5
+    chains = np.zeros(4000)  # independent processes, each started at 0
+    history = []
+    for _ in range(4000):  # six time constants 1 / (theta dt)
+        chains = ornstein_uhlenbeck_step(chains, sigma, rng.standard_normal(chains.shape))
+        history.append(chains)
+    settled = np.array(history[-300:])
+    decay = 1 - OU_THETA * OU_DT
+    assert settled[-1].std() == pytest.approx(sigma * np.sqrt(OU_DT / (1 - decay**2)), rel=0.05)  # about 0.91
+    lag = 100
+    correlation = np.corrcoef(settled[0], settled[lag])[0, 1]
+    assert correlation == pytest.approx(decay**lag, abs=0.03)  # about 0.86: the noise keeps its direction
+    assert np.all(ornstein_uhlenbeck_step(np.ones(3), 0.0, np.zeros(3)) == 1 - OU_THETA * OU_DT)
+
+
+def test_ornstein_uhlenbeck_exploration_restarts_each_episode_and_is_checkpointed():
+    context = EnvContext(spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-2, 2, (2,), np.float32), 2, 0, 1000, 0,
+                         "cpu")
+    algo = TD3(TD3Config(learning_starts=0, hidden=(8,), exploration_noise_type="ornstein-uhlenbeck",
+                         exploration_noise=0.5), context)
+    obs = np.zeros((2, 3), np.float32)
+    steps = [algo.act(obs, t) for t in range(3)]
+    assert not np.array_equal(steps[1], steps[2]) and np.all(algo.ou_noise != 0)
+    algo.observe(Transition(obs, steps[-1], np.zeros(2, np.float32), obs, np.array([True, False]),
+                            np.zeros(2, bool)))
+    assert np.all(algo.ou_noise[0] == 0) and np.all(algo.ou_noise[1] != 0)  # env 0's episode ended
+    restored = TD3(algo.config, context)
+    restored.load_state_dict(algo.state_dict())
+    np.testing.assert_array_equal(restored.ou_noise, algo.ou_noise)
+    np.testing.assert_array_equal(restored.act(obs, 3), algo.act(obs, 3))
+
+
+def test_mountaincar_preset_explores_with_ornstein_uhlenbeck_noise():
+    p = plan("td3", {"env": "MountainCarContinuous-v0"})
+    assert p.preset == "mountaincar"
+    assert (p.algo_config.exploration_noise_type, p.algo_config.exploration_noise, p.run.steps) == (
+        "ornstein-uhlenbeck", 0.5, 300_000)
 
 
 def _context():
@@ -60,7 +100,8 @@ def test_exported_module_is_the_evaluation_policy():
         np.testing.assert_allclose(algo.policy_module()(torch.as_tensor(obs)).numpy(), algo.policy()(obs), atol=1e-6)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"gradient_steps": -1, "train_frequency": 4, "policy_delay": 1}])
+@pytest.mark.parametrize("overrides", [{}, {"gradient_steps": -1, "train_frequency": 4, "policy_delay": 1},
+                                       {"exploration_noise_type": "ornstein-uhlenbeck", "exploration_noise": 0.5}])
 def test_conformance(overrides):
     check_algorithm("td3", env="toolkit/IdentityContinuous-v0", steps=200,
                     overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), **overrides})

@@ -7,7 +7,9 @@
     delayed actor     every d critic updates: ascend Q_1(s, mu(s)), then Polyak-average both
                       targets (tau)                                                         (Section 5.2)
 
-Exploration adds N(0, exploration_noise^2) to mu(s). Actions live in [-1, 1] inside the
+Exploration adds N(0, exploration_noise^2) to mu(s), or with exploration_noise_type
+ornstein-uhlenbeck temporally correlated noise (the DDPG paper's, Lillicrap et al. 2016,
+which TD3 inherits the option of). Actions live in [-1, 1] inside the
 algorithm (the replay, the critics, the noise scales) and are scaled to the env's box only
 when sent, as in SB3.
 
@@ -19,9 +21,10 @@ action) -> the algorithm. The twin critics and the Polyak update come from
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -64,7 +67,12 @@ class TD3Config:
     target_noise_clip: float = bounded(0.5, at_least=0)
     """c: the target noise is clipped to [-c, c]."""
     exploration_noise: float = bounded(0.1, at_least=0)
-    """Std of the Gaussian noise added to mu(s) when acting (in [-1, 1] action units)."""
+    """Std of the Gaussian noise added to mu(s) when acting (in [-1, 1] action units); with
+    ornstein-uhlenbeck, the process's sigma."""
+    exploration_noise_type: Literal["normal", "ornstein-uhlenbeck"] = "normal"
+    """normal: independent noise each step; ornstein-uhlenbeck: noise that drifts back to 0
+    (theta 0.15, dt 0.01, SB3's), restarted at 0 each episode, so actions keep pushing one way
+    for hundreds of steps (rl-zoo3's setting for MountainCarContinuous)."""
     hidden: tuple[int, ...] = bounded((400, 300), at_least=1)
     """Hidden widths of the actor and critic MLPs (ReLU)."""
     replay: str = field(default="uniform", metadata={"registry": "sampler"})
@@ -83,6 +91,11 @@ PRESETS: dict[str, Preset] = {
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
                      description="rl-zoo3's MuJoCo settings",
                      overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.9999}}),
+    # rl-zoo3 hyperparams/td3.yml: its other values are SB3's defaults, which are TD3Config's
+    "mountaincar": Preset({"exploration_noise_type": "ornstein-uhlenbeck", "exploration_noise": 0.5,
+                           "steps": 300_000, "eval_every": 25_000, "eval_episodes": 10, "checkpoint_every": 100_000},
+                          envs=("MountainCarContinuous-v0",),
+                          description="rl-zoo3's MountainCarContinuous-v0 settings (Ornstein-Uhlenbeck noise, sigma 0.5)"),
     # rl-zoo3 hyperparams/td3.yml: the two Box2D envs share these settings but for the budget
     "box2d": Preset({"gamma": 0.98, "buffer_size": 200_000, "learning_starts": 10_000, "exploration_noise": 0.1,
                      "learning_rate": 1e-3, "hidden": (400, 300), "steps": 300_000, "eval_every": 25_000,
@@ -116,6 +129,18 @@ def smoothed_target_action(target_action: torch.Tensor, noise_std: float, noise_
     noise = torch.randn(target_action.shape, generator=generator, dtype=target_action.dtype,
                         device=target_action.device)
     return (target_action + (noise * noise_std).clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+# SB3's OrnsteinUhlenbeckActionNoise defaults, which rl-zoo3 keeps
+OU_THETA, OU_DT = 0.15, 1e-2
+
+
+def ornstein_uhlenbeck_step(noise: np.ndarray, sigma: float, standard_normal: np.ndarray,
+                            theta: float = OU_THETA, dt: float = OU_DT) -> np.ndarray:
+    """The next value of an Ornstein-Uhlenbeck process around 0 (its Euler-Maruyama step):
+    x + theta (0 - x) dt + sigma sqrt(dt) N(0, 1). Successive values are correlated by
+    1 - theta dt, and the process settles to the std sigma sqrt(dt / (1 - (1 - theta dt)^2))."""
+    return noise - theta * noise * dt + sigma * math.sqrt(dt) * standard_normal
 
 
 # -- the algorithm ---------------------------------------------------------------------------
@@ -180,6 +205,7 @@ class TD3:
                                    sampler=config.replay, seed=context.seed)
         self.total_steps = context.total_steps
         self._last_unit_action = np.zeros(0, np.float32)
+        self.ou_noise = np.zeros((context.n_envs, self.action_dim))  # each env's, with ornstein-uhlenbeck
         self.last_step = 0
         self.updates = 0
 
@@ -192,20 +218,26 @@ class TD3:
     # -- acting ------------------------------------------------------------------------------
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        """Uniformly random actions until learning_starts, then mu(s) plus Gaussian noise."""
+        """Uniformly random actions until learning_starts, then mu(s) plus the exploration noise."""
         c = self.config
         if step < c.learning_starts:
             unit_action = self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim))
         else:
             with torch.no_grad():
                 unit_action = self.actor(self.tensor(obs.reshape(len(obs), -1))).cpu().numpy()
-            unit_action = unit_action + self.rng.normal(0.0, c.exploration_noise, unit_action.shape)
+            if c.exploration_noise_type == "ornstein-uhlenbeck":
+                self.ou_noise = ornstein_uhlenbeck_step(self.ou_noise, c.exploration_noise,
+                                                        self.rng.standard_normal(self.ou_noise.shape))
+                unit_action = unit_action + self.ou_noise
+            else:
+                unit_action = unit_action + self.rng.normal(0.0, c.exploration_noise, unit_action.shape)
         self._last_unit_action = np.clip(unit_action, -1.0, 1.0).astype(np.float32)
         return self.to_env_action(self._last_unit_action)
 
     def observe(self, t: Transition) -> None:
         self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
                         t.next_obs.reshape(len(t.next_obs), -1), t.terminated, t.truncated)
+        self.ou_noise[np.logical_or(t.terminated, t.truncated)] = 0.0  # a new episode starts it afresh
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -262,7 +294,9 @@ class TD3:
         return PolicyModule(self)
 
     def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """mu(s) plus the exploration noise, as in training (its own random generator)."""
+        """mu(s) plus the exploration noise, as in training (its own random generator; with
+        ornstein-uhlenbeck, independent Gaussian noise of the same sigma, since a policy called
+        on any batch of observations carries no noise from one call to the next)."""
         rng = np.random.default_rng()
 
         def sample(obs: np.ndarray) -> np.ndarray:
@@ -281,7 +315,8 @@ class TD3:
                 "critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
                 "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(), "generator": self.generator.get_state(),
-                "rng": self.rng.bit_generator.state, "last_step": self.last_step, "updates": self.updates}
+                "rng": self.rng.bit_generator.state, "last_step": self.last_step, "updates": self.updates,
+                "ou_noise": torch.as_tensor(self.ou_noise)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("actor", "actor_target", "critic", "critic_target", "actor_optimizer", "critic_optimizer"):
@@ -289,3 +324,5 @@ class TD3:
         self.generator.set_state(state["generator"])
         self.rng.bit_generator.state = state["rng"]
         self.last_step, self.updates = int(state["last_step"]), int(state["updates"])
+        if "ou_noise" in state:  # checkpoints before ornstein-uhlenbeck noise have none
+            self.ou_noise = state["ou_noise"].numpy().copy()
