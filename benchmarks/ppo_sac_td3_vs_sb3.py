@@ -45,7 +45,7 @@ BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopp
           "ppo:Pendulum-v1": 100_000,
           "sac:Pendulum-v1": 20_000, "sac:HalfCheetah-v5": 300_000, "sac:Hopper-v5": 300_000,
           "td3:Pendulum-v1": 20_000, "td3:HalfCheetah-v5": 300_000, "td3:Hopper-v5": 300_000,
-          "td3:MountainCarContinuous-v0": 300_000,
+          "td3:MountainCarContinuous-v0": 300_000, "sac:MountainCarContinuous-v0": 50_000,
           "ppo:PongNoFrameskip-v4": 10_000_000}
 RUN_LEVEL = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
 
@@ -98,8 +98,11 @@ def sb3_model(algo: str, config, env, seed: int):
                   policy_kwargs={"net_arch": list(config.hidden)})
     if algo == "sac":
         ent_coef = f"auto_{config.ent_coef}" if config.autotune else config.ent_coef
+        if config.use_sde:
+            common["policy_kwargs"]["log_std_init"] = config.log_std_init
         return SAC("MlpPolicy", env, ent_coef=ent_coef, target_update_interval=config.target_update_interval,
-                   target_entropy=-config.target_entropy_scale * float(np.prod(env.action_space.shape)), **common)
+                   target_entropy=-config.target_entropy_scale * float(np.prod(env.action_space.shape)),
+                   use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq, **common)
     n_actions = int(np.prod(env.action_space.shape))
     noise_class = (OrnsteinUhlenbeckActionNoise if config.exploration_noise_type == "ornstein-uhlenbeck"
                    else NormalActionNoise)

@@ -238,11 +238,15 @@ class StateDependentNoisePolicy(nn.Module):
     matrix theta_eps ~ N(0, sigma^2) is drawn by ``resample_noise`` (every few steps, not every
     step), so exploration is smooth in time and state. Actions are scored under
     pi(a|s) = N(mu(s), diag(z(s)^2 sigma^2)), with a learned log sigma per (feature, action).
-    As SB3's ``StateDependentNoiseDistribution`` with full_std, no expln, learn_features off."""
+    As SB3's ``StateDependentNoiseDistribution`` with full_std and no expln; ``learn_features``
+    lets the noise's gradient reach the body (SB3's SAC does, its PPO does not) and
+    ``clip_mean`` > 0 clips mu(s) to [-clip_mean, clip_mean] (SB3's SAC: 2, before its tanh)."""
 
-    def __init__(self, body: nn.Module, head: nn.Linear, log_std_init: float, n_envs: int) -> None:
+    def __init__(self, body: nn.Module, head: nn.Linear, log_std_init: float, n_envs: int,
+                 learn_features: bool = False, clip_mean: float = 0.0) -> None:
         super().__init__()
         self.body, self.head = body, head
+        self.learn_features, self.clip_mean = learn_features, clip_mean
         self.log_std = nn.Parameter(torch.full((head.in_features, head.out_features), float(log_std_init)))
         # one theta_eps per env, kept in the state dict so a resumed run explores on
         self.register_buffer("exploration", torch.zeros(n_envs, head.in_features, head.out_features))
@@ -252,9 +256,18 @@ class StateDependentNoisePolicy(nn.Module):
         noise = torch.randn(self.exploration.shape, generator=generator, dtype=std.dtype, device=std.device)
         self.exploration.copy_(noise * std)
 
+    def draw_weights(self, generator: torch.Generator) -> torch.Tensor:
+        """One theta_eps ~ N(0, sigma^2) drawn as sigma * N(0, I), so that a loss through the
+        action it makes also moves log sigma (SAC's actor loss, as SB3's rsample)."""
+        std = self.log_std.exp()
+        return std * torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)
+
     def _features_and_mean(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(obs)
-        return features.detach(), self.head(features)
+        mean = self.head(features)
+        if self.clip_mean > 0:
+            mean = mean.clamp(-self.clip_mean, self.clip_mean)
+        return (features if self.learn_features else features.detach()), mean
 
     def _normal(self, features: torch.Tensor, mean: torch.Tensor) -> torch.distributions.Normal:
         variance = features.square() @ self.log_std.exp().square()
@@ -274,6 +287,13 @@ class StateDependentNoisePolicy(nn.Module):
         else:
             noise = features @ self.exploration[0]
         action = mean + noise
+        return action, self._normal(features, mean).log_prob(action).sum(dim=1)
+
+    def sample_with(self, obs: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu(s) + z(s)^T weights with one matrix for every row (``draw_weights``; SAC's update
+        draws one per gradient step), and the log-density under pi(a|s)."""
+        features, mean = self._features_and_mean(obs)
+        action = mean + features @ weights
         return action, self._normal(features, mean).log_prob(action).sum(dim=1)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:

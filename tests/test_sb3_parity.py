@@ -132,6 +132,47 @@ def test_sac_gradient_steps_equal_sb3s(env):
     torch.testing.assert_close(ours.log_alpha.detach(), sb3.log_ent_coef.detach().reshape(()), **tolerance)
 
 
+def test_sac_with_gsde_gradient_steps_equal_sb3s(env):
+    """gSDE (use_sde): each gradient step draws one noise matrix, reparameterised so the actor's
+    loss moves log sigma through it too, and the features keep their gradient. SB3's
+    ``reset_noise`` also draws per-env matrices that its update never uses; the test leaves that
+    second draw out so both libraries read the same numbers from their generators."""
+    from torch.distributions import Normal
+
+    sb3 = SB3SAC("MlpPolicy", env, learning_rate=1e-3, batch_size=BATCH, tau=0.1, gamma=GAMMA, ent_coef="auto",
+                 use_sde=True, policy_kwargs={"net_arch": [16, 16], "log_std_init": -2.0}, seed=0, device="cpu")
+    ours = SAC(SACConfig(learning_rate=1e-3, batch_size=BATCH, tau=0.1, gamma=GAMMA, hidden=(16, 16),
+                         learning_starts=0, use_sde=True, log_std_init=-2.0),
+               EnvContext(env.observation_space, env.action_space, 1, 0, 1000, 0, "cpu"))
+    sb3_actor, noise = sb3.actor, ours.actor.noise
+    pairs = [(ours.critic, sb3.critic), (ours.critic_target, sb3.critic_target), (noise.body, sb3_actor.latent_pi),
+             (noise.head, sb3_actor.mu[0])]
+    copy_parameters(pairs)
+    torch.testing.assert_close(noise.log_std.detach(), sb3_actor.log_std.detach())
+
+    def reset_noise_without_the_unused_draw(batch_size: int = 1) -> None:
+        distribution = sb3_actor.action_dist
+        std = distribution.get_std(sb3_actor.log_std)
+        distribution.weights_dist = Normal(torch.zeros_like(std), std)
+        distribution.exploration_mat = distribution.weights_dist.rsample()
+        distribution.exploration_matrices = distribution.exploration_mat[None]
+
+    sb3_actor.reset_noise = reset_noise_without_the_unused_draw
+    feed(ours, sb3, random_batches(env, seed=2))
+
+    torch.manual_seed(11)
+    sb3.train(gradient_steps=STEPS, batch_size=BATCH)
+    ours.generator.manual_seed(11)
+    for _ in range(STEPS):
+        ours.train_step()
+
+    tolerance = {"rtol": 1e-4, "atol": 1e-5}
+    assert_same_parameters(pairs, **tolerance)
+    torch.testing.assert_close(noise.log_std.detach(), sb3_actor.log_std.detach(), **tolerance)
+    assert not torch.equal(noise.log_std.detach(), torch.full_like(noise.log_std, -2.0))  # sigma learned
+    torch.testing.assert_close(ours.log_alpha.detach(), sb3.log_ent_coef.detach().reshape(()), **tolerance)
+
+
 @pytest.mark.parametrize("env_id, extra", [("Pendulum-v1", {}), ("CartPole-v1", {}),
                                            ("Pendulum-v1", {"use_sde": True, "sde_sample_freq": 4})],
                          ids=["gaussian", "categorical", "gsde"])

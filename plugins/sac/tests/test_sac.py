@@ -88,8 +88,35 @@ def test_linear_schedule_anneals_every_step_size_over_the_run():
     assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
 
 
+@pytest.mark.parametrize("sample_freq, same_as_before", [(-1, [True, True, True, False, True]),
+                                                         (2, [True, False, True, False, True])])
+def test_gsde_noise_is_held_until_a_training_phase_starts_or_sample_freq_steps_pass(sample_freq, same_as_before):
+    """train_frequency 4: SB3 draws new noise at each collection of 4 steps (sde_sample_freq -1)
+    or every sde_sample_freq steps; between draws the same observation gets the same action."""
+    algo = SAC(SACConfig(use_sde=True, sde_sample_freq=sample_freq, train_frequency=4, learning_starts=0,
+                         hidden=(16,)), _context())
+    obs = np.full((1, 3), 0.5, np.float32)
+    actions = [algo.act(obs, t) for t in range(6)]
+    assert [np.array_equal(a, b) for a, b in zip(actions, actions[1:])] == same_as_before
+    mode = algo.policy()(obs)
+    assert not np.array_equal(actions[0], mode)  # the held noise is not zero
+
+
+def test_gsde_export_and_mountaincar_preset():
+    algo = SAC(SACConfig(use_sde=True, hidden=(8,)), _context())
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(algo.policy_module()(torch.as_tensor(obs)).numpy(), algo.policy()(obs), atol=1e-6)
+    p = plan("sac", {"env": "MountainCarContinuous-v0"})
+    assert p.preset == "mountaincar"
+    c = p.algo_config
+    assert (c.use_sde, c.log_std_init, c.hidden, c.ent_coef, c.autotune, c.train_frequency, c.gradient_steps,
+            c.gamma, p.run.steps) == (True, -3.67, (64, 64), 0.1, False, 32, 32, 0.9999, 50_000)
+
+
 @pytest.mark.parametrize("overrides", [{}, {"autotune": False, "gradient_steps": 2, "train_frequency": 2},
-                                       {"learning_rate_schedule": "linear"}])
+                                       {"learning_rate_schedule": "linear"},
+                                       {"use_sde": True, "sde_sample_freq": 3, "train_frequency": 2}])
 def test_conformance(overrides):
     check_algorithm("sac", env="toolkit/IdentityContinuous-v0", steps=200,
                     overrides={"learning_starts": 50, "batch_size": 16, "hidden": (16,), **overrides})
@@ -121,10 +148,12 @@ def test_refuses_discrete_and_unbounded_actions():
         SAC.check(SACConfig(), EnvSpec("e", "gymnasium", obs, spaces.Box(-np.inf, np.inf, (2,), np.float32)))
 
 
-def test_learns_the_continuous_identity_task_with_several_envs(tmp_path):
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_learns_the_continuous_identity_task_with_several_envs(tmp_path, use_sde):
     run_dir = toolkit.train("sac", env="toolkit/IdentityContinuous-v0", seed=0, steps=1500, learning_starts=200,
                             hidden=(32, 32), batch_size=64, n_envs=2, learning_rate=3e-3, eval_every=0, eval_episodes=5,
-                            checkpoint_every=0, progress=False, threads=1, run_dir=str(tmp_path / "run"))
+                            checkpoint_every=0, progress=False, threads=1, run_dir=str(tmp_path / "run"),
+                            use_sde=use_sde)
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if "eval/mean_return" in line]
     assert evals[-1]["eval/mean_return"] > -0.5  # optimum 0; always answering 0 scores about -11

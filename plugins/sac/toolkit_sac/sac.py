@@ -9,7 +9,9 @@ Applications", Algorithm 1).
 
 with the policy a tanh-squashed Gaussian, its log-density corrected by the log-determinant
 of tanh (Appendix C, "Enforcing Action Bounds"), twin critics with Polyak-averaged targets
-(tau), and alpha optimised as log alpha. Actions live in [-1, 1] inside the algorithm (the replay, the
+(tau), and alpha optimised as log alpha. With use_sde the Gaussian's noise is gSDE's (Raffin,
+Kober & Stulp 2022): the last hidden features times a matrix held for several steps while
+acting, as SB3's SAC does. Actions live in [-1, 1] inside the algorithm (the replay, the
 critics, the entropy) and are scaled to the env's box only when sent, as in SB3.
 
 Reads top to bottom: config -> presets -> the math (the temperature loss) -> the algorithm
@@ -29,10 +31,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from gymnasium import spaces
+from torch import nn
 
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.policies import SquashedGaussianPolicy, TwinQ, polyak_update, require_bounded_box, scale_to_box
+from toolkit.nn import mlp
+from toolkit.policies import (SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gsde_noise_due,
+                              polyak_update, require_bounded_box, scale_to_box, tanh_log_det_jacobian)
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due, linear
 
@@ -72,7 +77,17 @@ class SACConfig:
     hidden: tuple[int, ...] = bounded((256, 256), at_least=1)
     """Hidden widths of the actor and critic MLPs (ReLU)."""
     log_std_bounds: tuple[float, float] = (-20.0, 2.0)
-    """Clamp of the policy's log sigma(s)."""
+    """Clamp of the policy's log sigma(s) (without use_sde)."""
+    use_sde: bool = False
+    """Generalized state-dependent exploration (gSDE) as SB3's use_sde: the noise before the
+    tanh is the policy's last hidden features times a matrix theta_eps ~ N(0, sigma^2), sigma
+    learned per (feature, action), held for sde_sample_freq steps while acting and drawn once
+    per gradient step in the update; the mean is clipped to [-2, 2]."""
+    sde_sample_freq: int = bounded(-1, at_least=-1)
+    """With use_sde: draw new exploration noise every this many env steps per env while acting
+    (-1: once per training phase, SB3's default)."""
+    log_std_init: float = -3.0
+    """With use_sde: the initial log sigma (SB3's -3)."""
     replay: str = field(default="uniform", metadata={"registry": "sampler"})
     """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
 
@@ -86,6 +101,13 @@ PRESETS: dict[str, Preset] = {
                      envs=("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5"),
                      description="rl-zoo3's MuJoCo settings",
                      overrides={"Humanoid-v5": {"steps": 2_000_000}, "Swimmer-v5": {"gamma": 0.999}}),
+    # rl-zoo3 hyperparams/sac.yml (its settings published with sb3/sac-MountainCarContinuous-v0)
+    "mountaincar": Preset({"use_sde": True, "log_std_init": -3.67, "hidden": (64, 64), "ent_coef": 0.1,
+                           "autotune": False, "learning_rate": 3e-4, "buffer_size": 50_000, "batch_size": 512,
+                           "gamma": 0.9999, "tau": 0.01, "train_frequency": 32, "gradient_steps": 32,
+                           "learning_starts": 0, "steps": 50_000, "eval_every": 5_000, "eval_episodes": 10},
+                          envs=("MountainCarContinuous-v0",),
+                          description="rl-zoo3's MountainCarContinuous-v0 settings (gSDE, alpha fixed at 0.1)"),
     "lunarlander": Preset({"learning_rate": 7.3e-4, "learning_rate_schedule": "linear", "tau": 0.01,
                            "learning_starts": 10_000, "hidden": (400, 300), "steps": 500_000, "eval_every": 25_000,
                            "eval_episodes": 10, "checkpoint_every": 100_000},
@@ -101,6 +123,46 @@ def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_ent
     the authors' code do: its gradient -(E[log pi] + H_target) raises alpha while the policy's
     entropy -E[log pi] is below the target and lowers it above."""
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+
+
+# -- the gSDE actor --------------------------------------------------------------------------
+
+
+class SquashedStateDependentPolicy(nn.Module):
+    """SAC's actor with gSDE (SB3's use_sde): u = mu(s) + z(s)^T theta_eps with z(s) the last
+    hidden layer (its gradient kept) and mu(s) clipped to [-2, 2]; the action is tanh(u), its
+    log-density that of u under N(mu(s), diag(z(s)^2 sigma^2)) minus tanh's log-determinant,
+    as the plain policy's. The noise pieces are ``toolkit.policies``' (shared with PPO, TRPO)."""
+
+    def __init__(self, obs_dim: int, action_space: spaces.Box, hidden: tuple[int, ...], log_std_init: float,
+                 n_envs: int) -> None:
+        super().__init__()
+        action_dim = int(np.prod(action_space.shape))
+        body = nn.Sequential(*mlp(obs_dim, hidden[:-1], hidden[-1]), nn.ReLU())
+        self.noise = StateDependentNoisePolicy(body, nn.Linear(hidden[-1], action_dim), log_std_init, n_envs,
+                                               learn_features=True, clip_mean=2.0)
+        self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(mu(s), None): the mean, as ``SquashedGaussianPolicy`` gives it with its log sigma."""
+        return self.noise.mode(obs), None
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        return scale_to_box(torch.tanh(u), self.low, self.high)
+
+    def explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action in [-1, 1] per env with that env's held noise (``noise.resample_noise``), and its log-density."""
+        u, log_prob = self.noise.sample(obs)
+        return torch.tanh(u), log_prob - tanh_log_det_jacobian(u)
+
+    def sample_unit(self, obs: torch.Tensor, generator: torch.Generator,
+                    noise_matrix: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action in [-1, 1] for every row with one noise matrix (``noise_matrix``,
+        else a fresh draw), and its log-density."""
+        matrix = self.noise.draw_weights(generator) if noise_matrix is None else noise_matrix
+        u, log_prob = self.noise.sample_with(obs, matrix)
+        return torch.tanh(u), log_prob - tanh_log_det_jacobian(u)
 
 
 # -- the algorithm ---------------------------------------------------------------------------
@@ -122,7 +184,7 @@ class DeterministicPolicy:
 class PolicyModule(torch.nn.Module):
     """``DeterministicPolicy`` as one module (``toolkit export``)."""
 
-    def __init__(self, actor: SquashedGaussianPolicy) -> None:
+    def __init__(self, actor: SquashedGaussianPolicy | SquashedStateDependentPolicy) -> None:
         super().__init__()
         self.actor = actor
 
@@ -153,8 +215,14 @@ class SAC:
         self.action_space = context.action_space
         obs_dim = int(np.prod(context.observation_space.shape))
         self.action_dim = int(np.prod(context.action_space.shape))
-        self.actor = SquashedGaussianPolicy(obs_dim, context.action_space, config.hidden,
-                                            config.log_std_bounds).to(self.device)
+        self.actor: SquashedGaussianPolicy | SquashedStateDependentPolicy
+        if config.use_sde:
+            self.actor = SquashedStateDependentPolicy(obs_dim, context.action_space, config.hidden,
+                                                      config.log_std_init, context.n_envs).to(self.device)
+        else:
+            self.actor = SquashedGaussianPolicy(obs_dim, context.action_space, config.hidden,
+                                                config.log_std_bounds).to(self.device)
+        self.n_envs = context.n_envs
         self.critic = TwinQ(obs_dim, self.action_dim, config.hidden).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
@@ -178,14 +246,30 @@ class SAC:
 
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         """Uniformly random actions until learning_starts, then samples of pi(a|s)."""
-        if step < self.config.learning_starts:
+        c = self.config
+        if step < c.learning_starts:
             unit_action = self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim)).astype(np.float32)
         else:
+            obs_t = self.tensor(obs.reshape(len(obs), -1))
             with torch.no_grad():
-                unit_action, _ = self.actor.sample_unit(self.tensor(obs.reshape(len(obs), -1)), self.generator)
+                if c.use_sde:
+                    if self._gsde_noise_due(step):
+                        self.actor.noise.resample_noise(self.generator)
+                    unit_action, _ = self.actor.explore(obs_t)
+                else:
+                    unit_action, _ = self.actor.sample_unit(obs_t, self.generator)
             unit_action = unit_action.cpu().numpy()
         self._last_unit_action = unit_action
         return scale_to_box(unit_action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+
+    def _gsde_noise_due(self, step: int) -> bool:
+        """SB3 draws gSDE noise at the start of each collection of train_frequency steps and
+        every sde_sample_freq steps within it (both counted per env); and toolkit on the first
+        step the policy acts, wherever that falls in a collection."""
+        c = self.config
+        phase_length = max(1, c.train_frequency // self.n_envs)
+        first = step < c.learning_starts + self.n_envs
+        return first or gsde_noise_due((step // self.n_envs) % phase_length, c.sde_sample_freq)
 
     def observe(self, t: Transition) -> None:
         self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
@@ -219,7 +303,9 @@ class SAC:
         data = batch.to_torch(self.device)
         obs, action, weights = data["obs"].float(), data["action"].float(), data["weights"].float()
 
-        pi_action, log_prob = self.actor.sample_unit(obs, self.generator)
+        # gSDE: one noise matrix for this step's samples, of the batch and of its successors (SB3's reset_noise)
+        noise_matrix = self.actor.noise.draw_weights(self.generator) if c.use_sde else None
+        pi_action, log_prob = self._sample(obs, noise_matrix)
         alpha = self.log_alpha.detach().exp()
         metrics = {}
         if c.autotune:
@@ -231,7 +317,7 @@ class SAC:
 
         with torch.no_grad():
             next_obs = data["next_obs"].float()
-            next_action, next_log_prob = self.actor.sample_unit(next_obs, self.generator)
+            next_action, next_log_prob = self._sample(next_obs, noise_matrix)
             next_q = self.critic_target.min(next_obs, next_action) - alpha * next_log_prob
             target = data["reward"].float() + data["discount"].float() * next_q
         q1, q2 = self.critic(obs, action)
@@ -256,6 +342,11 @@ class SAC:
                           "train/alpha": alpha.item(), "train/entropy": -log_prob.mean().item(),
                           "train/q_mean": q1.mean().item()}
 
+    def _sample(self, obs: torch.Tensor, noise_matrix: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if noise_matrix is None:
+            return self.actor.sample_unit(obs, self.generator)
+        return self.actor.sample_unit(obs, self.generator, noise_matrix)
+
     # -- the rest of the protocol ------------------------------------------------------------
 
     def policy(self) -> DeterministicPolicy:
@@ -265,7 +356,8 @@ class SAC:
         return PolicyModule(self.actor)
 
     def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions sampled from the squashed Gaussian, as in training (its own random generator)."""
+        """Actions sampled from the squashed Gaussian, as in training (its own random generator;
+        with use_sde, a noise matrix drawn afresh for each call)."""
         generator = torch.Generator(self.device)
         generator.seed()
 
