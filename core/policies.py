@@ -1,8 +1,8 @@
 """Policy and critic pieces shared by the policy-gradient and actor-critic plugins (TRPO, PPO,
 SVG, SAC, TD3): the Gaussian log-density, the tanh squashing of an unbounded Gaussian sample
 into an action box with its change-of-variables correction, the categorical (one or several
-dimensions) and Gaussian policies over a network, state-dependent exploration (gSDE), the twin Q-networks,
-orthogonal initialisation and the running observation / return normalisers.
+dimensions) and Gaussian policies over a network, state-dependent exploration (gSDE), the
+twin Q-networks, orthogonal initialisation and the running observation / return normalisers.
 
 Everything here is a plain function or a small ``nn.Module`` with no knowledge of replay,
 rollouts or the training loop, so an algorithm module still reads top to bottom.
@@ -256,7 +256,7 @@ class StateDependentNoisePolicy(nn.Module):
         noise = torch.randn(self.exploration.shape, generator=generator, dtype=std.dtype, device=std.device)
         self.exploration.copy_(noise * std)
 
-    def draw_weights(self, generator: torch.Generator) -> torch.Tensor:
+    def draw_noise_matrix(self, generator: torch.Generator) -> torch.Tensor:
         """One theta_eps ~ N(0, sigma^2) drawn as sigma * N(0, I), so that a loss through the
         action it makes also moves log sigma (SAC's actor loss, as SB3's rsample)."""
         std = self.log_std.exp()
@@ -289,11 +289,11 @@ class StateDependentNoisePolicy(nn.Module):
         action = mean + noise
         return action, self._normal(features, mean).log_prob(action).sum(dim=1)
 
-    def sample_with(self, obs: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mu(s) + z(s)^T weights with one matrix for every row (``draw_weights``; SAC's update
-        draws one per gradient step), and the log-density under pi(a|s)."""
+    def sample_with(self, obs: torch.Tensor, noise_matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu(s) + z(s)^T noise_matrix, one matrix for every row (``draw_noise_matrix``; SAC's
+        update draws one per gradient step), and the log-density under pi(a|s)."""
         features, mean = self._features_and_mean(obs)
-        action = mean + features @ weights
+        action = mean + features @ noise_matrix
         return action, self._normal(features, mean).log_prob(action).sum(dim=1)
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:

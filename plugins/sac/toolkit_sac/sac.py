@@ -160,7 +160,7 @@ class SquashedStateDependentPolicy(nn.Module):
                     noise_matrix: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised action in [-1, 1] for every row with one noise matrix (``noise_matrix``,
         else a fresh draw), and its log-density."""
-        matrix = self.noise.draw_weights(generator) if noise_matrix is None else noise_matrix
+        matrix = self.noise.draw_noise_matrix(generator) if noise_matrix is None else noise_matrix
         u, log_prob = self.noise.sample_with(obs, matrix)
         return torch.tanh(u), log_prob - tanh_log_det_jacobian(u)
 
@@ -304,7 +304,7 @@ class SAC:
         obs, action, weights = data["obs"].float(), data["action"].float(), data["weights"].float()
 
         # gSDE: one noise matrix for this step's samples, of the batch and of its successors (SB3's reset_noise)
-        noise_matrix = self.actor.noise.draw_weights(self.generator) if c.use_sde else None
+        noise_matrix = self.actor.noise.draw_noise_matrix(self.generator) if c.use_sde else None
         pi_action, log_prob = self._sample(obs, noise_matrix)
         alpha = self.log_alpha.detach().exp()
         metrics = {}
