@@ -228,12 +228,21 @@ def finished_jobs(results_file: Path | None, jobs: list[tuple], extra: list[str]
     return {job: done[key] for job, key in keys.items() if key in done}
 
 
+def late_training_return(curve: list, steps: int, fraction: float = 0.1) -> float:
+    """The mean return of the training episodes that ended in the last ``fraction`` of the run:
+    a second score beside the final evaluation, which measures the policy at one moment (a
+    policy that is good for most of the run's end can evaluate badly at its last step)."""
+    late = [episode_return for step, episode_return in curve if step >= (1 - fraction) * steps]
+    return statistics.mean(late) if late else float("nan")
+
+
 def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,
            plot_name: str = "{algo}/{algo}_curves.png") -> None:
     """The table (mean ± std over the seeds each library has finished) and, with ``plot_dir``,
     the training curves, one PNG per algorithm."""
-    print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | seeds | env steps/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| algorithm | env | steps | library | final eval return (mean ± std over seeds) | training return, "
+          "last 10% of steps | seeds | env steps/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         algo, env_id = run.split(":")
         rates, means, spreads = {}, {}, {}
@@ -244,8 +253,10 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
             finals = [results[(lib, run, s)]["final"] for s in done]
             means[lib], spreads[lib] = statistics.mean(finals), statistics.pstdev(finals)
             rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in done)
+            late = [late_training_return(results[(lib, run, s)]["curve"], steps or BUDGET[run]) for s in done]
             print(f"| {algo} | {env_id} | {steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
                   f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | "
+                  f"{statistics.mean(late):.1f} ({', '.join(f'{x:.0f}' for x in late)}) | "
                   f"{', '.join(map(str, done))} | {rates[lib]:.0f} |")
         if len(rates) == 2:
             # the issue's criterion: toolkit's mean not below SB3's by more than the seeds' spread
