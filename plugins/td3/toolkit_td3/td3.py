@@ -7,9 +7,10 @@
     delayed actor     every d critic updates: ascend Q_1(s, mu(s)), then Polyak-average both
                       targets (tau)                                                         (Section 5.2)
 
-Exploration adds N(0, exploration_noise^2) to mu(s), or with exploration_noise_type
-ornstein-uhlenbeck temporally correlated noise (the DDPG paper's, Lillicrap et al. 2016,
-which TD3 inherits the option of). Actions live in [-1, 1] inside the
+Exploration adds N(0, exploration_noise^2) to mu(s) (the paper's Section 6.1 found it as good
+as DDPG's Ornstein-Uhlenbeck noise), or with exploration_noise_type ornstein-uhlenbeck that
+temporally correlated noise (Lillicrap et al. 2016), which rl-zoo3 keeps for
+MountainCarContinuous. Actions live in [-1, 1] inside the
 algorithm (the replay, the critics, the noise scales) and are scaled to the env's box only
 when sent, as in SB3.
 
