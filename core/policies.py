@@ -94,6 +94,18 @@ def category_sizes(action_space: Any) -> tuple[int, ...] | None:
     return None
 
 
+def rollout_action_space(action_space: Any) -> spaces.Space:
+    """The space a rollout keeps a policy's actions in: a Discrete space as it is, the choice
+    of each dimension (counted from 0) for MultiDiscrete and MultiBinary, and for a Box the
+    Gaussian sample before the env's clipping, as float32."""
+    if isinstance(action_space, spaces.Discrete):
+        return action_space
+    sizes = category_sizes(action_space)
+    if sizes is not None:
+        return spaces.MultiDiscrete(sizes)
+    return spaces.Box(-np.inf, np.inf, action_space.shape, np.float32)
+
+
 def first_action(action_space: Any) -> np.ndarray:
     """What choice 0 of each dimension is in the env's numbering (Discrete and MultiDiscrete
     may start elsewhere than 0): the env's action is the policy's choice plus this."""

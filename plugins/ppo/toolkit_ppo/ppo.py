@@ -38,7 +38,8 @@ from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, mlp
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
-                              first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete)
+                              first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
+                              rollout_action_space)
 from toolkit.rollout import RolloutStorage
 
 
@@ -347,13 +348,7 @@ class PPO:
         self.action_space = action_space
         stored_obs = obs_space if self.image else spaces.Box(-np.inf, np.inf, (int(np.prod(obs_space.shape)),),
                                                              np.float32)
-        if isinstance(action_space, spaces.Discrete):
-            stored_actions: spaces.Space = action_space
-        elif self.discrete:  # the choice of each dimension, counted from 0
-            stored_actions = spaces.MultiDiscrete(category_sizes(action_space))
-        else:
-            stored_actions = spaces.Box(-np.inf, np.inf, action_space.shape, np.float32)
-        self.rollout = RolloutStorage(config.n_steps, context.n_envs, stored_obs, stored_actions)
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, stored_obs, rollout_action_space(action_space))
         self.obs_normalizer = RunningNormalizer(stored_obs.shape) if config.normalize_obs else None
         self.reward_normalizer = ReturnNormalizer(context.n_envs, config.gamma) if config.normalize_reward else None
         self.generator = torch.Generator(self.device).manual_seed(context.seed)

@@ -238,7 +238,8 @@ class TD3:
     def observe(self, t: Transition) -> None:
         self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
                         t.next_obs.reshape(len(t.next_obs), -1), t.terminated, t.truncated)
-        self.ou_noise[np.logical_or(t.terminated, t.truncated)] = 0.0  # a new episode starts it afresh
+        if self.config.exploration_noise_type == "ornstein-uhlenbeck":  # a new episode starts it afresh
+            self.ou_noise[np.logical_or(t.terminated, t.truncated)] = 0.0
 
     # -- learning ----------------------------------------------------------------------------
 

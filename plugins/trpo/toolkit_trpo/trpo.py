@@ -246,13 +246,8 @@ class TRPO:
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
         self.action_space = action_space
         flat_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
-        if isinstance(action_space, spaces.Discrete):
-            stored_actions: spaces.Space = action_space
-        elif self.discrete:  # the choice of each dimension, counted from 0
-            stored_actions = spaces.MultiDiscrete(sizes)
-        else:
-            stored_actions = spaces.Box(-np.inf, np.inf, action_space.shape, np.float32)
-        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs, stored_actions)
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs,
+                                      policies.rollout_action_space(action_space))
         self.first_action = policies.first_action(action_space)
         self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
         self.generator = torch.Generator(self.device).manual_seed(context.seed)
