@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from typing import Optional
 
 import click
@@ -305,16 +306,31 @@ def config(ctx: typer.Context, algo: str = typer.Argument(..., help="Algorithm n
     typer.echo(p.toml(), nl=False)
 
 
+_python_format_warning = warnings.formatwarning
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A user-facing warning (UserWarning, RuntimeWarning) as one line, like the errors; the
+    developer-facing ones (DeprecationWarning, ...) as Python prints them, with the source line."""
+    if category in (UserWarning, RuntimeWarning):
+        return f"warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     from toolkit.signals import Interrupted, interrupt_on_signals
 
+    previous_format, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         with interrupt_on_signals():
             return _main(argv)
     except Interrupted as exc:  # before training started (a signal during it checkpoints first)
         print(f"error: stopped by {exc}", file=sys.stderr)
         return 128 + exc.signal
+    finally:  # main() also runs inside other programs (tests, notebooks): leave their warnings as they were
+        warnings.formatwarning = previous_format
 
 
 def _main(argv: list[str] | None) -> int:

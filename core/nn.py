@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,24 +22,72 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, activation: 
     return nn.Sequential(*layers)
 
 
+def image_layout(space: Any) -> str | None:
+    """"CHW" or "HWC" when ``space`` holds uint8 images (a 3-axis Box of 0..255 whose smallest
+    axis, the channels, comes first or last), else None. A (4, 84, 84) Atari stack is CHW,
+    CarRacing's (96, 96, 3) frames are HWC; SB3 reads the layout the same way (its
+    ``is_image_space_channels_first``)."""
+    shape = tuple(getattr(space, "shape", None) or ())
+    if len(shape) != 3 or getattr(space, "dtype", None) != np.uint8:
+        return None
+    if not (np.all(space.low == 0) and np.all(space.high == 255)):
+        return None
+    if shape[0] <= min(shape[1], shape[2]):
+        return "CHW"
+    if shape[2] <= min(shape[0], shape[1]):
+        return "HWC"
+    return None
+
+
+def image_channels_and_size(space: Any) -> tuple[int, tuple[int, int]]:
+    """(channels, (height, width)) of a 3-axis observation space: channels last when
+    ``image_layout`` says HWC, else first (any other 3-axis space is taken as CHW, as before
+    channels-last images were recognised)."""
+    shape = tuple(space.shape)
+    return (shape[2], shape[:2]) if image_layout(space) == "HWC" else (shape[0], shape[1:])
+
+
+def nature_cnn_output_side(side: int) -> int:
+    """The side of the last feature map of the Nature CNN for an input side (8/4, 4/2, 3/1,
+    no padding): 7 for 84, 1 for 36, the smallest side it takes."""
+    return ((side - 8) // 4 + 1 - 4) // 2 + 1 - 2
+
+
 class NatureCNN(nn.Module):
     """The convolutional torso of Mnih et al. (2015): 32 8x8/4, 64 4x4/2, 64 3x3/1, then a
-    512-unit layer. Takes uint8 frame stacks (B, C, 84, 84) and scales them to [0, 1] inside,
-    so observations stay uint8 until they reach the network."""
+    512-unit layer. Takes uint8 images, (B, C, 84, 84) frame stacks by default, and scales
+    them to [0, 1] inside, so observations stay uint8 until they reach the network. Other
+    sizes (at least 36x36) and channels-last images (B, H, W, C), such as CarRacing's, are
+    taken as SB3's CnnPolicy takes them: the first linear layer is sized from the image, and
+    channels-last input is transposed inside (so an exported policy takes the env's own
+    frames)."""
 
-    def __init__(self, in_channels: int = 4, features: int = 512) -> None:
+    def __init__(self, in_channels: int = 4, features: int = 512, image_size: tuple[int, int] = (84, 84),
+                 channels_last_input: bool = False) -> None:
         super().__init__()
+        height, width = (nature_cnn_output_side(side) for side in image_size)
+        if min(height, width) < 1:
+            raise ValueError(f"the Nature CNN needs images of at least 36x36 pixels, got {image_size}")
+        self.channels_last_input = channels_last_input
         self.convs = nn.Sequential(
             nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
             nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(64 * 7 * 7, features), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(64 * height * width, features), nn.ReLU())
         self.out_features = features
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.channels_last_input:  # (B, H, W, C) -> (B, C, H, W), already channels-last in memory
+            frames = frames.permute(0, 3, 1, 2)
         return self.fc(self.convs(frames.float() / 255.0))
+
+    @classmethod
+    def for_images(cls, space: Any, features: int = 512) -> NatureCNN:
+        """The CNN for a 3-axis observation space, either layout (``image_channels_and_size``)."""
+        channels, size = image_channels_and_size(space)
+        return cls(channels, features, size, channels_last_input=image_layout(space) == "HWC")
 
 
 class CompiledOptimizerStep:

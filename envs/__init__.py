@@ -13,6 +13,7 @@ register_with_gymnasium([
     ("toolkit/IdentityContinuous-v0", "toolkit.envs.toy:IdentityContinuousEnv", {}, 16),
     ("toolkit/MultiIdentity-v0", "toolkit.envs.toy:MultiIdentityEnv", {}, 16),
     ("toolkit/BinaryIdentity-v0", "toolkit.envs.toy:BinaryIdentityEnv", {}, 16),
+    ("toolkit/ImageIdentity-v0", "toolkit.envs.toy:ImageIdentityEnv", {}, 16),
     ("toolkit/Corridor-v0", "toolkit.envs.toy:CorridorEnv", {}, 20),
     ("toolkit/Frames-v0", "toolkit.envs.toy:FramesEnv", {}, None),
     ("toolkit/SlowCartPole-v0", "toolkit.envs.toy:SlowCartPoleEnv", {}, 500),
@@ -27,10 +28,11 @@ def register_envs(register):
              names="toolkit.envs.atari:game_names")
     register("toy", "toolkit.envs.toy:resolve",
              "Toy envs with known optimal policies: toolkit/Identity-v0, toolkit/IdentityContinuous-v0, "
-             "toolkit/MultiIdentity-v0, toolkit/BinaryIdentity-v0, toolkit/Corridor-v0, toolkit/Frames-v0, "
+             "toolkit/MultiIdentity-v0, toolkit/BinaryIdentity-v0, toolkit/ImageIdentity-v0, toolkit/Corridor-v0, "
+             "toolkit/Frames-v0, "
              "toolkit/SlowCartPole-v0, toolkit/BlindCliffwalk-v0",
              names=["toolkit/Identity-v0", "toolkit/IdentityContinuous-v0", "toolkit/MultiIdentity-v0",
-                    "toolkit/BinaryIdentity-v0", "toolkit/Corridor-v0", "toolkit/Frames-v0",
+                    "toolkit/BinaryIdentity-v0", "toolkit/ImageIdentity-v0", "toolkit/Corridor-v0", "toolkit/Frames-v0",
                     "toolkit/SlowCartPole-v0", "toolkit/BlindCliffwalk-v0"])
     register("minatar", "toolkit.envs.minatar:resolve",
              "MinAtar's five 10x10 Atari games (Young & Tian 2019), MinAtar/Breakout-v1 ... (pip install toolkit[minatar])",

@@ -6,6 +6,7 @@
 | toolkit/IdentityContinuous-v0   | 0              | Box actions: output the observation         |
 | toolkit/MultiIdentity-v0        | 16             | MultiDiscrete actions: repeat each shown symbol |
 | toolkit/BinaryIdentity-v0       | 16             | MultiBinary actions: repeat each shown bit  |
+| toolkit/ImageIdentity-v0        | 16             | image observations (H, W, C): act on the lit band |
 | toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
 | toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
 | toolkit/SlowCartPole-v0         | 500            | CartPole-v1 whose step waits 2 ms: a slow simulator (scaling) |
@@ -98,6 +99,25 @@ class BinaryIdentityEnv(gym.Env):
     def step(self, action):
         reward = float(np.mean(np.asarray(action) == self._bits))
         return self._draw(), reward, False, False, {}
+
+
+class ImageIdentityEnv(IdentityEnv):
+    """IdentityEnv seen through a uint8 image, black but for a lit horizontal band, one of
+    ``n``: reward 1 for choosing that band's action. Channels last (H, W, C) as CarRacing's
+    frames, or first with ``channels_last=False``: checks that a CNN reads either layout."""
+
+    def __init__(self, n: int = 2, size: int = 40, channels: int = 3, channels_last: bool = True) -> None:
+        super().__init__(n)
+        self.size, self.channels_last = size, channels_last
+        shape = (size, size, channels) if channels_last else (channels, size, size)
+        self.observation_space = spaces.Box(0, 255, shape, dtype=np.uint8)
+
+    def _obs(self) -> np.ndarray:
+        image = np.zeros((self.size, self.size), dtype=np.uint8)
+        band = self.size // self.n
+        image[self._symbol * band:(self._symbol + 1) * band] = 255
+        channels = self.observation_space.shape[-1 if self.channels_last else 0]
+        return np.stack([image] * channels, axis=-1 if self.channels_last else 0)
 
 
 class IdentityContinuousEnv(gym.Env):
@@ -232,6 +252,7 @@ TOY_ENVS = {
     "toolkit/IdentityContinuous-v0": (IdentityContinuousEnv, HORIZON, 0),
     "toolkit/MultiIdentity-v0": (MultiIdentityEnv, HORIZON, 0),
     "toolkit/BinaryIdentity-v0": (BinaryIdentityEnv, HORIZON, 0),
+    "toolkit/ImageIdentity-v0": (ImageIdentityEnv, HORIZON, 0),
     "toolkit/Corridor-v0": (CorridorEnv, 20, 0),
     "toolkit/Frames-v0": (FramesEnv, None, 4),
     "toolkit/SlowCartPole-v0": (SlowCartPoleEnv, 500, 0),

@@ -131,3 +131,27 @@ def test_unsafe_checkpoint_is_called_unsafe_and_named(tmp_path):
     assert line == f"error: checkpoint {path} is unsafe: loading it would execute code (print); toolkit loads " \
                    "weights and plain data only"
     assert "\x1b[" not in result.stderr
+
+
+def test_a_warning_for_the_user_is_one_line_like_an_error(tmp_path):
+    """PPO's auto network on non-Atari images warns; the CLI prints it as `warning: ...` (no
+    source path, no code line), and leaves Python's formatting as it was for the caller."""
+    result = run_cli("train", "ppo", "--env", "toolkit/ImageIdentity-v0", "--steps", "64", "--n-steps", "32",
+                     "--batch-size", "32", "--eval-every", "0", "--eval-episodes", "1", "--run-dir",
+                     str(tmp_path / "r"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    warning_lines = [line for line in result.stderr.splitlines() if "--network nature" in line]
+    assert warning_lines == ["warning: toolkit/ImageIdentity-v0 gives images (40, 40, 3); --network auto reads them "
+                             "with MLPs over raw pixels (it picks the CNN for Atari's (C, 84, 84) frames only): "
+                             "--network nature reads them with the Nature CNN"]
+    assert "UserWarning" not in result.stderr
+
+
+def test_main_restores_the_warning_format_of_its_caller():
+    import warnings
+
+    from toolkit.cli import main
+
+    before = warnings.formatwarning
+    assert main(["list"]) == 0
+    assert warnings.formatwarning is before

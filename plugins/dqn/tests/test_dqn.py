@@ -6,7 +6,8 @@ import torch
 from gymnasium import spaces
 
 import toolkit
-from toolkit.interfaces import EnvContext
+from toolkit.errors import ToolkitError
+from toolkit.interfaces import EnvContext, EnvSpec
 from toolkit.replay import ReplayBuffer, UniformSampler
 from toolkit.run import plan
 from toolkit.testing import check_algorithm
@@ -125,6 +126,29 @@ def test_networks_for_images_and_vectors():
     net = build_q_network(DQNConfig(), minatar, 3)
     assert net.torso.__class__.__name__ == "MinAtarCNN"
     assert net(torch.ones(2, 4, 10, 10, dtype=torch.uint8)).shape == (2, 3)
+
+
+def test_channels_last_images_go_to_the_nature_cnn_and_too_small_ones_are_refused():
+    """CarRacing's (96, 96, 3) frames (``--env-kwargs continuous=false``) used to reach the
+    Nature CNN as 96 channels of 96x3 and stop the run with a convolution error."""
+    car_racing = spaces.Box(0, 255, (96, 96, 3), dtype=np.uint8)
+    net = build_q_network(DQNConfig(), car_racing, 5)
+    assert net.torso.__class__.__name__ == "NatureCNN" and net.torso.channels_last_input
+    assert net(torch.zeros(2, 96, 96, 3, dtype=torch.uint8)).shape == (2, 5)
+    spec = EnvSpec("some/Env-v0", "gymnasium", spaces.Box(0, 255, (30, 30, 3), np.uint8), spaces.Discrete(2))
+    with pytest.raises(ToolkitError, match="the Nature CNN needs images of at least 36x36 pixels"):
+        DQN.check(DQNConfig(), spec)
+    with pytest.raises(ToolkitError, match="--network nips2013 is the 2013 CNN for \\(C, 84, 84\\) frame stacks"):
+        DQN.check(DQNConfig(network="nips2013"), EnvSpec("CarRacing-v3", "gymnasium", car_racing, spaces.Discrete(5)))
+
+
+def test_learns_from_channels_last_images(tmp_path):
+    run_dir = toolkit.train("dqn", env="toolkit/ImageIdentity-v0", steps=2_000, seed=0, learning_starts=200,
+                            exploration_fraction=0.3, target_update_interval=100, eval_every=0, eval_episodes=5,
+                            checkpoint_every=0, run_dir=str(tmp_path / "r"), progress=False, threads=1)
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if "eval/mean_return" in line]
+    assert evals[-1]["eval/mean_return"] >= 15.0  # optimum 16
 
 
 def test_channels_last_only_for_the_atari_cnns():

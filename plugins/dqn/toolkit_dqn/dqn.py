@@ -27,7 +27,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import CompiledOptimizerStep, NatureCNN
+from toolkit.nn import CompiledOptimizerStep, NatureCNN, image_channels_and_size, image_layout
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due, linear
 
@@ -290,7 +290,8 @@ def network_kind(config: DQNConfig, observation_space: Any) -> str:
     if config.network != "auto":
         return config.network
     if len(shape) == 3 and observation_space.dtype == np.uint8:
-        return "minatar" if shape[1] < 36 else "nature"  # the Nature CNN needs >= 36 px
+        small = min(image_channels_and_size(observation_space)[1]) < 36  # the Nature CNN needs >= 36 px
+        return "minatar" if small and image_layout(observation_space) != "HWC" else "nature"
     return "mlp"
 
 
@@ -304,7 +305,7 @@ def build_q_network(config: DQNConfig, observation_space: Any, n_actions: int) -
     shape = tuple(observation_space.shape)
     kind = network_kind(config, observation_space)
     if kind == "nature":
-        torso: nn.Module = NatureCNN(shape[0])
+        torso: nn.Module = NatureCNN.for_images(observation_space)
     elif kind == "nips2013":
         torso = Nips2013CNN(shape[0])
     elif kind == "minatar":
@@ -411,10 +412,17 @@ def check_q_learning_spaces(config: DQNConfig, spec: EnvSpec, algo: str) -> None
     if not isinstance(spec.action_space, spaces.Discrete):
         raise ToolkitError(f"{algo} needs a discrete action space; {spec.id} has {spec.action_space} "
                            "(for continuous actions try sac, td3 or ppo)")
-    shape = tuple(spec.observation_space.shape or ())
+    space = spec.observation_space
+    shape = tuple(space.shape or ())
     if config.network in ("nature", "nips2013") and len(shape) != 3:
-        raise ToolkitError(f"--network {config.network} is a CNN for image stacks (C, H, W); {spec.id} observes "
+        raise ToolkitError(f"--network {config.network} is a CNN for images (C, H, W) or (H, W, C); {spec.id} observes "
                            f"shape {shape}: use --network mlp or auto")
+    if network_kind(config, space) == "nature" and min(image_channels_and_size(space)[1]) < 36:
+        raise ToolkitError(f"the Nature CNN needs images of at least 36x36 pixels; {spec.id} observes {space}: "
+                           f"use --network minatar or mlp")
+    if config.network == "nips2013" and (image_layout(space) == "HWC" or shape[1:] != (84, 84)):
+        raise ToolkitError(f"--network nips2013 is the 2013 CNN for (C, 84, 84) frame stacks; {spec.id} observes "
+                           f"{space}: use --network nature or auto")
 
 
 # -- the algorithm ---------------------------------------------------------------------------
@@ -468,7 +476,8 @@ class DQN:
         self.device = torch.device(context.device)
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
-        self.image_input = len(context.observation_space.shape) == 3
+        # (C, H, W) stacks are laid out channels-last here; (H, W, C) images already are once the CNN transposes them
+        self.image_input = len(context.observation_space.shape) == 3 and image_layout(context.observation_space) != "HWC"
         self.memory_format = memory_format_for(config, context.observation_space)
         self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
                                 lambda parameters: make_optimizer(config, parameters),

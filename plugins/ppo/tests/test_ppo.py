@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -140,6 +141,7 @@ def test_exported_module_is_the_evaluation_policy_with_normalisation():
     ("toolkit/Identity-v0", {}),
     ("toolkit/MultiIdentity-v0", {}),
     ("toolkit/BinaryIdentity-v0", {}),
+    ("toolkit/ImageIdentity-v0", {"network": "nature"}),
     ("toolkit/IdentityContinuous-v0", {"normalize_obs": True, "normalize_reward": True}),
     ("toolkit/IdentityContinuous-v0", {"use_sde": True, "sde_sample_freq": 3}),
     ("CartPole-v1", {"clip_range_vf": 0.2, "target_kl": 0.01, "learning_rate_schedule": "linear",
@@ -159,6 +161,34 @@ def test_learns_the_identity_task(tmp_path):
     logged = json.loads([line for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                          if "loss/clip_fraction" in line][-1])
     assert {"perf/approx_kl", "loss/clip_fraction", "train/explained_variance"} <= logged.keys()
+
+
+def test_learns_from_channels_last_images_with_the_nature_cnn(tmp_path):
+    """``--network nature`` on (H, W, C) images (CarRacing's layout): the CNN transposes them
+    itself, learns the lit-band task (optimum 16), and the exported policy takes the env's frames."""
+    run_dir = toolkit.train("ppo", env="toolkit/ImageIdentity-v0", network="nature", steps=1_024, seed=0, n_envs=4,
+                            n_steps=32, batch_size=64, n_epochs=4, learning_rate=1e-3, eval_every=0,
+                            eval_episodes=5, checkpoint_every=0, run_dir=str(tmp_path / "r"), progress=False,
+                            threads=1)
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if "eval/mean_return" in line]
+    assert evals[-1]["eval/mean_return"] >= 15.0
+    agent = toolkit.load(run_dir)
+    assert agent.algorithm.net.torso.channels_last_input
+    frames = np.zeros((2, 40, 40, 3), np.uint8)
+    frames[0, :20], frames[1, 20:] = 255, 255  # band 0 lit, band 1 lit
+    np.testing.assert_array_equal(agent.predict(frames), [0, 1])
+
+
+def test_auto_network_warns_that_it_reads_non_atari_images_with_mlps():
+    images = spaces.Box(0, 255, (96, 96, 3), np.uint8)
+    with pytest.warns(UserWarning, match="--network nature reads them with the Nature CNN"):
+        PPO.check(PPOConfig(), EnvSpec("CarRacing-v3", "gymnasium", images, spaces.Box(-1, 1, (3,), np.float32)))
+    atari = spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PPO.check(PPOConfig(), EnvSpec("Pong", "atari", atari, spaces.Discrete(6)))
+        PPO.check(PPOConfig(network="nature"), EnvSpec("CarRacing-v3", "gymnasium", images, spaces.Discrete(5)))
 
 
 @pytest.mark.parametrize("env, env_kwargs", [
@@ -212,8 +242,11 @@ def test_refuses_what_it_cannot_model():
         PPO.check(PPOConfig(), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.MultiBinary((2, 3))))
     with pytest.raises(ToolkitError, match="--use-sde is exploration noise for continuous actions"):
         PPO.check(PPOConfig(use_sde=True), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.MultiDiscrete([2, 3])))
-    with pytest.raises(ToolkitError, match="--network nature needs \\(C, 84, 84\\) frames"):
+    with pytest.raises(ToolkitError, match="--network nature needs images \\(C, H, W\\) or \\(H, W, C\\) of at least 36x36"):
         PPO.check(PPOConfig(network="nature"), EnvSpec("some/Env-v0", "gymnasium", vectors, spaces.Discrete(2)))
+    small = spaces.Box(0, 255, (32, 32, 3), np.uint8)
+    with pytest.raises(ToolkitError, match="at least 36x36"):
+        PPO.check(PPOConfig(network="nature"), EnvSpec("some/Env-v0", "gymnasium", small, spaces.Discrete(2)))
     frames = spaces.Box(0, 255, (4, 84, 84), np.uint8)
     with pytest.raises(ToolkitError, match="--normalize-obs is for vector observations"):
         PPO.check(PPOConfig(normalize_obs=True), EnvSpec("Pong", "atari", frames, spaces.Discrete(6)))

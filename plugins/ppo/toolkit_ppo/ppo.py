@@ -23,6 +23,7 @@ loop and ``RolloutStorage`` with ``gae()``; policies and normalisers from ``tool
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -35,7 +36,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import NatureCNN, mlp
+from toolkit.nn import NatureCNN, image_channels_and_size, image_layout, mlp
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
                               first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
@@ -79,7 +80,9 @@ class PPOConfig:
     target_kl: float = bounded(0.0, at_least=0)
     """Stop a rollout's epochs once the approximate KL of a minibatch passes 1.5 x this (0: never)."""
     network: Literal["auto", "nature", "mlp"] = "auto"
-    """auto: the Nature CNN (shared by policy and value) for Atari frames, separate MLPs otherwise."""
+    """auto: the Nature CNN (shared by policy and value) for Atari frames (C, 84, 84), separate
+    MLPs otherwise; nature: the Nature CNN for any uint8 images of at least 36x36, channels first
+    or last (CarRacing's (96, 96, 3) frames, as SB3's CnnPolicy)."""
     channels_last: bool = True
     """Use the channels-last memory layout for the CNN (faster convolutions on CPU)."""
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
@@ -217,7 +220,7 @@ class ActorCritic(nn.Module):
         sizes = category_sizes(action_space)  # None for Box actions
         n_out = sum(sizes) if sizes else int(np.prod(action_space.shape))
         if _uses_cnn(config, obs_space):
-            self.torso: nn.Module = NatureCNN(obs_space.shape[0])
+            self.torso: nn.Module = NatureCNN.for_images(obs_space)
             policy_head: nn.Module = nn.Linear(self.torso.out_features, n_out)
             value_head: nn.Module = nn.Linear(self.torso.out_features, 1)
         else:
@@ -243,12 +246,14 @@ class ActorCritic(nn.Module):
         else:
             self.actor = GaussianPolicy(policy_head, n_out, config.log_std_init)
         self.critic = value_head
-        self.memory_format = (torch.channels_last if config.channels_last and isinstance(self.torso, NatureCNN)
-                              else torch.contiguous_format)
+        cnn = isinstance(self.torso, NatureCNN)
+        self.memory_format = torch.channels_last if config.channels_last and cnn else torch.contiguous_format
         self.torso.to(memory_format=self.memory_format)
+        # channels-last images (B, H, W, C) reach the convolutions channels-last in memory already
+        self.input_format = torch.contiguous_format if cnn and self.torso.channels_last_input else self.memory_format
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.torso(obs.contiguous(memory_format=self.memory_format) if obs.dim() == 4 else obs)
+        return self.torso(obs.contiguous(memory_format=self.input_format) if obs.dim() == 4 else obs)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(torso features, V(s))."""
@@ -321,14 +326,18 @@ class PPO:
     @classmethod
     def check(cls, config: PPOConfig, spec: EnvSpec) -> None:
         """PPO's policies are categorical (Discrete; one per dimension for MultiDiscrete and
-        MultiBinary) or Gaussian (Box); the CNN needs 84x84 frames."""
+        MultiBinary) or Gaussian (Box); the CNN needs uint8 images of at least 36x36."""
         if category_sizes(spec.action_space) is None and not isinstance(spec.action_space, spaces.Box):
             raise ToolkitError(f"ppo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
-        shape = tuple(spec.observation_space.shape or ())
-        if config.network == "nature" and (len(shape) != 3 or shape[1:] != (84, 84)):
-            raise ToolkitError(f"--network nature needs (C, 84, 84) frames; {spec.id} gives observations of "
-                               f"shape {shape} (use --network auto or mlp)")
+        space = spec.observation_space
+        if config.network == "nature" and (len(space.shape or ()) != 3 or min(image_channels_and_size(space)[1]) < 36):
+            raise ToolkitError(f"--network nature needs images (C, H, W) or (H, W, C) of at least 36x36; "
+                               f"{spec.id} gives {space} (use --network auto or mlp)")
+        if config.network == "auto" and image_layout(space) is not None and not _uses_cnn(config, space):
+            warnings.warn(f"{spec.id} gives images {tuple(space.shape)}; --network auto reads them with MLPs over "
+                          f"raw pixels (it picks the CNN for Atari's (C, 84, 84) frames only): --network nature "
+                          f"reads them with the Nature CNN", UserWarning, stacklevel=2)
         if config.normalize_obs and _uses_cnn(config, spec.observation_space):
             raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
                                "which scales them to [0, 1] itself (drop --normalize-obs)")
