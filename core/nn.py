@@ -47,6 +47,14 @@ def image_channels_and_size(space: Any) -> tuple[int, tuple[int, int]]:
     return (shape[2], shape[:2]) if image_layout(space) == "HWC" else (shape[0], shape[1:])
 
 
+def warn_images_read_by_mlps(spec: Any, reader: str, remedy: str) -> None:
+    """Warn at start when ``spec``'s observations are images (``image_layout``) that ``reader``
+    flattens into an MLP's input, where a CNN would read them far better."""
+    if image_layout(spec.observation_space) is not None:
+        warnings.warn(f"{spec.id} gives images {tuple(spec.observation_space.shape)}; {reader} reads them with MLPs "
+                      f"over raw pixels ({remedy})", UserWarning, stacklevel=3)
+
+
 def nature_cnn_output_side(side: int) -> int:
     """The side of the last feature map of the Nature CNN for an input side (8/4, 4/2, 3/1,
     no padding): 7 for 84, 1 for 36, the smallest side it takes."""

@@ -142,8 +142,8 @@ def test_a_warning_for_the_user_is_one_line_like_an_error(tmp_path):
     assert result.returncode == 0, result.stderr
     warning_lines = [line for line in result.stderr.splitlines() if "--network nature" in line]
     assert warning_lines == ["warning: toolkit/ImageIdentity-v0 gives images (40, 40, 3); --network auto reads them "
-                             "with MLPs over raw pixels (it picks the CNN for Atari's (C, 84, 84) frames only): "
-                             "--network nature reads them with the Nature CNN"]
+                             "with MLPs over raw pixels (it picks the CNN for Atari's (C, 84, 84) frames only; "
+                             "--network nature reads them with the Nature CNN)"]
     assert "UserWarning" not in result.stderr
 
 

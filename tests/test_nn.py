@@ -1,6 +1,8 @@
 """Shared network pieces (toolkit.nn): the compiled optimizer step and its eager fallback, the
 image layout of an observation space and the Nature CNN on any image size and layout."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,20 @@ def test_the_nature_cnn_keeps_its_atari_shape_and_refuses_images_below_36_pixels
     assert NatureCNN(1, image_size=(36, 36))(torch.zeros(2, 1, 36, 36, dtype=torch.uint8)).shape == (2, 512)
     with pytest.raises(ValueError, match="at least 36x36"):
         NatureCNN(3, image_size=(35, 64))
+
+
+@pytest.mark.parametrize("algo, env_kwargs", [("sac", ()), ("td3", ()), ("trpo", ()),
+                                              ("dqn", ("continuous=false",))])
+def test_algorithms_without_a_cnn_say_at_start_that_they_read_images_as_vectors(algo, env_kwargs):
+    """SAC, TD3 and TRPO flatten CarRacing's frames into an MLP's input: the start says so
+    (and where a CNN is); DQN, whose auto network is the CNN there, says nothing."""
+    from toolkit.run import plan
+
+    if algo == "dqn":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})
+        return
+    with pytest.warns(UserWarning, match=f"CarRacing-v3 gives images \\(96, 96, 3\\); {algo} reads them with MLPs "
+                                         "over raw pixels .*ppo --network nature"):
+        plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})

@@ -23,7 +23,6 @@ loop and ``RolloutStorage`` with ``gae()``; policies and normalisers from ``tool
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -36,7 +35,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import NatureCNN, image_channels_and_size, image_layout, mlp
+from toolkit.nn import NatureCNN, image_channels_and_size, mlp, warn_images_read_by_mlps
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
                               first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
@@ -334,10 +333,9 @@ class PPO:
         if config.network == "nature" and (len(space.shape or ()) != 3 or min(image_channels_and_size(space)[1]) < 36):
             raise ToolkitError(f"--network nature needs images (C, H, W) or (H, W, C) of at least 36x36; "
                                f"{spec.id} gives {space} (use --network auto or mlp)")
-        if config.network == "auto" and image_layout(space) is not None and not _uses_cnn(config, space):
-            warnings.warn(f"{spec.id} gives images {tuple(space.shape)}; --network auto reads them with MLPs over "
-                          f"raw pixels (it picks the CNN for Atari's (C, 84, 84) frames only): --network nature "
-                          f"reads them with the Nature CNN", UserWarning, stacklevel=2)
+        if config.network == "auto" and not _uses_cnn(config, space):
+            warn_images_read_by_mlps(spec, "--network auto", "it picks the CNN for Atari's (C, 84, 84) frames only; "
+                                     "--network nature reads them with the Nature CNN")
         if config.normalize_obs and _uses_cnn(config, spec.observation_space):
             raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
                                "which scales them to [0, 1] itself (drop --normalize-obs)")

@@ -35,7 +35,7 @@ from torch import nn
 
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import mlp
+from toolkit.nn import mlp, warn_images_read_by_mlps
 from toolkit.policies import (SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gsde_noise_due,
                               polyak_update, require_bounded_box, scale_to_box, tanh_log_det_jacobian)
 from toolkit.replay import ReplayBuffer
@@ -205,6 +205,7 @@ class SAC:
     def check(cls, config: SACConfig, spec: EnvSpec) -> None:
         """SAC's squashed Gaussian needs a bounded continuous (Box) action space."""
         require_bounded_box("sac", spec)
+        warn_images_read_by_mlps(spec, "sac", "it has no CNN yet; ppo --network nature reads images with one")
 
     def __init__(self, config: SACConfig, context: EnvContext) -> None:
         self.config = config

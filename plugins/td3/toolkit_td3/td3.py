@@ -34,7 +34,7 @@ from torch import nn
 
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import mlp
+from toolkit.nn import mlp, warn_images_read_by_mlps
 from toolkit.policies import TwinQ, polyak_update, require_bounded_box, scale_to_box
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due
@@ -185,6 +185,7 @@ class TD3:
     def check(cls, config: TD3Config, spec: EnvSpec) -> None:
         """TD3's tanh actor needs a bounded continuous (Box) action space."""
         require_bounded_box("td3", spec)
+        warn_images_read_by_mlps(spec, "td3", "it has no CNN yet; ppo --network nature reads images with one")
 
     def __init__(self, config: TD3Config, context: EnvContext) -> None:
         self.config = config

@@ -33,6 +33,7 @@ from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp as core_mlp
+from toolkit.nn import warn_images_read_by_mlps
 from toolkit.policies import FrozenNormalizer, RunningNormalizer
 from toolkit.rollout import RolloutStorage
 
@@ -222,6 +223,7 @@ class TRPO:
             raise ToolkitError(f"trpo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
         policies.refuse_gsde_for_discrete(config.use_sde, spec)
+        warn_images_read_by_mlps(spec, "trpo", "it has no CNN; ppo --network nature reads images with one")
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config
