@@ -63,7 +63,7 @@ TRAIN = [
     (["train", "random", "--wandb-timeout", "nan"], "--wandb-timeout must be a finite number"),
     # dqn
     (["train", "dqn", "--env", "Pendulum-v1"], "discrete action space"),
-    (["train", "dqn", "--env", "CartPole-v1", "--network", "nature"], "CNN for image stacks"),
+    (["train", "dqn", "--env", "CartPole-v1", "--network", "nature"], "is a CNN for images (C, H, W) or (H, W, C)"),
     (["train", "dqn", "--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
     (["train", "dqn", "--learning-rate", "-1"], "--learning-rate must be > 0, got -1"),
     (["train", "dqn", "--learning-rate", "0"], "--learning-rate must be > 0, got 0"),
@@ -99,7 +99,7 @@ TRAIN = [
     (["train", "dqn", "--replay", "prioritized:beta0=-1"], "beta0"),
     # h-DQN
     (["train", "hdqn", "--env", "CartPole-v1"], "needs a goal environment"),
-    (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--network", "nature"], "CNN for image stacks"),
+    (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--network", "nature"], "is a CNN for images (C, H, W) or (H, W, C)"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--controller-gamma", "2"], "--controller-gamma must be >= 0 and <= 1"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--gamma", "nan"], "--gamma must be a finite number"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--learning-rate", "0"], "--learning-rate must be > 0"),
@@ -165,7 +165,7 @@ TOML = [  # the same values from --config FILE: the error names the key and the 
     ("[algo]\nbuffer_size = 0\n", "dqn", "buffer_size in {toml} must be >= 1"),
     ("[algo]\nhidden = [64, -3]\n", "dqn", "hidden in {toml} must be >= 1, got -3"),
     ("[algo]\nreplay = 'prioritized:eps=-1'\n", "dqn", "eps must be a finite number > 0"),
-    ("[algo]\nnetwork = 'nature'\n", "dqn", "CNN for image stacks"),
+    ("[algo]\nnetwork = 'nature'\n", "dqn", "is a CNN for images (C, H, W) or (H, W, C)"),
     ("[algo]\nbatch_size = 100000\n", "vae", "--batch-size 100000 is more than"),
     ("[dqn]\nlearning_rate = 0.1\n", "dqn", "unknown config section"),
     ("algorithm = 'trpo'\n", "dqn", "is a config for 'trpo', not 'dqn'"),
