@@ -295,6 +295,12 @@ def network_kind(config: DQNConfig, observation_space: Any) -> str:
     return "mlp"
 
 
+def channels_first_images(observation_space: Any) -> bool:
+    """(C, H, W) stacks, which the learner lays out channels-last before the CNN; (H, W, C)
+    images already are once the CNN transposes them, and vectors have no layout."""
+    return len(observation_space.shape) == 3 and image_layout(observation_space) != "HWC"
+
+
 def memory_format_for(config: DQNConfig, observation_space: Any) -> torch.memory_format:
     """channels-last for the Atari CNNs when asked (faster convolutions on CPU), otherwise contiguous."""
     atari_cnn = network_kind(config, observation_space) in ("nature", "nips2013")
@@ -476,8 +482,7 @@ class DQN:
         self.device = torch.device(context.device)
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
-        # (C, H, W) stacks are laid out channels-last here; (H, W, C) images already are once the CNN transposes them
-        self.image_input = len(context.observation_space.shape) == 3 and image_layout(context.observation_space) != "HWC"
+        self.image_input = channels_first_images(context.observation_space)
         self.memory_format = memory_format_for(config, context.observation_space)
         self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
                                 lambda parameters: make_optimizer(config, parameters),

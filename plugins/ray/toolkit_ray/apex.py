@@ -44,10 +44,9 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import FailedAt, ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec
-from toolkit.nn import image_layout
 from toolkit.replay import Fragment, ReplayBuffer, make_fragment
-from toolkit_dqn.dqn import (GreedyModule, GreedyPolicy, QLearner, TDUpdate, build_q_network, check_q_learning_spaces,
-                             epsilon_greedy, make_optimizer, memory_format_for)
+from toolkit_dqn.dqn import (GreedyModule, GreedyPolicy, QLearner, TDUpdate, build_q_network, channels_first_images,
+                             check_q_learning_spaces, epsilon_greedy, make_optimizer, memory_format_for)
 
 
 @dataclass(frozen=True)
@@ -425,8 +424,7 @@ class ApexDQN:
         self.device = torch.device(context.device)
         torch.manual_seed(context.seed)
         self.n_actions = int(context.action_space.n)
-        # (C, H, W) stacks are laid out channels-last here; (H, W, C) images already are once the CNN transposes them
-        self.image_input = len(context.observation_space.shape) == 3 and image_layout(context.observation_space) != "HWC"
+        self.image_input = channels_first_images(context.observation_space)
         self.memory_format = memory_format_for(config, context.observation_space)
         self.learner = QLearner(lambda: build_q_network(config, context.observation_space, self.n_actions),
                                 lambda parameters: make_optimizer(config, parameters),
