@@ -21,11 +21,14 @@ about 7 GB (84*84 bytes each) instead of about 56 GB.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from toolkit.errors import ToolkitError
 from toolkit.interfaces import Batch, Sampler
 
 
@@ -168,10 +171,12 @@ class ReplayBuffer:
         sampler: str | Sampler = "uniform",
         seed: int = 0,
         extras: dict[str, Any] | None = None,
+        capacity_option: str = "--buffer-size",
     ) -> None:
         """``extras`` declares named columns stored beside each transition (name -> a gymnasium
         space giving shape and dtype): h-DQN's goal, SVG's behaviour log-probability. ``add``
-        takes their values and sampled batches return them in ``Batch.extras``."""
+        takes their values and sampled batches return them in ``Batch.extras``.
+        ``capacity_option``: the option that sets ``capacity``, named when it does not fit in memory."""
         self.n_envs = n_envs
         self.slots = capacity // n_envs
         self.frame_stack = frame_stack
@@ -181,6 +186,10 @@ class ReplayBuffer:
         frame_shape = obs_shape[1:] if frame_stack else obs_shape
         action_shape = tuple(action_space.shape or ())
         action_dtype = _storage_dtype(action_space)
+        extra_columns = {name: (tuple(space.shape or ()), _storage_dtype(space)) for name, space in (extras or {}).items()}
+        self.slot_bytes = (_nbytes(frame_shape, observation_space.dtype) + _nbytes(action_shape, action_dtype)
+                           + SLOT_BOOKKEEPING_BYTES + sum(_nbytes(*column) for column in extra_columns.values()))
+        check_replay_fits(self.slots * n_envs, self.slot_bytes, capacity_option, memory_available())
         shape = (self.slots, n_envs)
         self.frames = np.zeros(shape + frame_shape, dtype=observation_space.dtype)
         self.actions = np.zeros(shape + action_shape, dtype=action_dtype)
@@ -188,8 +197,8 @@ class ReplayBuffer:
         self.terminated = np.zeros(shape, dtype=bool)
         self.episode_end = np.zeros(shape, dtype=bool)  # the next slot holds the final observation
         self.has_transition = np.zeros(shape, dtype=bool)
-        self.extras = {name: np.zeros(shape + tuple(space.shape or ()), dtype=_storage_dtype(space))
-                       for name, space in (extras or {}).items()}
+        self.extras = {name: np.zeros(shape + column_shape, dtype=dtype)
+                       for name, (column_shape, dtype) in extra_columns.items()}
         # Frames of the same episode before this slot, capped at frame_stack - 1.
         self.frames_before = np.zeros(shape, dtype=np.uint8)
         self.pos = np.zeros(n_envs, dtype=np.int64)
@@ -414,6 +423,55 @@ class ReplayBuffer:
         self.sampler.load_state_dict(state["sampler"])
         for name, column in self.extras.items():
             column[: self.filled] = state["extras"][name]
+
+
+# reward (float32), terminated, episode_end, has_transition (bool), frames_before (uint8), and
+# the uniform sampler's valid flag
+SLOT_BOOKKEEPING_BYTES = 4 + 3 + 1 + 1
+
+
+def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def memory_available() -> tuple[int, int] | None:
+    """(bytes free now, bytes in all) for this process: RAM plus swap, or the cgroup's memory
+    limit where one is set and lower (a container); None where it cannot be read."""
+    try:
+        import psutil
+
+        ram, swap = psutil.virtual_memory(), psutil.swap_memory()
+    except Exception:  # a platform psutil cannot read
+        return None
+    free, total = ram.available + swap.free, ram.total + swap.total
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            free, total = min(free, int(limit) - used), min(total, int(limit))
+    except (OSError, ValueError):  # no cgroup v2 limit here
+        pass
+    return free, total
+
+
+def check_replay_fits(capacity: int, slot_bytes: int, option: str, memory: tuple[int, int] | None) -> None:
+    """Refuse a replay buffer larger than all of the machine's memory (numpy could not even
+    allocate it); warn when the full buffer is larger than what is free now (it is allocated
+    lazily, so the run starts and is killed for memory hours later, once the buffer fills)."""
+    if memory is None:
+        return
+    free, total = memory
+    need = capacity * slot_bytes
+    if need <= free:
+        return
+    fits = max(int(0.8 * free) // slot_bytes, 0)
+    fits = int(float(f"{fits:.2g}")) if fits >= 100 else fits  # a round number to type
+    size = f"a replay buffer of {capacity:,} transitions takes {need / 1e9:,.1f} GB ({slot_bytes:,} bytes each)"
+    if need > total:
+        raise ToolkitError(f"{size}, more than this machine's {total / 1e9:,.1f} GB of memory: "
+                           f"pass {option} {fits} or less")
+    warnings.warn(f"{size} when full, and {free / 1e9:,.1f} GB is free now: the run may be killed for memory "
+                  f"once the buffer fills ({option} {fits} fits)", RuntimeWarning, stacklevel=3)
 
 
 def _storage_dtype(space: Any) -> Any:

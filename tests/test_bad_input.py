@@ -70,6 +70,8 @@ TRAIN = [
     (["train", "dqn", "--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
     (["train", "dqn", "--buffer-size", "0"], "--buffer-size must be >= 1, got 0"),
     (["train", "dqn", "--buffer-size", "-1"], "--buffer-size must be >= 1"),
+    # more than any machine's memory: refused before numpy tries to allocate it
+    (["train", "dqn", "--buffer-size", str(10**13)], "of memory: pass --buffer-size"),
     (["train", "dqn", "--train-frequency", "0"], "--train-frequency must be >= 1"),
     (["train", "dqn", "--hidden", "-3"], "--hidden must be >= 1, got -3"),
     (["train", "dqn", "--hidden", "64,0"], "--hidden must be >= 1, got 0"),
@@ -105,6 +107,7 @@ TRAIN = [
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--learning-rate", "0"], "--learning-rate must be > 0"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--pretrain-steps", "-1"], "--pretrain-steps must be >= 0"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--controller-buffer-size", "0"], "--controller-buffer-size must be >= 1"),
+    (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--meta-buffer-size", str(10**13)], "pass --meta-buffer-size"),
     (["train", "hdqn", "--env", "toolkit/KeyDoor-v0", "--batch-size", "0"], "--batch-size must be >= 1"),
     # TRPO
     (["train", "trpo", "--env", "CartPole-v1", "--max-kl", "0"], "--max-kl must be > 0"),

@@ -282,3 +282,28 @@ def test_a_fragment_carries_extra_columns_and_a_missing_one_changes_nothing():
                                               np.zeros((T, 2), bool)))
     for name, array in before.items():
         np.testing.assert_array_equal(getattr(buffers[1], name), array, err_msg=name)
+
+
+def test_the_memory_estimate_is_what_the_buffer_allocates():
+    extras = {"goal": spaces.Discrete(5), "log_prob": spaces.Box(-np.inf, np.inf, (3,), np.float32)}
+    buffer = ReplayBuffer(64, spaces.Box(0, 255, (4, 8, 8), np.uint8), spaces.Box(-1, 1, (2,), np.float32), n_envs=2,
+                          frame_stack=4, extras=extras)
+    arrays = [buffer.frames, buffer.actions, buffer.rewards, buffer.terminated, buffer.episode_end,
+              buffer.has_transition, buffer.frames_before, buffer.sampler.valid, *buffer.extras.values()]
+    assert sum(a.nbytes for a in arrays) == 64 * buffer.slot_bytes
+    assert buffer.slot_bytes == 8 * 8 + 2 * 4 + 4 + 3 + 1 + 1 + 8 + 3 * 4
+
+
+def test_a_buffer_beyond_all_memory_is_refused_and_one_beyond_free_memory_warned_of():
+    from toolkit.errors import ToolkitError
+    from toolkit.replay import check_replay_fits
+
+    gb = 10**9
+    check_replay_fits(1000, 10**6, "--buffer-size", (2 * gb, 4 * gb))  # 1 GB of 2 free: silent
+    check_replay_fits(10**9, 10**9, "--buffer-size", None)  # memory unknown: nothing to say
+    with pytest.warns(RuntimeWarning, match=r"takes 3\.0 GB \(1,000,000 bytes each\) when full, and 2\.0 GB is free "
+                                            r"now: .* \(--buffer-size 1600 fits\)"):
+        check_replay_fits(3000, 10**6, "--buffer-size", (2 * gb, 4 * gb))
+    with pytest.raises(ToolkitError, match=r"more than this machine's 4\.0 GB of memory: pass --meta-buffer-size 1600 "
+                                           r"or less"):
+        check_replay_fits(5000, 10**6, "--meta-buffer-size", (2 * gb, 4 * gb))

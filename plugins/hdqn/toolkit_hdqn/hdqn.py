@@ -218,11 +218,13 @@ class HDQN:
         self.controller_replay = ReplayBuffer(
             config.controller_buffer_size, obs_space, context.action_space, n_envs=context.n_envs,
             frame_stack=context.frame_stack, sampler=config.controller_replay, seed=context.seed,
-            extras={"goal": spaces.Discrete(self.n_goals), "reached": spaces.Discrete(2)})
+            extras={"goal": spaces.Discrete(self.n_goals), "reached": spaces.Discrete(2)},
+            capacity_option="--controller-buffer-size")
         # D2: one option per entry, each stored with its own successor; the action is the goal
         self.meta_replay = ReplayBuffer(config.meta_buffer_size, obs_space, spaces.Discrete(self.n_goals), n_envs=1,
                                         sampler=config.meta_replay, seed=context.seed + 1,
-                                        extras={"option_length": spaces.Box(0, np.inf, (), np.float32)})
+                                        extras={"option_length": spaces.Box(0, np.inf, (), np.float32)},
+                                        capacity_option="--meta-buffer-size")
         self.total_steps = context.total_steps
         self.rng = np.random.default_rng(context.seed)
         n = context.n_envs
