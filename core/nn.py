@@ -61,6 +61,14 @@ def nature_cnn_output_side(side: int) -> int:
     return ((side - 8) // 4 + 1 - 4) // 2 + 1 - 2
 
 
+def nature_cnn_fits(space: Any) -> bool:
+    """Whether the Nature CNN takes ``space``'s observations: 3-axis images whose sides
+    (``image_channels_and_size``) are all at least 36 pixels."""
+    if len(tuple(getattr(space, "shape", None) or ())) != 3:
+        return False
+    return min(nature_cnn_output_side(side) for side in image_channels_and_size(space)[1]) >= 1
+
+
 class NatureCNN(nn.Module):
     """The convolutional torso of Mnih et al. (2015): 32 8x8/4, 64 4x4/2, 64 3x3/1, then a
     512-unit layer. Takes uint8 images, (B, C, 84, 84) frame stacks by default, and scales

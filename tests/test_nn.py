@@ -8,7 +8,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from toolkit.nn import CompiledOptimizerStep, NatureCNN, image_channels_and_size, image_layout
+from toolkit.nn import CompiledOptimizerStep, NatureCNN, image_channels_and_size, image_layout, nature_cnn_fits
 
 
 def _rmsprop_pair():
@@ -92,6 +92,12 @@ def test_the_nature_cnn_keeps_its_atari_shape_and_refuses_images_below_36_pixels
     assert NatureCNN(1, image_size=(36, 36))(torch.zeros(2, 1, 36, 36, dtype=torch.uint8)).shape == (2, 512)
     with pytest.raises(ValueError, match="at least 36x36"):
         NatureCNN(3, image_size=(35, 64))
+    # what the algorithms' checks ask before building one: the same boundary, in either layout
+    assert nature_cnn_fits(spaces.Box(0, 255, (36, 40, 3), np.uint8))
+    assert nature_cnn_fits(spaces.Box(0, 255, (1, 36, 36), np.uint8))
+    assert not nature_cnn_fits(spaces.Box(0, 255, (35, 64, 3), np.uint8))
+    assert not nature_cnn_fits(spaces.Box(0, 255, (4, 10, 10), np.uint8))  # MinAtar
+    assert not nature_cnn_fits(spaces.Box(-1, 1, (84,), np.float32))
 
 
 @pytest.mark.parametrize("algo, env_kwargs", [("sac", ()), ("td3", ()), ("trpo", ()),

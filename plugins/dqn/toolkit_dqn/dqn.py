@@ -27,7 +27,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import CompiledOptimizerStep, NatureCNN, image_channels_and_size, image_layout
+from toolkit.nn import CompiledOptimizerStep, NatureCNN, image_layout, nature_cnn_fits
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due, linear
 
@@ -290,7 +290,7 @@ def network_kind(config: DQNConfig, observation_space: Any) -> str:
     if config.network != "auto":
         return config.network
     if len(shape) == 3 and observation_space.dtype == np.uint8:
-        small = min(image_channels_and_size(observation_space)[1]) < 36  # the Nature CNN needs >= 36 px
+        small = not nature_cnn_fits(observation_space)
         return "minatar" if small and image_layout(observation_space) != "HWC" else "nature"
     return "mlp"
 
@@ -423,7 +423,7 @@ def check_q_learning_spaces(config: DQNConfig, spec: EnvSpec, algo: str) -> None
     if config.network in ("nature", "nips2013") and len(shape) != 3:
         raise ToolkitError(f"--network {config.network} is a CNN for images (C, H, W) or (H, W, C); {spec.id} observes "
                            f"shape {shape}: use --network mlp or auto")
-    if network_kind(config, space) == "nature" and min(image_channels_and_size(space)[1]) < 36:
+    if network_kind(config, space) == "nature" and not nature_cnn_fits(space):
         raise ToolkitError(f"the Nature CNN needs images of at least 36x36 pixels; {spec.id} observes {space}: "
                            f"use --network minatar or mlp")
     if config.network == "nips2013" and (image_layout(space) == "HWC" or shape[1:] != (84, 84)):

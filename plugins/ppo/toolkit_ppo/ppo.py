@@ -35,7 +35,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import NatureCNN, image_channels_and_size, mlp, warn_images_read_by_mlps
+from toolkit.nn import NatureCNN, mlp, nature_cnn_fits, warn_images_read_by_mlps
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
                               first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
@@ -330,7 +330,7 @@ class PPO:
             raise ToolkitError(f"ppo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
         space = spec.observation_space
-        if config.network == "nature" and (len(space.shape or ()) != 3 or min(image_channels_and_size(space)[1]) < 36):
+        if config.network == "nature" and not nature_cnn_fits(space):
             raise ToolkitError(f"--network nature needs images (C, H, W) or (H, W, C) of at least 36x36; "
                                f"{spec.id} gives {space} (use --network auto or mlp)")
         if config.network == "auto" and not _uses_cnn(config, space):
