@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from toolkit.errors import ToolkitError
+
 
 def mlp(in_features: int, hidden: Sequence[int], out_features: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """Linear layers of the given hidden widths with ``activation`` between them."""
@@ -67,6 +69,25 @@ def nature_cnn_fits(space: Any) -> bool:
     if len(tuple(getattr(space, "shape", None) or ())) != 3:
         return False
     return min(nature_cnn_output_side(side) for side in image_channels_and_size(space)[1]) >= 1
+
+
+def uses_nature_cnn(network: str, space: Any) -> bool:
+    """What ``--network`` (auto, nature or mlp) picks for these observations: nature, the Nature
+    CNN; auto, the Nature CNN for Atari's (C, 84, 84) frame stacks only; mlp, MLPs."""
+    shape = tuple(getattr(space, "shape", None) or ())
+    return network == "nature" or (network == "auto" and len(shape) == 3 and shape[1:] == (84, 84))
+
+
+def check_network_option(network: str, spec: Any) -> None:
+    """Refuse ``--network nature`` on observations the Nature CNN cannot take, and warn at start
+    when ``--network auto`` leaves images to MLPs (``spec`` is the env's ``EnvSpec``)."""
+    space = spec.observation_space
+    if network == "nature" and not nature_cnn_fits(space):
+        raise ToolkitError(f"--network nature needs images (C, H, W) or (H, W, C) of at least 36x36; "
+                           f"{spec.id} gives {space} (use --network auto or mlp)")
+    if network == "auto" and not uses_nature_cnn(network, space):
+        warn_images_read_by_mlps(spec, "--network auto", "it picks the CNN for Atari's (C, 84, 84) frames only; "
+                                 "--network nature reads them with the Nature CNN")
 
 
 class NatureCNN(nn.Module):

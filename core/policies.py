@@ -11,7 +11,7 @@ rollouts or the training loop, so an algorithm module still reads top to bottom.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,6 +121,14 @@ def gsde_noise_due(rollout_step: int, sample_freq: int) -> bool:
 # -- policies --------------------------------------------------------------------------------
 
 
+def with_encoder(encoder: nn.Module | None, head: Callable[[int], nn.Module], obs_dim: int) -> nn.Module:
+    """``head(obs_dim)`` on flat observations, or ``encoder`` then ``head(encoder.out_features)``
+    (a CNN in front of an MLP)."""
+    if encoder is None:
+        return head(obs_dim)
+    return nn.Sequential(encoder, head(encoder.out_features))
+
+
 class CategoricalPolicy(nn.Module):
     """pi(a|s) = softmax(logits(s)) for Discrete actions; ``logits`` is any network."""
 
@@ -216,13 +224,15 @@ class GaussianPolicy(nn.Module):
 
 class SquashedGaussianPolicy(nn.Module):
     """u = mu(s) + sigma(s) * eta, eta ~ N(0, I), with a state-dependent, clamped log sigma(s);
-    the env action is tanh(u) scaled into the action box (SVG, SAC)."""
+    the env action is tanh(u) scaled into the action box (SVG, SAC). ``encoder``: a module with
+    ``out_features`` (a CNN) that the observations pass through before the MLP, which then
+    takes its features instead of ``obs_dim`` numbers."""
 
     def __init__(self, obs_dim: int, action_space: spaces.Box, hidden: tuple[int, ...],
-                 log_std_bounds: tuple[float, float]) -> None:
+                 log_std_bounds: tuple[float, float], encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.action_dim = int(np.prod(action_space.shape))
-        self.body = mlp(obs_dim, hidden, 2 * self.action_dim)
+        self.body = with_encoder(encoder, lambda features: mlp(features, hidden, 2 * self.action_dim), obs_dim)
         self.log_std_bounds = log_std_bounds
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
@@ -312,20 +322,56 @@ class StateDependentNoisePolicy(nn.Module):
         return self._features_and_mean(obs)[1]
 
 
+# -- observations ----------------------------------------------------------------------------
+
+
+class ObservationLayout:
+    """How an actor-critic with replay takes observations: images as the env gives them (uint8,
+    for a CNN that scales them itself: ``toolkit.nn.uses_nature_cnn``), anything else
+    flattened to float32 vectors (Dict and Tuple observations arrive flattened already)."""
+
+    def __init__(self, observation_space: spaces.Space, image: bool) -> None:
+        self.image = image
+        flat = spaces.Box(-np.inf, np.inf, (int(np.prod(observation_space.shape)),), np.float32)
+        self.replay_space = observation_space if image else flat
+        """The observation space replay stores."""
+
+    def stored(self, obs: np.ndarray) -> np.ndarray:
+        """A batch of env observations as replay keeps them."""
+        return obs if self.image else obs.reshape(len(obs), -1)
+
+    def tensor(self, obs: np.ndarray, device: torch.device) -> torch.Tensor:
+        """A batch of env observations as the networks take them."""
+        if self.image:
+            return torch.as_tensor(obs, device=device)
+        return torch.as_tensor(self.stored(obs), dtype=torch.float32, device=device)
+
+    def module_input(self, obs: torch.Tensor) -> torch.Tensor:
+        """``tensor`` inside an exported policy, which takes the env's observations as a tensor."""
+        return obs if self.image else obs.reshape(obs.shape[0], -1).to(torch.float32)
+
+
 # -- critics ---------------------------------------------------------------------------------
 
 
 class TwinQ(nn.Module):
     """Two independent Q(s, a) networks over the concatenated state and action (clipped double
-    Q-learning, Fujimoto et al. 2018; SAC's twin critics)."""
+    Q-learning, Fujimoto et al. 2018; SAC's twin critics). ``encoder``: a module with
+    ``out_features`` (a CNN) that turns observations into the state features both networks
+    take, as SB3's critics share one features extractor."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int]) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, hidden: Sequence[int], encoder: nn.Module | None = None) -> None:
         super().__init__()
-        self.q1 = mlp(obs_dim + action_dim, hidden, 1)
-        self.q2 = mlp(obs_dim + action_dim, hidden, 1)
+        self.encoder = encoder
+        state_features = obs_dim if encoder is None else encoder.out_features
+        self.q1 = mlp(state_features + action_dim, hidden, 1)
+        self.q2 = mlp(state_features + action_dim, hidden, 1)
+
+    def _inputs(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([obs if self.encoder is None else self.encoder(obs), action], dim=-1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = torch.cat([obs, action], dim=-1)
+        inputs = self._inputs(obs, action)
         return self.q1(inputs).squeeze(-1), self.q2(inputs).squeeze(-1)
 
     def min(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -333,7 +379,7 @@ class TwinQ(nn.Module):
 
     def q1_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q_1 alone (TD3's actor ascends it)."""
-        return self.q1(torch.cat([obs, action], dim=-1)).squeeze(-1)
+        return self.q1(self._inputs(obs, action)).squeeze(-1)
 
 
 @torch.no_grad()

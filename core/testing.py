@@ -41,8 +41,10 @@ def check_algorithm(
     steps: int = 300,
     n_envs: int = 2,
     seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> None:
-    """Raise ``ConformanceError`` naming the first broken promise; return None when all hold."""
+    """Raise ``ConformanceError`` naming the first broken promise; return None when all hold.
+    ``env_kwargs``: constructor arguments of ``env``, as ``--env-kwargs`` gives them."""
     from toolkit.plugins import get_registry
 
     cls = get_registry().load("algorithm", algorithm) if isinstance(algorithm, str) else algorithm
@@ -57,19 +59,20 @@ def check_algorithm(
     if missing:
         raise ConformanceError(f"{cls.__name__} lacks {', '.join(missing)}")
     if cls.loop == "env":
-        _check_env_algorithm(cls, config, env, steps, n_envs, seed)
+        _check_env_algorithm(cls, config, env, steps, n_envs, seed, env_kwargs or {})
     else:
         if data is None:
             data = np.random.default_rng(seed).random((256, 1, 8, 8), dtype=np.float32)
         _check_data_algorithm(cls, config, data, steps, seed)
 
 
-def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: int, seed: int) -> None:
+def _check_env_algorithm(cls: type, config: Any, env: str, steps: int, n_envs: int, seed: int,
+                         env_kwargs: dict[str, Any]) -> None:
     from toolkit.loops import env_loop
     from toolkit.planning import context_for_spec
-    from toolkit.vec_env import describe_env, make_vec_env, resolve_env
+    from toolkit.vec_env import describe_env, make_vec_env, resolve_env, with_env_kwargs
 
-    resolved = resolve_env(env)
+    resolved = with_env_kwargs(resolve_env(env), env_kwargs)
     spec = describe_env(resolved)
     if isinstance(cls, ChecksSpec):
         cls.check(config, spec)  # a combination the algorithm itself refuses is the caller's mistake

@@ -6,7 +6,7 @@
 | toolkit/IdentityContinuous-v0   | 0              | Box actions: output the observation         |
 | toolkit/MultiIdentity-v0        | 16             | MultiDiscrete actions: repeat each shown symbol |
 | toolkit/BinaryIdentity-v0       | 16             | MultiBinary actions: repeat each shown bit  |
-| toolkit/ImageIdentity-v0        | 16             | image observations (H, W, C): act on the lit band |
+| toolkit/ImageIdentity-v0        | 16             | image observations (H, W, C): act on the lit band (continuous=true: 0, a Box action, the band's height) |
 | toolkit/Corridor-v0             | 1 (in 4 steps) | credit assignment over a few steps          |
 | toolkit/Frames-v0               | (none)         | image frame stacks with short, random episodes |
 | toolkit/SlowCartPole-v0         | 500            | CartPole-v1 whose step waits 2 ms: a slow simulator (scaling) |
@@ -104,13 +104,26 @@ class BinaryIdentityEnv(gym.Env):
 class ImageIdentityEnv(IdentityEnv):
     """IdentityEnv seen through a uint8 image, black but for a lit horizontal band, one of
     ``n``: reward 1 for choosing that band's action. Channels last (H, W, C) as CarRacing's
-    frames, or first with ``channels_last=False``: checks that a CNN reads either layout."""
+    frames, or first with ``channels_last=False``: checks that a CNN reads either layout.
+    ``continuous=True``: the action is a number in [-1, 1] instead, rewarded -(action - height)^2
+    with the band's height from -1 (top) to 1 (bottom), for actor-critics with a CNN."""
 
-    def __init__(self, n: int = 2, size: int = 40, channels: int = 3, channels_last: bool = True) -> None:
+    def __init__(self, n: int = 2, size: int = 40, channels: int = 3, channels_last: bool = True,
+                 continuous: bool = False) -> None:
         super().__init__(n)
-        self.size, self.channels_last = size, channels_last
+        self.size, self.channels_last, self.continuous = size, channels_last, continuous
         shape = (size, size, channels) if channels_last else (channels, size, size)
         self.observation_space = spaces.Box(0, 255, shape, dtype=np.uint8)
+        if continuous:
+            self.action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+
+    def step(self, action):
+        if not self.continuous:
+            return super().step(action)
+        height = -1.0 + 2.0 * self._symbol / max(self.n - 1, 1)
+        reward = -float((np.asarray(action, dtype=np.float32).reshape(-1)[0] - height) ** 2)
+        self._symbol = int(self.np_random.integers(self.n))
+        return self._obs(), reward, False, False, {}
 
     def _obs(self) -> np.ndarray:
         image = np.zeros((self.size, self.size), dtype=np.uint8)

@@ -100,11 +100,12 @@ def test_the_nature_cnn_keeps_its_atari_shape_and_refuses_images_below_36_pixels
     assert not nature_cnn_fits(spaces.Box(-1, 1, (84,), np.float32))
 
 
-@pytest.mark.parametrize("algo, env_kwargs", [("sac", ()), ("td3", ()), ("trpo", ()),
+@pytest.mark.parametrize("algo, env_kwargs", [("sac", ()), ("td3", ()), ("ppo", ()), ("trpo", ()),
                                               ("dqn", ("continuous=false",))])
-def test_algorithms_without_a_cnn_say_at_start_that_they_read_images_as_vectors(algo, env_kwargs):
-    """SAC, TD3 and TRPO flatten CarRacing's frames into an MLP's input: the start says so
-    (and where a CNN is); DQN, whose auto network is the CNN there, says nothing."""
+def test_algorithms_that_read_images_as_vectors_say_so_at_start(algo, env_kwargs):
+    """CarRacing's frames: TRPO, which has no CNN, flattens them into an MLP's input and says so
+    (and where a CNN is); SAC, TD3 and PPO do so with --network auto and point to --network
+    nature; DQN, whose auto network is the CNN there, says nothing."""
     from toolkit.run import plan
 
     if algo == "dqn":
@@ -112,6 +113,11 @@ def test_algorithms_without_a_cnn_say_at_start_that_they_read_images_as_vectors(
             warnings.simplefilter("error", UserWarning)
             plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})
         return
-    with pytest.warns(UserWarning, match=f"CarRacing-v3 gives images \\(96, 96, 3\\); {algo} reads them with MLPs "
-                                         "over raw pixels .*ppo --network nature"):
+    reader, remedy = ("trpo", "ppo, sac or td3 --network nature") if algo == "trpo" else ("--network auto", "--network nature reads")
+    with pytest.warns(UserWarning, match=f"CarRacing-v3 gives images \\(96, 96, 3\\); {reader} reads them with MLPs "
+                                         f"over raw pixels .*{remedy}"):
         plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})
+    with warnings.catch_warnings():  # the CNN, asked for, is no news
+        warnings.simplefilter("error", UserWarning)
+        if algo != "trpo":
+            plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs, "network": "nature"})

@@ -35,7 +35,7 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import NatureCNN, mlp, nature_cnn_fits, warn_images_read_by_mlps
+from toolkit.nn import NatureCNN, check_network_option, mlp, uses_nature_cnn
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
                               first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
@@ -218,7 +218,7 @@ class ActorCritic(nn.Module):
         super().__init__()
         sizes = category_sizes(action_space)  # None for Box actions
         n_out = sum(sizes) if sizes else int(np.prod(action_space.shape))
-        if _uses_cnn(config, obs_space):
+        if uses_nature_cnn(config.network, obs_space):
             self.torso: nn.Module = NatureCNN.for_images(obs_space)
             policy_head: nn.Module = nn.Linear(self.torso.out_features, n_out)
             value_head: nn.Module = nn.Linear(self.torso.out_features, 1)
@@ -261,13 +261,6 @@ class ActorCritic(nn.Module):
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self.features(obs)).squeeze(-1)
-
-
-def _uses_cnn(config: PPOConfig, obs_space: spaces.Space) -> bool:
-    shape = tuple(obs_space.shape or ())
-    if config.network == "nature":
-        return True
-    return config.network == "auto" and len(shape) == 3 and shape[1:] == (84, 84)
 
 
 def _last_linear(module: nn.Module) -> nn.Linear:
@@ -329,14 +322,8 @@ class PPO:
         if category_sizes(spec.action_space) is None and not isinstance(spec.action_space, spaces.Box):
             raise ToolkitError(f"ppo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
-        space = spec.observation_space
-        if config.network == "nature" and not nature_cnn_fits(space):
-            raise ToolkitError(f"--network nature needs images (C, H, W) or (H, W, C) of at least 36x36; "
-                               f"{spec.id} gives {space} (use --network auto or mlp)")
-        if config.network == "auto" and not _uses_cnn(config, space):
-            warn_images_read_by_mlps(spec, "--network auto", "it picks the CNN for Atari's (C, 84, 84) frames only; "
-                                     "--network nature reads them with the Nature CNN")
-        if config.normalize_obs and _uses_cnn(config, spec.observation_space):
+        check_network_option(config.network, spec)
+        if config.normalize_obs and uses_nature_cnn(config.network, spec.observation_space):
             raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
                                "which scales them to [0, 1] itself (drop --normalize-obs)")
         refuse_gsde_for_discrete(config.use_sde, spec)
@@ -347,7 +334,7 @@ class PPO:
         obs_space, action_space = context.observation_space, context.action_space
         self.discrete = not isinstance(action_space, spaces.Box)
         self.first_action = first_action(action_space)
-        self.image = _uses_cnn(config, obs_space)
+        self.image = uses_nature_cnn(config.network, obs_space)
         self.device = torch.device(context.device)
         self.net = ActorCritic(obs_space, action_space, config, context.n_envs).to(self.device)
         # eps 1e-5 as in baselines and SB3 (torch's 1e-8 lets early steps grow too large)

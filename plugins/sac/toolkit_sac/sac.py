@@ -35,9 +35,10 @@ from torch import nn
 
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import mlp, warn_images_read_by_mlps
-from toolkit.policies import (SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ, gsde_noise_due,
-                              polyak_update, require_bounded_box, scale_to_box, tanh_log_det_jacobian)
+from toolkit.nn import NatureCNN, check_network_option, mlp, uses_nature_cnn
+from toolkit.policies import (ObservationLayout, SquashedGaussianPolicy, StateDependentNoisePolicy, TwinQ,
+                              gsde_noise_due, polyak_update, require_bounded_box, scale_to_box,
+                              tanh_log_det_jacobian, with_encoder)
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due, linear
 
@@ -76,6 +77,11 @@ class SACConfig:
     """The entropy target is -target_entropy_scale * |A| (the paper's heuristic: 1)."""
     hidden: tuple[int, ...] = bounded((256, 256), at_least=1)
     """Hidden widths of the actor and critic MLPs (ReLU)."""
+    network: Literal["auto", "nature", "mlp"] = "auto"
+    """What reads the observations before those MLPs. nature: a Nature CNN for the actor and one
+    shared by the twin critics, for uint8 images of at least 36x36, channels first or last (SB3's
+    CnnPolicy; replay then stores the images as uint8); auto: that CNN for Atari's (C, 84, 84)
+    frames, the flattened observations otherwise; mlp: the flattened observations."""
     log_std_bounds: tuple[float, float] = (-20.0, 2.0)
     """Clamp of the policy's log sigma(s) (without use_sde)."""
     use_sde: bool = False
@@ -135,10 +141,11 @@ class SquashedStateDependentPolicy(nn.Module):
     as the plain policy's. The noise pieces are ``toolkit.policies``' (shared with PPO, TRPO)."""
 
     def __init__(self, obs_dim: int, action_space: spaces.Box, hidden: tuple[int, ...], log_std_init: float,
-                 n_envs: int) -> None:
+                 n_envs: int, encoder: nn.Module | None = None) -> None:
         super().__init__()
         action_dim = int(np.prod(action_space.shape))
-        body = nn.Sequential(*mlp(obs_dim, hidden[:-1], hidden[-1]), nn.ReLU())
+        body = with_encoder(encoder, lambda features: nn.Sequential(*mlp(features, hidden[:-1], hidden[-1]), nn.ReLU()),
+                            obs_dim)
         self.noise = StateDependentNoisePolicy(body, nn.Linear(hidden[-1], action_dim), log_std_init, n_envs,
                                                learn_features=True, clip_mean=2.0)
         self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
@@ -177,19 +184,20 @@ class DeterministicPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         a = self.algorithm
         with torch.no_grad():
-            mean, _ = a.actor(a.tensor(obs.reshape(len(obs), -1)))
+            mean, _ = a.actor(a.layout.tensor(obs, a.device))
             return a.actor.squash(mean).cpu().numpy().astype(a.action_space.dtype)
 
 
 class PolicyModule(torch.nn.Module):
-    """``DeterministicPolicy`` as one module (``toolkit export``)."""
+    """``DeterministicPolicy`` as one module (``toolkit export``): observations as the env gives
+    them (images stay uint8 for the CNN, which scales them itself)."""
 
-    def __init__(self, actor: SquashedGaussianPolicy | SquashedStateDependentPolicy) -> None:
+    def __init__(self, actor: SquashedGaussianPolicy | SquashedStateDependentPolicy, layout: ObservationLayout) -> None:
         super().__init__()
-        self.actor = actor
+        self.actor, self.layout = actor, layout
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        mean, _ = self.actor(obs.reshape(obs.shape[0], -1).to(torch.float32))
+        mean, _ = self.actor(self.layout.module_input(obs))
         return self.actor.squash(mean)
 
 
@@ -203,9 +211,9 @@ class SAC:
 
     @classmethod
     def check(cls, config: SACConfig, spec: EnvSpec) -> None:
-        """SAC's squashed Gaussian needs a bounded continuous (Box) action space."""
+        """SAC's squashed Gaussian needs a bounded continuous (Box) action space; the CNN, images."""
         require_bounded_box("sac", spec)
-        warn_images_read_by_mlps(spec, "sac", "it has no CNN yet; ppo --network nature reads images with one")
+        check_network_option(config.network, spec)
 
     def __init__(self, config: SACConfig, context: EnvContext) -> None:
         self.config = config
@@ -214,34 +222,37 @@ class SAC:
         self.generator = torch.Generator(self.device).manual_seed(context.seed)
         self.rng = np.random.default_rng(context.seed)
         self.action_space = context.action_space
-        obs_dim = int(np.prod(context.observation_space.shape))
+        obs_space = context.observation_space
+        obs_dim = int(np.prod(obs_space.shape))
         self.action_dim = int(np.prod(context.action_space.shape))
+        self.layout = ObservationLayout(obs_space, image=uses_nature_cnn(config.network, obs_space))
+
+        def encoder() -> NatureCNN | None:  # the actor's and the critics' own (SB3's share_features_extractor=False)
+            return NatureCNN.for_images(obs_space) if self.layout.image else None
+
         self.actor: SquashedGaussianPolicy | SquashedStateDependentPolicy
         if config.use_sde:
             self.actor = SquashedStateDependentPolicy(obs_dim, context.action_space, config.hidden,
-                                                      config.log_std_init, context.n_envs).to(self.device)
+                                                      config.log_std_init, context.n_envs, encoder()).to(self.device)
         else:
             self.actor = SquashedGaussianPolicy(obs_dim, context.action_space, config.hidden,
-                                                config.log_std_bounds).to(self.device)
+                                                config.log_std_bounds, encoder()).to(self.device)
         self.n_envs = context.n_envs
-        self.critic = TwinQ(obs_dim, self.action_dim, config.hidden).to(self.device)
+        self.critic = TwinQ(obs_dim, self.action_dim, config.hidden, encoder()).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
         self.log_alpha = torch.tensor(math.log(config.ent_coef), device=self.device, requires_grad=config.autotune)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate)
         self.target_entropy = -config.target_entropy_scale * self.action_dim
-        # stored: the observation flattened, the action in [-1, 1]
-        self.replay = ReplayBuffer(config.buffer_size, spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+        # stored: the observation flattened (an image as it is, for the CNN), the action in [-1, 1]
+        self.replay = ReplayBuffer(config.buffer_size, self.layout.replay_space,
                                    spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32), n_envs=context.n_envs,
                                    sampler=config.replay, seed=context.seed)
         self.total_steps = context.total_steps
         self._last_unit_action = np.zeros(0, np.float32)
         self.last_step = 0
         self.updates = 0
-
-    def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -251,7 +262,7 @@ class SAC:
         if step < c.learning_starts:
             unit_action = self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim)).astype(np.float32)
         else:
-            obs_t = self.tensor(obs.reshape(len(obs), -1))
+            obs_t = self.layout.tensor(obs, self.device)
             with torch.no_grad():
                 if c.use_sde:
                     if self._gsde_noise_due(step):
@@ -273,8 +284,8 @@ class SAC:
         return first or gsde_noise_due((step // self.n_envs) % phase_length, c.sde_sample_freq)
 
     def observe(self, t: Transition) -> None:
-        self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
-                        t.next_obs.reshape(len(t.next_obs), -1), t.terminated, t.truncated)
+        self.replay.add(self.layout.stored(t.obs), self._last_unit_action, t.reward, self.layout.stored(t.next_obs),
+                        t.terminated, t.truncated)
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -354,7 +365,7 @@ class SAC:
         return DeterministicPolicy(self)
 
     def policy_module(self) -> PolicyModule:
-        return PolicyModule(self.actor)
+        return PolicyModule(self.actor, self.layout)
 
     def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
         """Actions sampled from the squashed Gaussian, as in training (its own random generator;
@@ -364,7 +375,7 @@ class SAC:
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                unit_action, _ = self.actor.sample_unit(self.tensor(obs.reshape(len(obs), -1)), generator)
+                unit_action, _ = self.actor.sample_unit(self.layout.tensor(obs, self.device), generator)
                 return scale_to_box(unit_action, self.actor.low, self.actor.high).cpu().numpy().astype(
                     self.action_space.dtype)
 

@@ -185,3 +185,44 @@ def test_replay_holds_each_env_step_and_bootstraps_at_the_time_limit():
         np.testing.assert_array_equal(batch.next_obs[i], next_obs)
         cuts += cut
     assert cuts > 0
+
+
+# -- images: --network nature ----------------------------------------------------------------
+
+
+def test_conformance_with_the_nature_cnn_on_images():
+    check_algorithm("td3", env="toolkit/ImageIdentity-v0", env_kwargs={"continuous": True}, steps=100,
+                    overrides={"learning_starts": 40, "batch_size": 8, "hidden": (16,), "buffer_size": 1000,
+                               "network": "nature", "policy_delay": 1})
+
+
+def test_the_cnn_keeps_images_uint8_in_replay_and_only_the_critic_loss_moves_the_critics_cnn():
+    images = spaces.Box(0, 255, (3, 40, 40), np.uint8)
+    context = EnvContext(images, spaces.Box(-2, 2, (2,), np.float32), 1, 0, 1000, 0, "cpu")
+    algo = TD3(TD3Config(network="nature", hidden=(8,), batch_size=8, learning_starts=0, buffer_size=64,
+                         policy_delay=2), context)
+    assert algo.replay.frames.dtype == np.uint8 and algo.replay.frames.shape[2:] == (3, 40, 40)
+    cnns = [algo.actor.body[0], algo.actor_target.body[0], algo.critic.encoder, algo.critic_target.encoder]
+    assert len({id(cnn) for cnn in cnns}) == 4  # SB3's share_features_extractor=False; the targets have copies
+    rng = np.random.default_rng(0)
+    for t in range(16):
+        obs = rng.integers(0, 256, (1, 3, 40, 40), dtype=np.uint8)
+        algo.observe(Transition(obs, algo.act(obs, t), np.ones(1, np.float32),
+                                rng.integers(0, 256, (1, 3, 40, 40), dtype=np.uint8), np.zeros(1, bool), np.zeros(1, bool)))
+    weights = [cnn.convs[0].weight.clone() for cnn in cnns]
+    algo.train_step()  # a critic step only (policy_delay 2)
+    assert [not torch.equal(w, cnn.convs[0].weight) for w, cnn in zip(weights, cnns)] == [False, False, True, False]
+    critic_after_its_step = algo.critic.encoder.convs[0].weight.clone()
+    for group in algo.critic_optimizer.param_groups:  # keep the critic's own update out: what could move it now is
+        group["lr"] = 0.0                                # the actor's loss, which must not
+    algo.train_step()
+    assert torch.equal(critic_after_its_step, algo.critic.encoder.convs[0].weight)
+    assert not torch.equal(weights[0], algo.actor.body[0].convs[0].weight)
+    with torch.no_grad():  # the exported module takes the env's uint8 frames
+        np.testing.assert_allclose(algo.policy_module()(torch.as_tensor(obs)).numpy(), algo.policy()(obs), atol=1e-6)
+
+
+def test_network_nature_needs_images():
+    vectors = EnvSpec("e", "gymnasium", spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (1,), np.float32))
+    with pytest.raises(ToolkitError, match="--network nature needs images"):
+        TD3.check(TD3Config(network="nature"), vectors)

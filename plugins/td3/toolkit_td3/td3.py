@@ -34,8 +34,8 @@ from torch import nn
 
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
-from toolkit.nn import mlp, warn_images_read_by_mlps
-from toolkit.policies import TwinQ, polyak_update, require_bounded_box, scale_to_box
+from toolkit.nn import NatureCNN, check_network_option, mlp, uses_nature_cnn
+from toolkit.policies import ObservationLayout, TwinQ, polyak_update, require_bounded_box, scale_to_box, with_encoder
 from toolkit.replay import ReplayBuffer
 from toolkit.schedules import gradient_steps_due
 
@@ -76,6 +76,12 @@ class TD3Config:
     for hundreds of steps (rl-zoo3's setting for MountainCarContinuous)."""
     hidden: tuple[int, ...] = bounded((400, 300), at_least=1)
     """Hidden widths of the actor and critic MLPs (ReLU)."""
+    network: Literal["auto", "nature", "mlp"] = "auto"
+    """What reads the observations before those MLPs. nature: a Nature CNN for the actor and one
+    shared by the twin critics (their targets have copies), for uint8 images of at least 36x36,
+    channels first or last (SB3's CnnPolicy; replay then stores the images as uint8); auto: that
+    CNN for Atari's (C, 84, 84) frames, the flattened observations otherwise; mlp: the flattened
+    observations."""
     replay: str = field(default="uniform", metadata={"registry": "sampler"})
     """Replay sampler: uniform, or any registered sampler (e.g. prioritized)."""
 
@@ -111,11 +117,11 @@ PRESETS: dict[str, Preset] = {
 
 
 class DeterministicActor(nn.Module):
-    """mu(s) = tanh(MLP(s)), an action in [-1, 1]."""
+    """mu(s) = tanh(MLP(s)), an action in [-1, 1]; with an ``encoder`` (a CNN), tanh(MLP(CNN(s)))."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], encoder: nn.Module | None = None) -> None:
         super().__init__()
-        self.body = mlp(obs_dim, hidden, action_dim)
+        self.body = with_encoder(encoder, lambda features: mlp(features, hidden, action_dim), obs_dim)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.body(obs))
@@ -156,7 +162,7 @@ class DeterministicPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         a = self.algorithm
         with torch.no_grad():
-            unit_action = a.actor(a.tensor(obs.reshape(len(obs), -1))).cpu().numpy()
+            unit_action = a.actor(a.layout.tensor(obs, a.device)).cpu().numpy()
         return a.to_env_action(unit_action)
 
 
@@ -165,12 +171,12 @@ class PolicyModule(nn.Module):
 
     def __init__(self, algorithm: TD3) -> None:
         super().__init__()
-        self.actor = algorithm.actor
+        self.actor, self.layout = algorithm.actor, algorithm.layout
         self.register_buffer("low", torch.as_tensor(algorithm.action_space.low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(algorithm.action_space.high, dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return scale_to_box(self.actor(obs.reshape(obs.shape[0], -1).to(torch.float32)), self.low, self.high)
+        return scale_to_box(self.actor(self.layout.module_input(obs)), self.low, self.high)
 
 
 class TD3:
@@ -183,9 +189,9 @@ class TD3:
 
     @classmethod
     def check(cls, config: TD3Config, spec: EnvSpec) -> None:
-        """TD3's tanh actor needs a bounded continuous (Box) action space."""
+        """TD3's tanh actor needs a bounded continuous (Box) action space; the CNN, images."""
         require_bounded_box("td3", spec)
-        warn_images_read_by_mlps(spec, "td3", "it has no CNN yet; ppo --network nature reads images with one")
+        check_network_option(config.network, spec)
 
     def __init__(self, config: TD3Config, context: EnvContext) -> None:
         self.config = config
@@ -194,15 +200,21 @@ class TD3:
         self.generator = torch.Generator(self.device).manual_seed(context.seed)
         self.rng = np.random.default_rng(context.seed)
         self.action_space = context.action_space
-        obs_dim = int(np.prod(context.observation_space.shape))
+        obs_space = context.observation_space
+        obs_dim = int(np.prod(obs_space.shape))
         self.action_dim = int(np.prod(context.action_space.shape))
-        self.actor = DeterministicActor(obs_dim, self.action_dim, config.hidden).to(self.device)
+        self.layout = ObservationLayout(obs_space, image=uses_nature_cnn(config.network, obs_space))
+
+        def encoder() -> NatureCNN | None:  # the actor's and the critics' own (SB3's share_features_extractor=False)
+            return NatureCNN.for_images(obs_space) if self.layout.image else None
+
+        self.actor = DeterministicActor(obs_dim, self.action_dim, config.hidden, encoder()).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = TwinQ(obs_dim, self.action_dim, config.hidden).to(self.device)
+        self.critic = TwinQ(obs_dim, self.action_dim, config.hidden, encoder()).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
-        self.replay = ReplayBuffer(config.buffer_size, spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+        self.replay = ReplayBuffer(config.buffer_size, self.layout.replay_space,
                                    spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32), n_envs=context.n_envs,
                                    sampler=config.replay, seed=context.seed)
         self.total_steps = context.total_steps
@@ -210,9 +222,6 @@ class TD3:
         self.ou_noise = np.zeros((context.n_envs, self.action_dim))  # each env's, with ornstein-uhlenbeck
         self.last_step = 0
         self.updates = 0
-
-    def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
 
     def to_env_action(self, unit_action: np.ndarray) -> np.ndarray:
         return scale_to_box(unit_action, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
@@ -226,7 +235,7 @@ class TD3:
             unit_action = self.rng.uniform(-1.0, 1.0, (len(obs), self.action_dim))
         else:
             with torch.no_grad():
-                unit_action = self.actor(self.tensor(obs.reshape(len(obs), -1))).cpu().numpy()
+                unit_action = self.actor(self.layout.tensor(obs, self.device)).cpu().numpy()
             if c.exploration_noise_type == "ornstein-uhlenbeck":
                 self.ou_noise = ornstein_uhlenbeck_step(self.ou_noise, c.exploration_noise,
                                                         self.rng.standard_normal(self.ou_noise.shape))
@@ -237,8 +246,8 @@ class TD3:
         return self.to_env_action(self._last_unit_action)
 
     def observe(self, t: Transition) -> None:
-        self.replay.add(t.obs.reshape(len(t.obs), -1), self._last_unit_action, t.reward,
-                        t.next_obs.reshape(len(t.next_obs), -1), t.terminated, t.truncated)
+        self.replay.add(self.layout.stored(t.obs), self._last_unit_action, t.reward, self.layout.stored(t.next_obs),
+                        t.terminated, t.truncated)
         if self.config.exploration_noise_type == "ornstein-uhlenbeck":  # a new episode starts it afresh
             self.ou_noise[np.logical_or(t.terminated, t.truncated)] = 0.0
 
@@ -304,7 +313,7 @@ class TD3:
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                unit_action = self.actor(self.tensor(obs.reshape(len(obs), -1))).cpu().numpy()
+                unit_action = self.actor(self.layout.tensor(obs, self.device)).cpu().numpy()
             noisy = unit_action + rng.normal(0.0, self.config.exploration_noise, unit_action.shape)
             return self.to_env_action(np.clip(noisy, -1.0, 1.0))
 

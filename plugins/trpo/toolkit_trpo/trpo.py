@@ -223,7 +223,7 @@ class TRPO:
             raise ToolkitError(f"trpo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
         policies.refuse_gsde_for_discrete(config.use_sde, spec)
-        warn_images_read_by_mlps(spec, "trpo", "it has no CNN; ppo --network nature reads images with one")
+        warn_images_read_by_mlps(spec, "trpo", "it has no CNN; ppo, sac or td3 --network nature read images with one")
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config
