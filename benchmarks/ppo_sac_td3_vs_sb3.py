@@ -28,7 +28,9 @@ seeds each library has finished so far (runs that take several sessions fill in 
 
 ``--speed-steps N``: only env steps/s over N steps, one run at a time (so the two libraries
 never share the cores); for Atari (PongNoFrameskip-v4) both use the Atari preset: 8 envs,
-128 steps, the Nature CNN, 4 epochs of 256-sample minibatches, and the same Atari wrappers.
+128 steps, the Nature CNN, 4 epochs of 256-sample minibatches, and the same Atari wrappers;
+SAC and TD3 on an env that gives images (``--runs sac:CarRacing-v3``) both use the Nature CNN
+(SB3's CnnPolicy) and a 100k-transition replay.
 """
 
 from __future__ import annotations
@@ -48,6 +50,20 @@ BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopp
           "td3:MountainCarContinuous-v0": 300_000, "sac:MountainCarContinuous-v0": 50_000,
           "ppo:PongNoFrameskip-v4": 10_000_000}
 RUN_LEVEL = ("steps", "eval_every", "eval_episodes", "checkpoint_every")
+# SAC and TD3 on images (CarRacing-v3): both libraries' Nature CNN (SB3's CnnPolicy), and a
+# replay that fits this machine's memory (the default 1M CarRacing frames take 27.6 GB in
+# toolkit's replay and twice that in SB3's, which stores each observation twice)
+IMAGE_OVERRIDES = {"network": "nature", "buffer_size": 100_000}
+
+
+def image_overrides(algo: str, env_id: str) -> dict:
+    """IMAGE_OVERRIDES for SAC and TD3 on an env that gives images, else nothing."""
+    from toolkit.nn import image_layout
+    from toolkit.vec_env import describe_env, resolve_env
+
+    if algo not in ("sac", "td3") or image_layout(describe_env(resolve_env(env_id)).observation_space) is None:
+        return {}
+    return IMAGE_OVERRIDES
 
 
 def toolkit_settings(algo: str, env_id: str) -> tuple[object, int]:
@@ -63,7 +79,7 @@ def toolkit_settings(algo: str, env_id: str) -> tuple[object, int]:
     values = preset.values_for(preset_subjects(resolved, env_id)) if preset else {}
     n_envs = int(values.get("n_envs", 1))
     fields = {k: v for k, v in values.items() if k not in RUN_LEVEL and k != "n_envs"}
-    return cls.Config(**fields), n_envs
+    return cls.Config(**fields, **image_overrides(algo, env_id)), n_envs
 
 
 def sb3_model(algo: str, config, env, seed: int):
@@ -96,18 +112,19 @@ def sb3_model(algo: str, config, env, seed: int):
                   batch_size=config.batch_size, tau=config.tau, gamma=config.gamma,
                   train_freq=config.train_frequency, gradient_steps=config.gradient_steps,
                   policy_kwargs={"net_arch": list(config.hidden)})
+    policy = "CnnPolicy" if config.network == "nature" else "MlpPolicy"
     if algo == "sac":
         ent_coef = f"auto_{config.ent_coef}" if config.autotune else config.ent_coef
         if config.use_sde:
             common["policy_kwargs"]["log_std_init"] = config.log_std_init
-        return SAC("MlpPolicy", env, ent_coef=ent_coef, target_update_interval=config.target_update_interval,
+        return SAC(policy, env, ent_coef=ent_coef, target_update_interval=config.target_update_interval,
                    target_entropy=-config.target_entropy_scale * float(np.prod(env.action_space.shape)),
                    use_sde=config.use_sde, sde_sample_freq=config.sde_sample_freq, **common)
     n_actions = int(np.prod(env.action_space.shape))
     noise_class = (OrnsteinUhlenbeckActionNoise if config.exploration_noise_type == "ornstein-uhlenbeck"
                    else NormalActionNoise)
     noise = noise_class(np.zeros(n_actions), config.exploration_noise * np.ones(n_actions))
-    return TD3("MlpPolicy", env, action_noise=noise, policy_delay=config.policy_delay,
+    return TD3(policy, env, action_noise=noise, policy_delay=config.policy_delay,
                target_policy_noise=config.target_policy_noise, target_noise_clip=config.target_noise_clip, **common)
 
 
@@ -127,7 +144,7 @@ def sb3_env(algo: str, env_id: str, config, n_envs: int, seed: int, monitor_dir:
     return env
 
 
-def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
+def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int, evaluate: bool) -> dict:
     import stable_baselines3
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -139,7 +156,7 @@ def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_e
         getattr(stable_baselines3, algo.upper()), lambda env_seed, monitor: sb3_env(algo, env_id, config, n_envs, env_seed, monitor),
         lambda env: sb3_model(algo, config, env, seed), seed, steps, work_dir, checkpoint_every)
     result = {"sps": steps / seconds, "curve": curve}
-    if "NoFrameskip" in env_id:  # speed only
+    if not evaluate:  # speed only
         return result | {"final": float("nan"), "std": float("nan")}
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 100)
     if isinstance(env, VecNormalize):
@@ -149,13 +166,13 @@ def run_sb3(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_e
     return result | {"final": float(mean), "std": float(std)}
 
 
-def run_toolkit(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int) -> dict:
+def run_toolkit(run: str, seed: int, steps: int, work_dir: Path | None, checkpoint_every: int, evaluate: bool) -> dict:
     algo, env_id = run.split(":")
-    atari = "NoFrameskip" in env_id
     records, sps = toolkit_learn_resumably(algo, work_dir, checkpoint_every, env=env_id, seed=seed, steps=steps,
-                                           eval_every=0, eval_episodes=1 if atari else 20, progress=False, threads=1)
+                                           eval_every=0, eval_episodes=20 if evaluate else 1, progress=False, threads=1,
+                                           **image_overrides(algo, env_id))
     curve = [(r["step"], r["train/episode_return"]) for r in records if "train/episode_return" in r]
-    if atari:
+    if not evaluate:
         return {"final": float("nan"), "std": float("nan"), "sps": sps, "curve": curve}
     final = [r for r in records if "eval/mean_return" in r][-1]
     return {"final": final["eval/mean_return"], "std": final["eval/std_return"], "sps": sps, "curve": curve}
@@ -163,11 +180,11 @@ def run_toolkit(run: str, seed: int, steps: int, work_dir: Path | None, checkpoi
 
 def speed_only(runs: list[str], libs: list[str], steps: int) -> None:
     jobs = [(lib, run, 0) for run in runs for lib in libs]
-    results = run_workers(__file__, jobs, 1, extra_args=["--steps", str(steps), "--work-dir", ""])
+    results = run_workers(__file__, jobs, 1, extra_args=["--steps", str(steps), "--work-dir", "", "--no-eval"])
     for run in runs:
         rates = {lib: results[(lib, run, 0)]["sps"] for lib in libs}
         print(f"{run}, {steps:,} steps each, one at a time: "
-              + ", ".join(f"{lib} {rate:.0f} steps/s" for lib, rate in rates.items())
+              + ", ".join(f"{lib} {rate:.3g} steps/s" for lib, rate in rates.items())
               + (f", ratio {rates['toolkit'] / rates['sb3']:.2f}" if len(rates) == 2 else ""))
 
 
@@ -192,6 +209,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="run nothing: the table and curves of the jobs already in --results (seeds so far)")
     parser.add_argument("--worker", nargs=3, metavar=("LIB", "RUN", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-eval", action="store_true", help=argparse.SUPPRESS)  # a worker timing speed only
     args = parser.parse_args()
     if args.worker:
         import torch
@@ -202,7 +220,8 @@ def main() -> None:
         work_dir = args.work_dir / f"{lib}-{run.replace(':', '-').replace('/', '_')}-seed{seed}-{steps}" \
             if args.work_dir else None
         run_one = run_toolkit if lib == "toolkit" else run_sb3
-        print(json.dumps(run_one(run, int(seed), steps, work_dir, args.checkpoint_every)))
+        evaluate = not args.no_eval and "NoFrameskip" not in run  # Atari: speed only
+        print(json.dumps(run_one(run, int(seed), steps, work_dir, args.checkpoint_every, evaluate)))
         return
     if args.speed_steps:
         speed_only(args.runs, args.libs, args.speed_steps)
