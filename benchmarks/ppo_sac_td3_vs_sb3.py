@@ -24,7 +24,8 @@ save its envs' and generators' state, and restarts the episode in progress). Env
 count the seconds of the training that was kept.
 
 ``--report``: run nothing; the table and curves of the jobs already in ``--results``, over the
-seeds each library has finished so far (runs that take several sessions fill in gradually).
+seeds each library has finished so far (runs that take several sessions fill in gradually),
+and where each unfinished job stands (its last checkpoint in ``--work-dir``).
 
 ``--speed-steps N``: only env steps/s over N steps, one run at a time (so the two libraries
 never share the cores); for Atari (PongNoFrameskip-v4) both use the Atari preset: 8 envs,
@@ -217,8 +218,7 @@ def main() -> None:
         torch.set_num_threads(1)
         lib, run, seed = args.worker
         steps = args.steps or BUDGET[run]
-        work_dir = args.work_dir / f"{lib}-{run.replace(':', '-').replace('/', '_')}-seed{seed}-{steps}" \
-            if args.work_dir else None
+        work_dir = work_dir_of(args.work_dir, lib, run, int(seed), steps) if args.work_dir else None
         run_one = run_toolkit if lib == "toolkit" else run_sb3
         evaluate = not args.no_eval and "NoFrameskip" not in run  # Atari: speed only
         print(json.dumps(run_one(run, int(seed), steps, work_dir, args.checkpoint_every, evaluate)))
@@ -231,6 +231,7 @@ def main() -> None:
     extra = ["--steps", str(args.steps)] if args.steps else []
     if args.report:
         results = finished_jobs(args.results, jobs, extra)
+        unfinished(args.work_dir, [job for job in jobs if job not in results], args.steps)
     else:
         results = run_workers(__file__, jobs, args.jobs, extra_args=extra, results_file=args.results,
                               placement_args=["--work-dir", str(args.work_dir or ""), "--checkpoint-every",
@@ -245,6 +246,31 @@ def finished_jobs(results_file: Path | None, jobs: list[tuple], extra: list[str]
     done = read_results(results_file)
     keys = {job: result_key(job, extra) for job in jobs}
     return {job: done[key] for job, key in keys.items() if key in done}
+
+
+def work_dir_of(work_dir: Path, lib: str, run: str, seed: int, steps: int) -> Path:
+    return work_dir / f"{lib}-{run.replace(':', '-').replace('/', '_')}-seed{seed}-{steps}"
+
+
+def unfinished(work_dir: Path | None, jobs: list[tuple], steps: int) -> None:
+    """Where each job not yet in the results stands: the step of its last checkpoint in
+    ``work_dir`` (the same command continues it from there), or not started."""
+    from toolkit import checkpoint
+
+    if not jobs or work_dir is None:
+        return
+    print("not finished (the same command without --report continues them):")
+    for lib, run, seed in jobs:
+        budget = steps or BUDGET[run]
+        place = work_dir_of(work_dir, lib, run, seed, budget)
+        if lib == "toolkit":
+            latest = checkpoint.latest(place) if place.is_dir() else None
+            at = int(latest.stem.split("_")[-1]) if latest else 0
+        else:
+            state = place / "state.json"
+            at = json.loads(state.read_text())["steps"] if state.exists() else 0
+        where = f"checkpoint at {at:,} of {budget:,} steps" if at else "not started (or stopped before its first checkpoint)"
+        print(f"  {lib:<8} {run} seed {seed}: {where}")
 
 
 def late_training_return(curve: list, steps: int, fraction: float = 0.1) -> float:
