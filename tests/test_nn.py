@@ -102,10 +102,10 @@ def test_the_nature_cnn_keeps_its_atari_shape_and_refuses_images_below_36_pixels
 
 @pytest.mark.parametrize("algo, env_kwargs", [("sac", ()), ("td3", ()), ("ppo", ()), ("trpo", ()),
                                               ("dqn", ("continuous=false",))])
-def test_algorithms_that_read_images_as_vectors_say_so_at_start(algo, env_kwargs):
-    """CarRacing's frames: TRPO, which has no CNN, flattens them into an MLP's input and says so
-    (and where a CNN is); SAC, TD3 and PPO do so with --network auto and point to --network
-    nature; DQN, whose auto network is the CNN there, says nothing."""
+def test_network_auto_says_at_start_when_it_reads_images_as_vectors(algo, env_kwargs):
+    """CarRacing's frames: SAC, TD3, PPO and TRPO with --network auto flatten them into an MLP's
+    input, say so and point to --network nature, which then says nothing; DQN, whose auto
+    network is the CNN there, says nothing."""
     from toolkit.run import plan
 
     if algo == "dqn":
@@ -113,11 +113,9 @@ def test_algorithms_that_read_images_as_vectors_say_so_at_start(algo, env_kwargs
             warnings.simplefilter("error", UserWarning)
             plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})
         return
-    reader, remedy = ("trpo", "ppo, sac or td3 --network nature") if algo == "trpo" else ("--network auto", "--network nature reads")
-    with pytest.warns(UserWarning, match=f"CarRacing-v3 gives images \\(96, 96, 3\\); {reader} reads them with MLPs "
-                                         f"over raw pixels .*{remedy}"):
+    with pytest.warns(UserWarning, match="CarRacing-v3 gives images \\(96, 96, 3\\); --network auto reads them with "
+                                         "MLPs over raw pixels .*--network nature reads"):
         plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs})
-    with warnings.catch_warnings():  # the CNN, asked for, is no news
+    with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        if algo != "trpo":
-            plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs, "network": "nature"})
+        plan(algo, {"env": "CarRacing-v3", "env_kwargs": env_kwargs, "network": "nature"})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -32,9 +32,9 @@ from toolkit import policies
 from toolkit.config import Preset, bounded
 from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
+from toolkit.nn import NatureCNN, check_network_option, uses_nature_cnn
 from toolkit.nn import mlp as core_mlp
-from toolkit.nn import warn_images_read_by_mlps
-from toolkit.policies import FrozenNormalizer, RunningNormalizer
+from toolkit.policies import FrozenNormalizer, RunningNormalizer, with_encoder
 from toolkit.rollout import RolloutStorage
 
 
@@ -66,6 +66,11 @@ class TRPOConfig:
     """Minibatch size of the value-function fit."""
     hidden: tuple[int, ...] = bounded((64, 64), at_least=1)
     """Hidden widths of the policy and value MLPs (tanh)."""
+    network: Literal["auto", "nature", "mlp"] = "auto"
+    """What reads the observations before those MLPs. nature: a Nature CNN for the policy and
+    another for the value function, for uint8 images of at least 36x36, channels first or last
+    (the trust region then covers the policy's CNN too); auto: that CNN for Atari's (C, 84, 84)
+    frames, the flattened observations otherwise; mlp: the flattened observations."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian policies (state-independent, learned)."""
     normalize_advantage: bool = True
@@ -154,19 +159,25 @@ def mlp(in_features: int, hidden: tuple[int, ...], out_features: int) -> nn.Sequ
     return core_mlp(in_features, hidden, out_features, activation=nn.Tanh)
 
 
+def network(obs_dim: int, hidden: tuple[int, ...], out_features: int, encoder: nn.Module | None) -> nn.Module:
+    """The tanh MLP, on the observations or on the features of ``encoder`` (a CNN)."""
+    return with_encoder(encoder, lambda features: mlp(features, hidden, out_features), obs_dim)
+
+
 class CategoricalPolicy(policies.CategoricalPolicy):
     """pi(a|s) = softmax(logits(s)) over a tanh MLP (``toolkit.policies``)."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...]) -> None:
-        super().__init__(mlp(obs_dim, hidden, n_actions))
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], encoder: nn.Module | None = None) -> None:
+        super().__init__(network(obs_dim, hidden, n_actions, encoder))
 
 
 class GaussianPolicy(policies.GaussianPolicy):
     """pi(a|s) = N(mu(s), diag(exp(log_std))^2), mu a tanh MLP, log_std learned and
     state-independent (``toolkit.policies``)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_std_init: float) -> None:
-        super().__init__(mlp(obs_dim, hidden, action_dim), action_dim, log_std_init)
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], log_std_init: float,
+                 encoder: nn.Module | None = None) -> None:
+        super().__init__(network(obs_dim, hidden, action_dim, encoder), action_dim, log_std_init)
 
 
 # -- the algorithm ---------------------------------------------------------------------------
@@ -191,7 +202,7 @@ class PolicyModule(nn.Module):
 
     def __init__(self, algorithm: TRPO) -> None:
         super().__init__()
-        self.actor, self.discrete = algorithm.actor, algorithm.discrete
+        self.actor, self.discrete, self.image = algorithm.actor, algorithm.discrete, algorithm.image
         normalizer = algorithm.normalizer
         self.normalize = FrozenNormalizer(normalizer) if normalizer is not None else None
         if self.discrete:
@@ -201,7 +212,7 @@ class PolicyModule(nn.Module):
             self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.reshape(obs.shape[0], -1).to(torch.float32)
+        x = obs if self.image else obs.reshape(obs.shape[0], -1).to(torch.float32)
         if self.normalize is not None:
             x = self.normalize(x)
         action = self.actor.mode(x)
@@ -218,12 +229,15 @@ class TRPO:
     @classmethod
     def check(cls, config: TRPOConfig, spec: EnvSpec) -> None:
         """TRPO's policies are categorical (Discrete; one per dimension for MultiDiscrete and
-        MultiBinary) or Gaussian (Box) over flat observations."""
+        MultiBinary) or Gaussian (Box) over flat observations or, with the CNN, images."""
         if policies.category_sizes(spec.action_space) is None and not isinstance(spec.action_space, spaces.Box):
             raise ToolkitError(f"trpo needs a Discrete, MultiDiscrete, MultiBinary (one-dimensional) or Box action "
                                f"space; {spec.id} has {spec.action_space}")
         policies.refuse_gsde_for_discrete(config.use_sde, spec)
-        warn_images_read_by_mlps(spec, "trpo", "it has no CNN; ppo, sac or td3 --network nature read images with one")
+        check_network_option(config.network, spec)
+        if config.normalize_obs and uses_nature_cnn(config.network, spec.observation_space):
+            raise ToolkitError(f"--normalize-obs is for vector observations; {spec.id}'s frames go to the CNN, "
+                               "which scales them to [0, 1] itself (drop --normalize-obs)")
 
     def __init__(self, config: TRPOConfig, context: EnvContext) -> None:
         self.config = config
@@ -231,24 +245,31 @@ class TRPO:
         obs_space, action_space = context.observation_space, context.action_space
         obs_dim = int(np.prod(obs_space.shape))
         self.discrete = not isinstance(action_space, spaces.Box)
+        self.image = uses_nature_cnn(config.network, obs_space)
+
+        def encoder() -> NatureCNN | None:  # the policy's and the value function's own
+            return NatureCNN.for_images(obs_space) if self.image else None
+
         sizes = policies.category_sizes(action_space)
         if isinstance(action_space, spaces.Discrete):
-            self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden)
+            self.actor: nn.Module = CategoricalPolicy(obs_dim, int(action_space.n), config.hidden, encoder())
         elif self.discrete:  # MultiDiscrete, MultiBinary
-            self.actor = policies.MultiCategoricalPolicy(mlp(obs_dim, config.hidden, sum(sizes)), sizes)
+            self.actor = policies.MultiCategoricalPolicy(network(obs_dim, config.hidden, sum(sizes), encoder()), sizes)
         elif config.use_sde:  # the noise is read from the last hidden layer
-            mean_net = mlp(obs_dim, config.hidden, int(np.prod(action_space.shape)))
-            self.actor = policies.StateDependentNoisePolicy(mean_net[:-1], mean_net[-1], config.log_std_init,
-                                                            context.n_envs)
+            cnn = encoder()
+            mean_net = mlp(obs_dim if cnn is None else cnn.out_features, config.hidden, int(np.prod(action_space.shape)))
+            body = mean_net[:-1] if cnn is None else nn.Sequential(cnn, mean_net[:-1])
+            self.actor = policies.StateDependentNoisePolicy(body, mean_net[-1], config.log_std_init, context.n_envs)
         else:
-            self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init)
-        self.critic = mlp(obs_dim, config.hidden, 1)
+            self.actor = GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), config.hidden, config.log_std_init,
+                                        encoder())
+        self.critic = network(obs_dim, config.hidden, 1, encoder())
         self.device = torch.device(context.device)
         self.actor, self.critic = self.actor.to(self.device), self.critic.to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
         self.action_space = action_space
-        flat_obs = spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
-        self.rollout = RolloutStorage(config.n_steps, context.n_envs, flat_obs,
+        stored_obs = obs_space if self.image else spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, stored_obs,
                                       policies.rollout_action_space(action_space))
         self.first_action = policies.first_action(action_space)
         self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
@@ -263,6 +284,10 @@ class TRPO:
         return torch.as_tensor(array, device=self.device)
 
     def normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
+        """Observations as the networks take them: images as they are (uint8, for the CNN);
+        anything else flattened to float32 and, with normalize_obs, normalised."""
+        if self.image:
+            return obs
         flat = obs.reshape(len(obs), -1).astype(np.float32)
         if self.normalizer is None:
             return flat
@@ -300,9 +325,9 @@ class TRPO:
         c = self.config
         r = self.rollout
         with torch.no_grad():
-            next_values = self.critic(self.tensor(r.next_obs.reshape(-1, r.next_obs.shape[-1]))).view(r.n_steps, r.n_envs)
+            next_values = self.critic(self.tensor(r.next_obs.reshape(-1, *r.next_obs.shape[2:]))).view(r.n_steps, r.n_envs)
         r.compute_advantages(next_values.cpu().numpy(), c.gamma, c.gae_lambda)
-        obs = self.tensor(r.obs.reshape(-1, r.obs.shape[-1]))
+        obs = self.tensor(r.obs.reshape(-1, *r.obs.shape[2:]))
         actions = self.tensor(r.actions.reshape(len(obs), *r.actions.shape[2:]))
         advantages = self.tensor(r.advantages.reshape(-1))
         if c.normalize_advantage:
