@@ -326,15 +326,16 @@ class StateDependentNoisePolicy(nn.Module):
 
 
 class ObservationLayout:
-    """How an actor-critic with replay takes observations: images as the env gives them (uint8,
-    for a CNN that scales them itself: ``toolkit.nn.uses_nature_cnn``), anything else
-    flattened to float32 vectors (Dict and Tuple observations arrive flattened already)."""
+    """How an algorithm stores observations (replay, rollouts) and its networks take them:
+    images as the env gives them (uint8, for a CNN that scales them itself:
+    ``toolkit.nn.uses_nature_cnn``), anything else flattened to float32 vectors (Dict and Tuple
+    observations arrive flattened already)."""
 
     def __init__(self, observation_space: spaces.Space, image: bool) -> None:
         self.image = image
         flat = spaces.Box(-np.inf, np.inf, (int(np.prod(observation_space.shape)),), np.float32)
         self.replay_space = observation_space if image else flat
-        """The observation space replay stores."""
+        """The observation space replay (or a rollout) stores."""
 
     def stored(self, obs: np.ndarray) -> np.ndarray:
         """A batch of env observations as replay keeps them."""

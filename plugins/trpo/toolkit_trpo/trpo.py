@@ -34,7 +34,7 @@ from toolkit.errors import ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, check_network_option, uses_nature_cnn
 from toolkit.nn import mlp as core_mlp
-from toolkit.policies import FrozenNormalizer, RunningNormalizer, with_encoder
+from toolkit.policies import FrozenNormalizer, ObservationLayout, RunningNormalizer, with_encoder
 from toolkit.rollout import RolloutStorage
 
 
@@ -202,7 +202,7 @@ class PolicyModule(nn.Module):
 
     def __init__(self, algorithm: TRPO) -> None:
         super().__init__()
-        self.actor, self.discrete, self.image = algorithm.actor, algorithm.discrete, algorithm.image
+        self.actor, self.discrete, self.layout = algorithm.actor, algorithm.discrete, algorithm.layout
         normalizer = algorithm.normalizer
         self.normalize = FrozenNormalizer(normalizer) if normalizer is not None else None
         if self.discrete:
@@ -212,7 +212,7 @@ class PolicyModule(nn.Module):
             self.register_buffer("high", torch.as_tensor(algorithm.action_space.high))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs if self.image else obs.reshape(obs.shape[0], -1).to(torch.float32)
+        x = self.layout.module_input(obs)
         if self.normalize is not None:
             x = self.normalize(x)
         action = self.actor.mode(x)
@@ -245,10 +245,10 @@ class TRPO:
         obs_space, action_space = context.observation_space, context.action_space
         obs_dim = int(np.prod(obs_space.shape))
         self.discrete = not isinstance(action_space, spaces.Box)
-        self.image = uses_nature_cnn(config.network, obs_space)
+        self.layout = ObservationLayout(obs_space, image=uses_nature_cnn(config.network, obs_space))
 
         def encoder() -> NatureCNN | None:  # the policy's and the value function's own
-            return NatureCNN.for_images(obs_space) if self.image else None
+            return NatureCNN.for_images(obs_space) if self.layout.image else None
 
         sizes = policies.category_sizes(action_space)
         if isinstance(action_space, spaces.Discrete):
@@ -268,8 +268,7 @@ class TRPO:
         self.actor, self.critic = self.actor.to(self.device), self.critic.to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_learning_rate)
         self.action_space = action_space
-        stored_obs = obs_space if self.image else spaces.Box(-np.inf, np.inf, (obs_dim,), dtype=np.float32)
-        self.rollout = RolloutStorage(config.n_steps, context.n_envs, stored_obs,
+        self.rollout = RolloutStorage(config.n_steps, context.n_envs, self.layout.replay_space,
                                       policies.rollout_action_space(action_space))
         self.first_action = policies.first_action(action_space)
         self.normalizer = RunningNormalizer((obs_dim,)) if config.normalize_obs else None
@@ -286,9 +285,9 @@ class TRPO:
     def normalize(self, obs: np.ndarray, update: bool) -> np.ndarray:
         """Observations as the networks take them: images as they are (uint8, for the CNN);
         anything else flattened to float32 and, with normalize_obs, normalised."""
-        if self.image:
+        if self.layout.image:
             return obs
-        flat = obs.reshape(len(obs), -1).astype(np.float32)
+        flat = self.layout.stored(obs).astype(np.float32)
         if self.normalizer is None:
             return flat
         if update:
