@@ -94,8 +94,26 @@ def test_td3_gradient_steps_equal_sb3s(env):
     assert_same_parameters(pairs, rtol=1e-5, atol=1e-6)
 
 
-# SAC's parity holds to this: SB3 adds 1e-6 inside log(1 - tanh(u)^2), toolkit uses the exact form
-SAC_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+# SB3 adds 1e-6 inside log(1 - tanh(u)^2); toolkit uses the exact form (the paper's, and its authors' code's).
+# With SB3's form put in its place the updates are equal to float rounding; with the exact form they
+# differ where |u| is large (a saturated action), which random batches from 16-unit networks seldom reach.
+SAC_TOLERANCE = {"exact": {"rtol": 1e-4, "atol": 1e-5}, "sb3": {"rtol": 1e-5, "atol": 1e-6}}
+
+
+def sb3s_tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    return torch.log(1 - torch.tanh(u) ** 2 + 1e-6).sum(-1)
+
+
+@pytest.fixture(params=["exact", "sb3"])
+def log_det(request, monkeypatch) -> str:
+    """Which tanh log-determinant toolkit's SAC uses: its own, or SB3's log(1 - tanh(u)^2 + 1e-6)."""
+    if request.param == "sb3":
+        import toolkit.policies
+        import toolkit_sac.sac
+
+        monkeypatch.setattr(toolkit.policies, "tanh_log_det_jacobian", sb3s_tanh_log_det)
+        monkeypatch.setattr(toolkit_sac.sac, "tanh_log_det_jacobian", sb3s_tanh_log_det)
+    return request.param
 
 
 def train_sac_alike(ours: SAC, sb3: SB3SAC, seed: int) -> None:
@@ -108,10 +126,10 @@ def train_sac_alike(ours: SAC, sb3: SB3SAC, seed: int) -> None:
         ours.train_step()
 
 
-def test_sac_gradient_steps_equal_sb3s(env):
-    """Temperature, critics, actor and targets, with the same reparameterisation noise: SB3 draws
-    it from torch's global generator, toolkit from its own, both seeded alike. The tolerance
-    covers SB3's log(1 - tanh(u)^2 + 1e-6) against toolkit's exact form."""
+def trained_sac_pair(env, mean_bias: float | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Toolkit's and SB3's SAC from the same weights (``mean_bias``: the actor's mean pushed
+    there, deep into tanh's saturation), trained alike; returns (ours, SB3's) tensor pairs:
+    critics, target critics, the actor's layers and log alpha."""
     sb3 = SB3SAC("MlpPolicy", env, learning_rate=1e-3, batch_size=BATCH, tau=0.1, gamma=GAMMA, ent_coef="auto",
                  policy_kwargs={"net_arch": [16, 16]}, seed=0, device="cpu")
     ours = SAC(SACConfig(learning_rate=1e-3, batch_size=BATCH, tau=0.1, gamma=GAMMA, hidden=(16, 16),
@@ -122,6 +140,8 @@ def test_sac_gradient_steps_equal_sb3s(env):
     # SB3's actor has separate mean and log-std heads; toolkit's last layer stacks the two
     sb3_actor = sb3.actor
     with torch.no_grad():
+        if mean_bias is not None:
+            sb3_actor.mu.bias.fill_(mean_bias)
         for mine, reference in zip(list(ours.actor.body.parameters())[:-2], sb3_actor.latent_pi.parameters(),
                                    strict=True):
             mine.copy_(reference)
@@ -131,17 +151,36 @@ def test_sac_gradient_steps_equal_sb3s(env):
     feed(ours, sb3, random_batches(env, seed=1))
 
     train_sac_alike(ours, sb3, seed=7)
-    tolerance = SAC_TOLERANCE
-    assert_same_parameters(critics, **tolerance)
-    latent = list(ours.actor.body.parameters())[:-2]
-    for mine, reference in zip(latent, sb3_actor.latent_pi.parameters(), strict=True):
-        torch.testing.assert_close(mine, reference, **tolerance)
-    torch.testing.assert_close(ours.actor.body[-1].weight,
-                               torch.cat([sb3_actor.mu.weight, sb3_actor.log_std.weight]), **tolerance)
-    torch.testing.assert_close(ours.log_alpha.detach(), sb3.log_ent_coef.detach().reshape(()), **tolerance)
+    pairs = [(mine, reference) for ours_net, sb3_net in critics
+             for mine, reference in zip(ours_net.parameters(), sb3_net.parameters(), strict=True)]
+    pairs += list(zip(list(ours.actor.body.parameters())[:-2], sb3_actor.latent_pi.parameters(), strict=True))
+    pairs.append((ours.actor.body[-1].weight, torch.cat([sb3_actor.mu.weight, sb3_actor.log_std.weight])))
+    pairs.append((ours.actor.body[-1].bias, torch.cat([sb3_actor.mu.bias, sb3_actor.log_std.bias])))
+    pairs.append((ours.log_alpha.detach(), sb3.log_ent_coef.detach().reshape(())))
+    return pairs
 
 
-def test_sac_with_gsde_gradient_steps_equal_sb3s(env):
+def test_sac_gradient_steps_equal_sb3s(env, log_det):
+    """Temperature, critics, actor and targets, with the same reparameterisation noise: SB3 draws
+    it from torch's global generator, toolkit from its own, both seeded alike."""
+    for mine, reference in trained_sac_pair(env):
+        torch.testing.assert_close(mine.detach(), reference.detach(), **SAC_TOLERANCE[log_det])
+
+
+def test_sac_departs_from_sb3_only_in_the_tanh_log_det_of_saturated_actions(env, log_det):
+    """With the actor's mean at 8 (tanh'(u) ~ 5e-7, below SB3's 1e-6): SB3's form in toolkit
+    still gives SB3's parameters; the exact form keeps its gradient -2 tanh(u) there, which SB3's
+    loses, so the actor (and through alpha, the critics) move differently."""
+    pairs = trained_sac_pair(env, mean_bias=8.0)
+    if log_det == "sb3":
+        for mine, reference in pairs:
+            torch.testing.assert_close(mine.detach(), reference.detach(), **SAC_TOLERANCE["sb3"])
+    else:
+        gap = max(float((mine.detach() - reference.detach()).abs().max()) for mine, reference in pairs)
+        assert gap > 1e-3
+
+
+def test_sac_with_gsde_gradient_steps_equal_sb3s(env, log_det):
     """gSDE (use_sde): each gradient step draws one noise matrix, reparameterised so the actor's
     loss moves log sigma through it too, and the features keep their gradient. SB3's
     ``reset_noise`` also draws per-env matrices that its update never uses; the test leaves that
@@ -170,7 +209,7 @@ def test_sac_with_gsde_gradient_steps_equal_sb3s(env):
     feed(ours, sb3, random_batches(env, seed=2))
 
     train_sac_alike(ours, sb3, seed=11)
-    tolerance = SAC_TOLERANCE
+    tolerance = SAC_TOLERANCE[log_det]
     assert_same_parameters(pairs, **tolerance)
     torch.testing.assert_close(noise.log_std.detach(), sb3_actor.log_std.detach(), **tolerance)
     assert not torch.equal(noise.log_std.detach(), torch.full_like(noise.log_std, -2.0))  # sigma learned
