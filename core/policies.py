@@ -38,7 +38,7 @@ def tanh_log_det_jacobian(u: torch.Tensor) -> torch.Tensor:
     Written as 2 (log 2 - u - softplus(-2u)), which is the same number but finite for any u
     (log(1 - tanh(u)^2) underflows to log 0 beyond |u| of about 9 in float32), as the SAC
     authors' softlearning computes it. SB3 and CleanRL take log(1 - tanh(u)^2 + 1e-6) instead,
-    whose gradient fades beyond |u| of about 6: the one place toolkit's SAC update differs from
+    whose gradient fades beyond |u| of about 7: the one place toolkit's SAC update differs from
     SB3's (tests/test_sb3_parity.py; what it weighs in a run: benchmarks/sac_update_drift.py)."""
     return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
 
