@@ -10,7 +10,8 @@ difference in the update. ``--log-det sb3`` puts SB3's tanh log-determinant,
 log(1 - tanh(u)^2 + 1e-6), in place of toolkit's exact one (the only difference known). First it
 prints what that difference weighs: the actor's gradient under each form, averaged over
 ``--gradient-batches`` batches of the replay (the bias of the expected gradient, which steers a
-long run, rather than one step's difference, which Adam magnifies in small coordinates).
+long run, rather than one step's difference, which Adam magnifies in small coordinates), and
+the mean difference in log pi (what the temperature's gradient and the soft target see).
 
     python benchmarks/sac_update_drift.py runs/ppo_sac_td3/toolkit-sac-Hopper-v5-seed1-300000/best.pt --steps 300
 
@@ -71,37 +72,41 @@ def sb3_copy(sac, env_id: str):
     return sb3
 
 
-def log_det_gradient_bias(sac, batches: int, seed: int) -> tuple[float, float]:
-    """(|E[g_exact] - E[g_sb3]| / |E[g_exact]|, mean of |g_exact - g_sb3| / |g_exact|) for the
-    actor's gradient of J_pi on ``batches`` replayed batches, each form with the same noise."""
+def log_det_difference(sac, batches: int, seed: int) -> dict[str, float]:
+    """What the exact log-determinant changes against SB3's on ``batches`` replayed batches,
+    each form with the same noise: ``bias``, |E[g_exact] - E[g_sb3]| / |E[g_exact]| for the
+    actor's gradient of J_pi; ``per_batch``, the mean of |g_exact - g_sb3| / |g_exact|;
+    ``entropy``, E[log pi_exact - log pi_sb3] in nats (what alpha's gradient and the soft
+    target's -alpha log pi see; the target entropy is -|A|)."""
     import toolkit.policies
 
     exact = toolkit.policies.tanh_log_det_jacobian
     alpha = sac.log_alpha.detach().exp()
-    rng = np.random.default_rng(seed)
 
-    def actor_gradient(obs: torch.Tensor, form, noise_seed: int) -> torch.Tensor:
+    def actor_gradient(obs: torch.Tensor, form, noise_seed: int) -> tuple[torch.Tensor, float]:
         toolkit.policies.tanh_log_det_jacobian = form
         sac.actor.zero_grad(set_to_none=True)
         action, log_prob = sac.actor.sample_unit(obs, torch.Generator().manual_seed(noise_seed))
         (alpha * log_prob - sac.critic.min(obs, action)).mean().backward()
-        return torch.cat([p.grad.flatten() for p in sac.actor.parameters()])
+        return torch.cat([p.grad.flatten() for p in sac.actor.parameters()]), float(log_prob.detach().mean())
 
     sac.critic.requires_grad_(False)
-    replay_rng, sac.replay.rng = sac.replay.rng, rng
+    replay_rng, sac.replay.rng = sac.replay.rng, np.random.default_rng(seed)
     try:
-        gradients = []
+        pairs = []
         for k in range(batches):
             obs = torch.as_tensor(sac.replay.sample(sac.config.batch_size).obs, dtype=torch.float32)
-            gradients.append((actor_gradient(obs, exact, k), actor_gradient(obs, sb3s_tanh_log_det, k)))
+            pairs.append((actor_gradient(obs, exact, k), actor_gradient(obs, sb3s_tanh_log_det, k)))
     finally:
         toolkit.policies.tanh_log_det_jacobian = exact
         sac.replay.rng = replay_rng
         sac.critic.requires_grad_(True)
         sac.actor.zero_grad(set_to_none=True)
-    exact_g = torch.stack([g for g, _ in gradients])
-    gap = exact_g - torch.stack([g for _, g in gradients])
-    return float(gap.mean(0).norm() / exact_g.mean(0).norm()), float((gap.norm(dim=1) / exact_g.norm(dim=1)).mean())
+    exact_g = torch.stack([g for (g, _), _ in pairs])
+    gap = exact_g - torch.stack([g for _, (g, _) in pairs])
+    return {"bias": float(gap.mean(0).norm() / exact_g.mean(0).norm()),
+            "per_batch": float((gap.norm(dim=1) / exact_g.norm(dim=1)).mean()),
+            "entropy": float(np.mean([mine - theirs for (_, mine), (_, theirs) in pairs]))}
 
 
 def toolkit_parameters(sac) -> torch.Tensor:
@@ -134,9 +139,10 @@ def main() -> None:
     if restored.plan.algo != "sac" or restored.algorithm.config.use_sde or restored.algorithm.layout.image:
         raise SystemExit("this compares SAC's plain Gaussian policy on vector observations")
     if args.gradient_batches:
-        bias, per_batch = log_det_gradient_bias(restored.algorithm, args.gradient_batches, args.seed)
-        print(f"the actor's gradient, exact log-det against SB3's, over {args.gradient_batches} batches: "
-              f"{bias:.2%} of the expected gradient ({per_batch:.2%} of a batch's)")
+        gap = log_det_difference(restored.algorithm, args.gradient_batches, args.seed)
+        print(f"exact log-det against SB3's, over {args.gradient_batches} batches: the actor's gradient differs by "
+              f"{gap['bias']:.2%} of the expected gradient ({gap['per_batch']:.2%} of a batch's); "
+              f"log pi by {gap['entropy']:+.2e} nats")
     if args.log_det == "sb3":
         import toolkit.policies
         import toolkit_sac.sac
