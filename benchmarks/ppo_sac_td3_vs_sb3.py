@@ -265,7 +265,7 @@ def unfinished(work_dir: Path | None, jobs: list[tuple], steps: int) -> None:
         place = work_dir_of(work_dir, lib, run, seed, budget)
         if lib == "toolkit":
             latest = checkpoint.latest(place) if place.is_dir() else None
-            at = int(latest.stem.split("_")[-1]) if latest else 0
+            at = checkpoint.step_of(latest) if latest else 0
         else:
             state = place / "state.json"
             at = json.loads(state.read_text())["steps"] if state.exists() else 0

@@ -21,6 +21,7 @@ Both optimisers start fresh (SB3 has no way to take toolkit's Adam moments), as 
 from __future__ import annotations
 
 import argparse
+import copy
 
 import numpy as np
 import torch
@@ -41,9 +42,10 @@ def restore(path: str):
     if "replay" not in restored.state:
         raise SystemExit(f"{path} holds no replay: take a run's best.pt or a checkpoint saved with --save-replay")
     sac.replay.load_state_dict(restored.state["replay"]["replay"])
-    for optimizer, params in ((sac.actor_optimizer, sac.actor.parameters()),
-                              (sac.critic_optimizer, sac.critic.parameters()), (sac.alpha_optimizer, [sac.log_alpha])):
-        optimizer.__init__(params, lr=sac.config.learning_rate)
+    learning_rate = sac.config.learning_rate
+    sac.actor_optimizer = torch.optim.Adam(sac.actor.parameters(), lr=learning_rate)
+    sac.critic_optimizer = torch.optim.Adam(sac.critic.parameters(), lr=learning_rate)
+    sac.alpha_optimizer = torch.optim.Adam([sac.log_alpha], lr=learning_rate)
     return restored
 
 
@@ -150,7 +152,7 @@ def main() -> None:
         toolkit.policies.tanh_log_det_jacobian = sb3s_tanh_log_det
         toolkit_sac.sac.tanh_log_det_jacobian = sb3s_tanh_log_det
     ours = restored.algorithm
-    twin = restore(args.checkpoint).algorithm
+    twin = copy.deepcopy(ours)
     sb3 = sb3_copy(ours, restored.plan.env.id)
     with torch.no_grad():  # one ulp on one weight
         weight = next(twin.actor.parameters())
