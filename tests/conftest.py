@@ -10,10 +10,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `toolkit ARGS` in a fresh process, as a user would."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300,
+            python: str = sys.executable) -> subprocess.CompletedProcess:
+    """Run `toolkit ARGS` in a fresh process of `python`, as a user would."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "toolkit.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([python, "-m", "toolkit.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 
