@@ -182,13 +182,11 @@ class ReplayBuffer:
         self.frame_stack = frame_stack
         if self.slots < max(frame_stack, 1) + 2:
             raise ValueError(f"replay capacity {capacity} is too small for {n_envs} envs")
-        obs_shape = tuple(observation_space.shape)
-        frame_shape = obs_shape[1:] if frame_stack else obs_shape
+        frame_shape = _frame_shape(observation_space, frame_stack)
         action_shape = tuple(action_space.shape or ())
         action_dtype = _storage_dtype(action_space)
         extra_columns = {name: (tuple(space.shape or ()), _storage_dtype(space)) for name, space in (extras or {}).items()}
-        self.slot_bytes = (_nbytes(frame_shape, observation_space.dtype) + _nbytes(action_shape, action_dtype)
-                           + SLOT_BOOKKEEPING_BYTES + sum(_nbytes(*column) for column in extra_columns.values()))
+        self.slot_bytes = replay_slot_bytes(observation_space, action_space, frame_stack, extras)
         check_replay_fits(self.slots * n_envs, self.slot_bytes, capacity_option, memory_available())
         shape = (self.slots, n_envs)
         self.frames = np.zeros(shape + frame_shape, dtype=observation_space.dtype)
@@ -432,6 +430,22 @@ SLOT_BOOKKEEPING_BYTES = 4 + 3 + 1 + 1
 
 def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _frame_shape(observation_space: Any, frame_stack: int) -> tuple[int, ...]:
+    """What one slot stores of an observation: the newest frame of a frame stack, else all of it."""
+    shape = tuple(observation_space.shape)
+    return shape[1:] if frame_stack else shape
+
+
+def replay_slot_bytes(observation_space: Any, action_space: Any, frame_stack: int = 0,
+                      extras: dict[str, Any] | None = None) -> int:
+    """Bytes a ``ReplayBuffer`` with these arguments takes per transition, without building one:
+    to check a replay that is built elsewhere (Ape-X's shards, in Ray actors) against memory."""
+    columns = [(_frame_shape(observation_space, frame_stack), observation_space.dtype),
+               (tuple(action_space.shape or ()), _storage_dtype(action_space)),
+               *((tuple(space.shape or ()), _storage_dtype(space)) for space in (extras or {}).values())]
+    return sum(_nbytes(*column) for column in columns) + SLOT_BOOKKEEPING_BYTES
 
 
 def memory_available() -> tuple[int, int] | None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from toolkit.replay import ReplayBuffer, UniformSampler
+from toolkit.replay import ReplayBuffer, UniformSampler, replay_slot_bytes
 from toolkit.vec_env import make_vec_env, resolve_env
 
 
@@ -286,11 +286,12 @@ def test_a_fragment_carries_extra_columns_and_a_missing_one_changes_nothing():
 
 def test_the_memory_estimate_is_what_the_buffer_allocates():
     extras = {"goal": spaces.Discrete(5), "log_prob": spaces.Box(-np.inf, np.inf, (3,), np.float32)}
-    buffer = ReplayBuffer(64, spaces.Box(0, 255, (4, 8, 8), np.uint8), spaces.Box(-1, 1, (2,), np.float32), n_envs=2,
-                          frame_stack=4, extras=extras)
+    buffer_args = spaces.Box(0, 255, (4, 8, 8), np.uint8), spaces.Box(-1, 1, (2,), np.float32)
+    buffer = ReplayBuffer(64, *buffer_args, n_envs=2, frame_stack=4, extras=extras)
     arrays = [buffer.frames, buffer.actions, buffer.rewards, buffer.terminated, buffer.episode_end,
               buffer.has_transition, buffer.frames_before, buffer.sampler.valid, *buffer.extras.values()]
     assert sum(a.nbytes for a in arrays) == 64 * buffer.slot_bytes
+    assert replay_slot_bytes(buffer_args[0], buffer_args[1], 4, extras) == buffer.slot_bytes  # without a buffer
     assert buffer.slot_bytes == 8 * 8 + 2 * 4 + 4 + 3 + 1 + 1 + 8 + 3 * 4
 
 

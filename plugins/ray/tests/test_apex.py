@@ -13,9 +13,11 @@ import time
 
 import numpy as np
 import pytest
+from gymnasium import spaces
 
 from toolkit import checkpoint
 from toolkit.cli import main
+from toolkit.errors import ToolkitError
 from toolkit.testing import check_algorithm
 from toolkit_ray.apex import SamplesPerInsertLimiter, actor_epsilons, n_step_returns
 
@@ -119,6 +121,30 @@ def still_alive(processes: dict[int, bytes]) -> list[int]:
         except OSError:
             pass
     return alive
+
+
+def test_a_replay_beyond_memory_is_refused_before_ray_starts_whatever_the_shards(tmp_path, capsys):
+    """Each shard alone would fit; all of them, on this machine's local Ray, do not."""
+    from toolkit.replay import memory_available
+
+    _, total = memory_available()
+    run_dir = tmp_path / "run"
+    buffer_size = 3 * total // 33  # CartPole: 33 bytes a transition, so each of 4 shards takes 3/4 of the memory
+    code = main(["train", "apex", "--env", "CartPole-v1", "--actors", "4", "--replay-shards", "4",
+                 "--buffer-size", str(buffer_size), "--run-dir", str(run_dir), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and not run_dir.exists(), err
+    assert f"a replay buffer of {buffer_size:,} transitions takes" in err and "pass --buffer-size" in err
+
+
+def test_a_clusters_shards_are_left_to_check_themselves_on_their_nodes():
+    from toolkit.interfaces import EnvSpec
+    from toolkit_ray.apex import ApexConfig, ApexDQN
+
+    spec = EnvSpec("CartPole-v1", "gymnasium", spaces.Box(-1, 1, (4,), np.float32), spaces.Discrete(2))
+    ApexDQN.check(ApexConfig(buffer_size=10**15, actors=4, replay_shards=4, address="ray://head:10001"), spec)
+    with pytest.raises(ToolkitError, match="more than this machine's"):
+        ApexDQN.check(ApexConfig(buffer_size=10**15, actors=4, replay_shards=4), spec)
 
 
 def test_sigint_stops_the_actors_and_leaves_no_ray_process(tmp_path):

@@ -44,7 +44,8 @@ from torch import nn
 from toolkit.config import Preset, bounded
 from toolkit.errors import FailedAt, ToolkitError
 from toolkit.interfaces import EnvContext, EnvSpec
-from toolkit.replay import Fragment, ReplayBuffer, make_fragment
+from toolkit.replay import (Fragment, ReplayBuffer, check_replay_fits, make_fragment, memory_available,
+                            replay_slot_bytes)
 from toolkit_dqn.dqn import (GreedyModule, GreedyPolicy, QLearner, TDUpdate, build_q_network, channels_first_images,
                              check_q_learning_spaces, epsilon_greedy, make_optimizer, memory_format_for)
 
@@ -418,6 +419,11 @@ class ApexDQN:
         if config.replay_shards > config.actors:
             raise ToolkitError(f"--replay-shards {config.replay_shards} is more than --actors {config.actors}: "
                                "a shard gets data from the actors i with i mod K = its index")
+        if not config.address:  # a local Ray puts every shard on this machine: together they must fit
+            # (each shard checks itself too, but only against what is left, and from inside a Ray actor)
+            check_replay_fits(config.buffer_size, replay_slot_bytes(spec.observation_space, spec.action_space,
+                                                                    spec.frame_stack), "--buffer-size",
+                              memory_available())
 
     def __init__(self, config: ApexConfig, context: EnvContext) -> None:
         self.config, self.context = config, context
