@@ -182,14 +182,12 @@ class ReplayBuffer:
         self.frame_stack = frame_stack
         if self.slots < max(frame_stack, 1) + 2:
             raise ValueError(f"replay capacity {capacity} is too small for {n_envs} envs")
-        frame_shape = _frame_shape(observation_space, frame_stack)
-        action_shape = tuple(action_space.shape or ())
-        action_dtype = _storage_dtype(action_space)
-        extra_columns = {name: (tuple(space.shape or ()), _storage_dtype(space)) for name, space in (extras or {}).items()}
+        (frame_shape, frame_dtype), (action_shape, action_dtype), extra_columns = _slot_columns(
+            observation_space, action_space, frame_stack, extras)
         self.slot_bytes = replay_slot_bytes(observation_space, action_space, frame_stack, extras)
         check_replay_fits(self.slots * n_envs, self.slot_bytes, capacity_option, memory_available())
         shape = (self.slots, n_envs)
-        self.frames = np.zeros(shape + frame_shape, dtype=observation_space.dtype)
+        self.frames = np.zeros(shape + frame_shape, dtype=frame_dtype)
         self.actions = np.zeros(shape + action_shape, dtype=action_dtype)
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminated = np.zeros(shape, dtype=bool)
@@ -432,20 +430,26 @@ def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
-def _frame_shape(observation_space: Any, frame_stack: int) -> tuple[int, ...]:
-    """What one slot stores of an observation: the newest frame of a frame stack, else all of it."""
-    shape = tuple(observation_space.shape)
-    return shape[1:] if frame_stack else shape
+Column = tuple[tuple[int, ...], Any]  # a stored column's (shape per transition, dtype)
+
+
+def _slot_columns(observation_space: Any, action_space: Any, frame_stack: int,
+                  extras: dict[str, Any] | None) -> tuple[Column, Column, dict[str, Column]]:
+    """What one slot stores: the observation (its newest frame when observations are frame
+    stacks), the action, and each extra column."""
+    obs_shape = tuple(observation_space.shape)
+    frame = (obs_shape[1:] if frame_stack else obs_shape, observation_space.dtype)
+    action = (tuple(action_space.shape or ()), _storage_dtype(action_space))
+    extra_columns = {name: (tuple(space.shape or ()), _storage_dtype(space)) for name, space in (extras or {}).items()}
+    return frame, action, extra_columns
 
 
 def replay_slot_bytes(observation_space: Any, action_space: Any, frame_stack: int = 0,
                       extras: dict[str, Any] | None = None) -> int:
     """Bytes a ``ReplayBuffer`` with these arguments takes per transition, without building one:
     to check a replay that is built elsewhere (Ape-X's shards, in Ray actors) against memory."""
-    columns = [(_frame_shape(observation_space, frame_stack), observation_space.dtype),
-               (tuple(action_space.shape or ()), _storage_dtype(action_space)),
-               *((tuple(space.shape or ()), _storage_dtype(space)) for space in (extras or {}).values())]
-    return sum(_nbytes(*column) for column in columns) + SLOT_BOOKKEEPING_BYTES
+    frame, action, extra_columns = _slot_columns(observation_space, action_space, frame_stack, extras)
+    return sum(_nbytes(*column) for column in (frame, action, *extra_columns.values())) + SLOT_BOOKKEEPING_BYTES
 
 
 def memory_available() -> tuple[int, int] | None:
