@@ -116,25 +116,30 @@ def _exit_if_stopped(run) -> None:
         raise typer.Exit(128 + run.stopped_by)
 
 
+STOCHASTIC_HELP = ("Act with the exploring policy (SAC/PPO's sampled Gaussian, DQN's final epsilon) instead of "
+                   "the deterministic one, its samples seeded as the envs are")
+
+
 @app.command("eval")
 def eval_command(
     target: str = typer.Argument(..., help="A run directory (uses best.pt, else the latest checkpoint) or a .pt file"),
     episodes: Optional[int] = typer.Option(None, "--episodes", help="Episodes to run (default: the run's --eval-episodes)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the evaluation envs"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    stochastic: bool = typer.Option(False, "--stochastic", help=STOCHASTIC_HELP),
 ) -> None:
-    """Evaluate a checkpoint with the deterministic policy on evaluation envs."""
+    """Evaluate a checkpoint with the deterministic policy (or --stochastic) on evaluation envs."""
     from toolkit.offline import evaluate_checkpoint
 
     check_value("--episodes", episodes, Range(1))
     check_value("--seed", seed, SEEDS)
-    result = evaluate_checkpoint(target, episodes=episodes, seed=seed)
+    result = evaluate_checkpoint(target, episodes=episodes, seed=seed, stochastic=stochastic)
     if as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(f"{result['algorithm']} on {result['env']} (step {result['step']:,}, {result['checkpoint']}): "
                    f"mean return {result['mean_return']:.2f} +/- {result['std_return']:.2f} over "
-                   f"{result['episodes']} episodes")
+                   f"{result['episodes']} episodes{' (stochastic policy)' if stochastic else ''}")
 
 
 @app.command()
@@ -144,8 +149,9 @@ def enjoy(
     video: Optional[str] = typer.Option(None, "--video", help="Write all episodes to this MP4 (H.264)"),
     render: bool = typer.Option(False, "--render", help="Show the episodes in a window (needs a display)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the env (default: the run's evaluation seed)"),
+    stochastic: bool = typer.Option(False, "--stochastic", help=STOCHASTIC_HELP),
 ) -> None:
-    """Watch a trained agent: play episodes with its evaluation policy, print each return."""
+    """Watch a trained agent: play episodes with its evaluation policy (or --stochastic), print each return."""
     from toolkit.offline import enjoy_checkpoint
     from toolkit.outputs import check_output_file
 
@@ -157,9 +163,11 @@ def enjoy(
     def report(index: int, episode_return: float, length: int) -> None:
         typer.echo(f"episode {index + 1}: return {episode_return:.2f} ({length} steps)")
 
-    result = enjoy_checkpoint(target, episodes, video=video, render=render, seed=seed, on_episode=report)
+    result = enjoy_checkpoint(target, episodes, video=video, render=render, seed=seed, on_episode=report,
+                              stochastic=stochastic)
     typer.echo(f"{result['algorithm']} on {result['env']} (step {result['step']:,}): mean return "
-               f"{result['mean_return']:.2f} +/- {result['std_return']:.2f} over {result['episodes']} episodes")
+               f"{result['mean_return']:.2f} +/- {result['std_return']:.2f} over {result['episodes']} episodes"
+               f"{' (stochastic policy)' if stochastic else ''}")
     if video is not None:
         typer.echo(f"wrote {video}")
 

@@ -97,16 +97,12 @@ class Agent:
         return flatten(structured, obs) if isinstance(obs, (dict, tuple)) else np.asarray(obs)
 
     def _policy_for(self, deterministic: bool) -> Any:
-        from toolkit.interfaces import HasStochasticPolicy, StatefulPolicy
+        from toolkit.interfaces import StatefulPolicy
+        from toolkit.offline import stochastic_policy
 
         key = "deterministic" if deterministic else "stochastic"
         if key not in self._policies:
-            if deterministic:
-                policy = self.algorithm.policy()
-            elif isinstance(self.algorithm, HasStochasticPolicy):
-                policy = self.algorithm.stochastic_policy()
-            else:
-                raise ToolkitError(f"'{self.algo}' has no stochastic policy to sample; use deterministic=True")
+            policy = self.algorithm.policy() if deterministic else stochastic_policy(self.algorithm, self.algo)
             if isinstance(policy, StatefulPolicy):
                 raise ToolkitError(f"'{self.algo}''s policy keeps state between steps (h-DQN's goals), which "
                                    "predict cannot carry; play it with `toolkit enjoy` or `toolkit eval`")

@@ -387,7 +387,10 @@ class ExportsPolicy(Protocol):
 @runtime_checkable
 class HasStochasticPolicy(Protocol):
     """An env-loop algorithm that can also act by sampling its exploring policy (epsilon-greedy,
-    the Gaussian), for ``Agent.predict(obs, deterministic=False)``."""
+    the Gaussian), for ``Agent.predict(obs, deterministic=False)`` and ``toolkit eval
+    --stochastic``. The method may take ``seed`` (an int, or None for fresh entropy) to seed the
+    samples' random generator, so that an evaluation with a seed is reproducible; one without
+    it is still called, unseeded."""
 
     def stochastic_policy(self) -> Policy: ...
 

@@ -4,6 +4,7 @@ rebuilt (checkpoint -> plan -> context -> construct -> load), used by ``toolkit 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,29 +77,45 @@ def restored_from(target: str | Path | Restored, device: str = "auto") -> Restor
 
 
 def evaluate_checkpoint(path: str | Path | Restored, episodes: int | None = None,
-                        seed: int | None = None) -> dict[str, Any]:
-    """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint."""
+                        seed: int | None = None, stochastic: bool = False) -> dict[str, Any]:
+    """``toolkit eval``: the same evaluation a run performs, on a saved checkpoint;
+    ``stochastic``: with the exploring policy's sampled actions instead."""
     restored = restored_from(path)
     episodes = episodes or restored.plan.run.eval_episodes
-    return _play(restored, episodes, seed, n_envs=min(episodes, 4))
+    return _play(restored, episodes, seed, n_envs=min(episodes, 4), stochastic=stochastic)
 
 
 def enjoy_checkpoint(path: str | Path | Restored, episodes: int, *, video: str | Path | None = None, render: bool = False,
-                     seed: int | None = None, on_episode: Any = None) -> dict[str, Any]:
-    """``toolkit enjoy``: play a checkpoint's evaluation policy for ``episodes`` episodes in one
-    env, made as evaluation makes it; ``video``: one MP4 of all of them; ``render``: a window."""
+                     seed: int | None = None, on_episode: Any = None, stochastic: bool = False) -> dict[str, Any]:
+    """``toolkit enjoy``: play a checkpoint's evaluation policy (``stochastic``: its exploring
+    one) for ``episodes`` episodes in one env, made as evaluation makes it; ``video``: one MP4
+    of all of them; ``render``: a window."""
     if render:
         check_display()
     restored = restored_from(path)
     result = _play(restored, episodes, seed, n_envs=1, render_mode="human" if render else "rgb_array" if video else None,
-                   video=video, on_episode=on_episode)
+                   video=video, on_episode=on_episode, stochastic=stochastic)
     return result | ({"video": str(video)} if video else {})
 
 
+def stochastic_policy(algorithm: Any, algo: str, seed: int | None = None) -> Any:
+    """``algorithm``'s exploring policy (``HasStochasticPolicy``), its samples seeded with
+    ``seed`` where its ``stochastic_policy`` takes one; a clear error where it has none."""
+    from toolkit.interfaces import HasStochasticPolicy
+
+    if not isinstance(algorithm, HasStochasticPolicy):
+        raise ToolkitError(f"'{algo}' has no stochastic policy to sample: evaluate its deterministic one "
+                           "(without --stochastic, or deterministic=True)")
+    if "seed" in inspect.signature(algorithm.stochastic_policy).parameters:
+        return algorithm.stochastic_policy(seed=seed)
+    return algorithm.stochastic_policy()  # a plugin written before the seed parameter
+
+
 def _play(restored: Restored, episodes: int, seed: int | None, *, n_envs: int, render_mode: str | None = None,
-          video: str | Path | None = None, on_episode: Any = None) -> dict[str, Any]:
-    """The checkpoint's evaluation policy for ``episodes`` episodes on evaluation envs seeded as
-    the run seeds its evaluations (unless ``seed``)."""
+          video: str | Path | None = None, on_episode: Any = None, stochastic: bool = False) -> dict[str, Any]:
+    """The checkpoint's evaluation policy (``stochastic``: its exploring one, seeded as the envs
+    are) for ``episodes`` episodes on evaluation envs seeded as the run seeds its evaluations
+    (unless ``seed``)."""
     from toolkit.evaluation import evaluate
     from toolkit.vec_env import make_vec_env
     from toolkit.video import video_fps
@@ -108,16 +125,16 @@ def _play(restored: Restored, episodes: int, seed: int | None, *, n_envs: int, r
         raise ToolkitError(f"'{p.algo}' is a generative trainer; evaluation needs an env-loop algorithm "
                            "(use `toolkit sample`)")
     seed = p.run.seed + EVAL_SEED_OFFSET if seed is None else seed
+    policy = stochastic_policy(restored.algorithm, p.algo, seed) if stochastic else restored.algorithm.policy()
     envs = make_vec_env(p.env, n_envs, seed, training=False, max_episode_steps=p.run.max_episode_steps,
                         render_mode=render_mode)
     try:
-        result = evaluate(restored.algorithm.policy(), envs, episodes, video_path=video,
-                          fps=video_fps(p.env.family, envs.metadata),
+        result = evaluate(policy, envs, episodes, video_path=video, fps=video_fps(p.env.family, envs.metadata),
                           video_episodes=episodes, on_episode=on_episode)
     finally:
         envs.close()
     return {"checkpoint": str(restored.path), "algorithm": p.algo, "env": p.env.id, "step": restored.state["step"],
-            **result}
+            "policy": "stochastic" if stochastic else "deterministic", **result}
 
 
 def check_display() -> None:

@@ -325,6 +325,16 @@ class StateDependentNoisePolicy(nn.Module):
         return self._features_and_mean(obs)[1]
 
 
+def sample_afresh(actor: Any, inputs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """An action per row sampled from pi(a|s) with ``generator``'s noise, and its log-probability:
+    ``actor.sample``, except that a gSDE actor gets a theta_eps drawn for this call instead of the
+    exploration noise it holds for training (with which every call would be the same function of
+    the observation). What a ``stochastic_policy`` plays."""
+    if isinstance(actor, StateDependentNoisePolicy):
+        return actor.sample_with(inputs, actor.draw_noise_matrix(generator))
+    return actor.sample(inputs, generator)
+
+
 # -- observations ----------------------------------------------------------------------------
 
 

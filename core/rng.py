@@ -29,3 +29,16 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
     np.random.set_state(("MT19937", *states["numpy"]))
     torch.set_rng_state(states["torch"])
+
+
+def seeded_generator(device: Any, seed: int | None) -> Any:
+    """A torch generator of its own on ``device``, seeded with ``seed`` (fresh entropy when None),
+    for sampling that must not disturb, or depend on, the global torch generator."""
+    import torch
+
+    generator = torch.Generator(device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator

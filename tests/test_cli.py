@@ -54,6 +54,12 @@ def test_eval_json(existing_run):
     assert {"std_return", "checkpoint", "env"} <= set(report)
 
 
+def test_eval_stochastic_of_an_algorithm_without_one_is_refused(existing_run):
+    result = run_cli("eval", str(existing_run), "--stochastic")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "'random' has no stochastic policy" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_resume_continues_and_appends(tmp_path):
     run_dir = tmp_path / "run"
     first = run_cli("train", "random", "--env", "toolkit/Identity-v0", "--steps", "200", "--eval-every", "0",

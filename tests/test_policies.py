@@ -11,8 +11,8 @@ from gymnasium import spaces
 from toolkit.policies import (CategoricalPolicy, GaussianPolicy, MultiCategorical, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, SquashedGaussianPolicy, StateDependentNoisePolicy,
                               TwinQ, category_sizes, first_action, gaussian_log_prob, gsde_noise_due, kl_divergence,
-                              orthogonal_init, polyak_update, scale_to_box, squashed_gaussian_log_prob,
-                              tanh_log_det_jacobian)
+                              orthogonal_init, polyak_update, sample_afresh, scale_to_box,
+                              squashed_gaussian_log_prob, tanh_log_det_jacobian)
 
 
 def _gsde(n_envs: int, seed: int = 2) -> StateDependentNoisePolicy:
@@ -134,6 +134,21 @@ def test_state_dependent_noise_is_the_features_times_a_matrix_held_until_redrawn
     wide = StateDependentNoisePolicy(torch.nn.Identity(), torch.nn.Linear(64, 64), math.log(0.3), 16)
     wide.resample_noise(torch.Generator().manual_seed(0))
     assert wide.exploration.std().item() == pytest.approx(0.3, rel=0.02)  # entries ~ N(0, sigma^2)
+
+
+def test_sample_afresh_draws_gsde_noise_from_the_generator_not_the_held_matrix():
+    policy = _gsde(n_envs=1)
+    obs = torch.randn(5, 3)
+    held = policy.exploration.clone()
+    first, log_prob = sample_afresh(policy, obs, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(sample_afresh(policy, obs, torch.Generator().manual_seed(7))[0], first)  # seeded
+    assert not torch.allclose(sample_afresh(policy, obs, torch.Generator().manual_seed(8))[0], first)
+    assert not torch.allclose(first, policy.sample(obs)[0])  # not the exploration noise training holds
+    torch.testing.assert_close(policy.exploration, held)  # which it leaves as it was
+    torch.testing.assert_close(log_prob, policy._normal(*policy._features_and_mean(obs)).log_prob(first).sum(1))
+    gaussian = GaussianPolicy(torch.nn.Linear(3, 2), 2, log_std_init=0.0)
+    torch.testing.assert_close(sample_afresh(gaussian, obs, torch.Generator().manual_seed(7))[0],
+                               gaussian.sample(obs, torch.Generator().manual_seed(7))[0])
 
 
 def test_gsde_noise_is_drawn_at_each_rollouts_start_and_every_sample_freq_steps():

@@ -209,6 +209,55 @@ def test_enjoy_render_without_a_display_is_refused(cartpole, monkeypatch, cli):
     assert code == 2 and "no display" in err
 
 
+# -- the stochastic policy ------------------------------------------------------------------
+
+
+def eval_json(cli, run_dir, *args):
+    code, stdout, err = cli("eval", run_dir, "--json", *args)
+    assert code == 0, err
+    return json.loads(stdout)
+
+
+@pytest.mark.parametrize("fixture", ["cartpole", "pendulum"])
+def test_eval_stochastic_samples_the_exploring_policy_reproducibly(fixture, request, cli):
+    run_dir = request.getfixturevalue(fixture)
+    sampled = eval_json(cli, run_dir, "--episodes", "3", "--seed", "5", "--stochastic")
+    assert sampled["policy"] == "stochastic" and len(sampled["returns"]) == 3
+    # the samples are seeded as the envs are: the same seed, the same episodes
+    assert eval_json(cli, run_dir, "--episodes", "3", "--seed", "5", "--stochastic")["returns"] == sampled["returns"]
+    deterministic = eval_json(cli, run_dir, "--episodes", "3", "--seed", "5")
+    assert deterministic["policy"] == "deterministic" and deterministic["returns"] != sampled["returns"]
+    assert eval_json(cli, run_dir, "--episodes", "3", "--seed", "6", "--stochastic")["returns"] != sampled["returns"]
+
+
+def test_enjoy_stochastic_plays_what_eval_stochastic_scores(pendulum, cli):
+    code, stdout, err = cli("enjoy", pendulum, "--episodes", "1", "--stochastic")
+    assert code == 0, err
+    assert stdout.splitlines()[-1].endswith("over 1 episodes (stochastic policy)")
+    played = float(stdout.splitlines()[0].split("return ")[1].split()[0])
+    scored = eval_json(cli, pendulum, "--episodes", "1", "--stochastic")["returns"][0]
+    assert played == pytest.approx(scored, abs=0.005)  # the same env seed and samples; enjoy prints 2 decimals
+
+
+def test_a_stochastic_policy_without_a_seed_parameter_is_still_sampled():
+    """Plugins written before ``stochastic_policy(seed=)`` keep working, unseeded."""
+    from toolkit.errors import ToolkitError
+    from toolkit.offline import stochastic_policy
+
+    class OldStyle:
+        def stochastic_policy(self):
+            return lambda obs: "old"
+
+    class Seeded:
+        def stochastic_policy(self, seed=None):
+            return lambda obs: seed
+
+    assert stochastic_policy(OldStyle(), "old", seed=3)(None) == "old"
+    assert stochastic_policy(Seeded(), "seeded", seed=3)(None) == 3
+    with pytest.raises(ToolkitError, match="'greedy' has no stochastic policy"):
+        stochastic_policy(object(), "greedy", seed=3)
+
+
 # -- push / pull ----------------------------------------------------------------------------
 
 

@@ -564,9 +564,10 @@ class DQN:
     def policy(self) -> GreedyPolicy:
         return GreedyPolicy(self, self.config.eval_epsilon)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Epsilon-greedy at the end of the exploration schedule (its own random generator)."""
-        rng = np.random.default_rng()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """Epsilon-greedy at the end of the exploration schedule (a random generator of its own,
+        seeded with ``seed``)."""
+        rng = np.random.default_rng(seed)
         return lambda obs: self.select_actions(obs, self.config.exploration_final, rng)
 
     def policy_module(self) -> GreedyModule:

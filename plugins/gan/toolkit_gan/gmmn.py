@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-
 from toolkit.config import Preset, bounded
 from toolkit.interfaces import DataContext
 

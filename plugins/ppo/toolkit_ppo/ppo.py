@@ -39,7 +39,8 @@ from toolkit.nn import NatureCNN, check_network_option, mlp, uses_nature_cnn
 from toolkit.policies import (CategoricalPolicy, FrozenNormalizer, GaussianPolicy, MultiCategoricalPolicy,
                               ReturnNormalizer, RunningNormalizer, StateDependentNoisePolicy, category_sizes,
                               first_action, gsde_noise_due, orthogonal_init, refuse_gsde_for_discrete,
-                              rollout_action_space)
+                              rollout_action_space, sample_afresh)
+from toolkit.rng import seeded_generator
 from toolkit.rollout import RolloutStorage
 
 
@@ -489,14 +490,14 @@ class PPO:
     def policy_module(self) -> PolicyModule:
         return PolicyModule(self)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions sampled from pi(a|s), as in training (its own random generator)."""
-        generator = torch.Generator(self.device)
-        generator.seed()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from pi(a|s) (a random generator of its own, seeded with ``seed``; with
+        use_sde, a noise matrix drawn afresh for each call)."""
+        generator = seeded_generator(self.device, seed)
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                action, _ = self.net.actor.sample(self.net.features(self.prepare(obs, update=False)), generator)
+                action, _ = sample_afresh(self.net.actor, self.net.features(self.prepare(obs, update=False)), generator)
             return self.to_env_action(action.cpu().numpy())
 
         return sample

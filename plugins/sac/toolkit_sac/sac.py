@@ -40,6 +40,7 @@ from toolkit.policies import (ObservationLayout, SquashedGaussianPolicy, StateDe
                               gsde_noise_due, polyak_update, require_bounded_box, scale_to_box,
                               tanh_log_det_jacobian, with_encoder)
 from toolkit.replay import ReplayBuffer
+from toolkit.rng import seeded_generator
 from toolkit.schedules import gradient_steps_due, linear
 
 
@@ -367,11 +368,10 @@ class SAC:
     def policy_module(self) -> PolicyModule:
         return PolicyModule(self.actor, self.layout)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions sampled from the squashed Gaussian, as in training (its own random generator;
-        with use_sde, a noise matrix drawn afresh for each call)."""
-        generator = torch.Generator(self.device)
-        generator.seed()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from the squashed Gaussian, as in training (a random generator of its
+        own, seeded with ``seed``; with use_sde, a noise matrix drawn afresh for each call)."""
+        generator = seeded_generator(self.device, seed)
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():

@@ -42,6 +42,7 @@ from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import mlp
 from toolkit.policies import SquashedGaussianPolicy, gaussian_log_prob, polyak_update, require_bounded_box
 from toolkit.replay import ReplayBuffer
+from toolkit.rng import seeded_generator
 from toolkit.vec_env import spec_of
 
 
@@ -378,10 +379,10 @@ class SVGBase:
     def policy_module(self) -> PolicyModule:
         return PolicyModule(self.policy_net)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions sampled from the squashed Gaussian, as in training (its own random generator)."""
-        generator = torch.Generator(self.device)
-        generator.seed()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from the squashed Gaussian, as in training (a random generator of its
+        own, seeded with ``seed``)."""
+        generator = seeded_generator(self.device, seed)
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():

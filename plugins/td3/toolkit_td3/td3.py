@@ -305,11 +305,11 @@ class TD3:
     def policy_module(self) -> PolicyModule:
         return PolicyModule(self)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """mu(s) plus the exploration noise, as in training (its own random generator; with
-        ornstein-uhlenbeck, independent Gaussian noise of the same sigma, since a policy called
-        on any batch of observations carries no noise from one call to the next)."""
-        rng = np.random.default_rng()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """mu(s) plus the exploration noise, as in training (a random generator of its own, seeded
+        with ``seed``; with ornstein-uhlenbeck, independent Gaussian noise of the same sigma, since
+        a policy called on any batch of observations carries no noise from one call to the next)."""
+        rng = np.random.default_rng(seed)
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():

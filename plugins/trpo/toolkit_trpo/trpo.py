@@ -35,6 +35,7 @@ from toolkit.interfaces import EnvContext, EnvSpec, Transition
 from toolkit.nn import NatureCNN, check_network_option, uses_nature_cnn
 from toolkit.nn import mlp as core_mlp
 from toolkit.policies import FrozenNormalizer, ObservationLayout, RunningNormalizer, with_encoder
+from toolkit.rng import seeded_generator
 from toolkit.rollout import RolloutStorage
 
 
@@ -399,14 +400,14 @@ class TRPO:
     def policy_module(self) -> PolicyModule:
         return PolicyModule(self)
 
-    def stochastic_policy(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Actions sampled from pi(a|s), as in training (its own random generator)."""
-        generator = torch.Generator(self.device)
-        generator.seed()
+    def stochastic_policy(self, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """Actions sampled from pi(a|s) (a random generator of its own, seeded with ``seed``; with
+        use_sde, a noise matrix drawn afresh for each call)."""
+        generator = seeded_generator(self.device, seed)
 
         def sample(obs: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                action, _ = self.actor.sample(self.tensor(self.normalize(obs, update=False)), generator)
+                action, _ = policies.sample_afresh(self.actor, self.tensor(self.normalize(obs, update=False)), generator)
             return self.to_env_action(action.cpu().numpy())
 
         return sample
