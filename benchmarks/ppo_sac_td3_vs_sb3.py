@@ -13,7 +13,8 @@ HalfCheetah and Hopper 300k), ``--steps`` replaces them all. Both are scored the
 the deterministic policy's mean return over 20 evaluation episodes at the end (SB3 through
 ``evaluate_policy``, with its VecNormalize statistics frozen where observations are
 normalised). Prints final returns (mean ± std over seeds), env steps/s of training (toolkit's
-from its metric lines, evaluation excluded; SB3's from ``learn``) and the toolkit / SB3 ratio;
+from its metric lines, evaluation excluded; SB3's from ``learn``), the toolkit / SB3 ratio and
+Welch's t-test p of toolkit's scores against SB3's (final evaluation and late training return);
 ``--plot-dir`` draws the training-episode returns of both, one PNG per algorithm.
 ``--results`` keeps every finished job, so an interrupted benchmark resumes; a job itself
 resumes too: each run keeps its work in ``--work-dir`` (toolkit: its run directory with the
@@ -281,6 +282,17 @@ def late_training_return(curve: list, steps: int, fraction: float = 0.1) -> floa
     return statistics.mean(late) if late else float("nan")
 
 
+def welch_p(scores: dict[str, list[float]]) -> str:
+    """Welch's t-test of toolkit's scores against SB3's, for telling a gap from seed noise; blank
+    where it is undefined: below two seeds a side, or no variance in either (CartPole's 500s)."""
+    toolkit, sb3 = scores["toolkit"], scores["sb3"]
+    if min(len(toolkit), len(sb3)) < 2 or statistics.pstdev(toolkit) + statistics.pstdev(sb3) == 0:
+        return ""
+    from scipy import stats
+
+    return f"Welch p = {stats.ttest_ind(toolkit, sb3, equal_var=False).pvalue:.2f}"
+
+
 def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,
            plot_name: str = "{algo}/{algo}_curves.png") -> None:
     """The table (mean ± std over the seeds each library has finished) and, with ``plot_dir``,
@@ -290,7 +302,7 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
     print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         algo, env_id = run.split(":")
-        rates, means, spreads = {}, {}, {}
+        rates, means, spreads, finals_of, lates_of = {}, {}, {}, {}, {}
         for lib in libs:
             done = sorted(job[2] for job in results if job[:2] == (lib, run))
             if not done:
@@ -299,6 +311,7 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
             means[lib], spreads[lib] = statistics.mean(finals), statistics.pstdev(finals)
             rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in done)
             late = [late_training_return(results[(lib, run, s)]["curve"], steps or BUDGET[run]) for s in done]
+            finals_of[lib], lates_of[lib] = finals, late
             print(f"| {algo} | {env_id} | {steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
                   f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | "
                   f"{statistics.mean(late):.1f} ({', '.join(f'{x:.0f}' for x in late)}) | "
@@ -307,8 +320,8 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
             # the issue's criterion: toolkit's mean not below SB3's by more than the seeds' spread
             gap, spread = means["toolkit"] - means["sb3"], max(spreads.values())
             verdict = "not below" if gap >= 0 else "within the spread" if -gap <= spread else "below by more than the spread"
-            print(f"| {algo} | {env_id} | | toolkit - SB3: {gap:+.1f} (spread {spread:.1f}: {verdict}) | | | "
-                  f"speed ratio {rates['toolkit'] / rates['sb3']:.2f} |")
+            print(f"| {algo} | {env_id} | | toolkit - SB3: {gap:+.1f} (spread {spread:.1f}: {verdict}; "
+                  f"{welch_p(finals_of)}) | {welch_p(lates_of)} | | speed ratio {rates['toolkit'] / rates['sb3']:.2f} |")
     if plot_dir:
         for algo in sorted({run.split(":")[0] for run in runs}):
             panels = {}
