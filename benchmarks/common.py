@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -290,3 +291,14 @@ def image_panel(ax, samples, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def versus(values: list[float], baseline: list[float]) -> str:
+    """The difference of means to the baseline with the p-value of Welch's t-test; the p is
+    undefined below two values a side or where neither side varies (CartPole's 500s)."""
+    difference = f"{statistics.mean(values) - statistics.mean(baseline):+.1f}"
+    if min(len(values), len(baseline)) < 2 or statistics.pstdev(values) + statistics.pstdev(baseline) == 0:
+        return f"{difference} (p undefined)"
+    from scipy import stats
+
+    return f"{difference} (p {stats.ttest_ind(values, baseline, equal_var=False).pvalue:.2f})"

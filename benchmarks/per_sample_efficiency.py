@@ -24,7 +24,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from common import plot_curves, read_metrics, sweep_runs, training_rate
+from common import plot_curves, read_metrics, sweep_runs, training_rate, versus
 
 BUDGET = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "LunarLander-v3": 100_000}
 
@@ -67,14 +67,6 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return mean, float("nan")
     return mean, stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-
-
-def versus(values: list[float], baseline: list[float]) -> str:
-    """The difference of means to the baseline with the p-value of Welch's t-test."""
-    from scipy import stats
-
-    p = stats.ttest_ind(values, baseline, equal_var=False).pvalue
-    return f"{statistics.mean(values) - statistics.mean(baseline):+.1f} (p {p:.2f})"
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ import json
 import statistics
 from pathlib import Path
 
-from common import (plot_curves, read_results, result_key, run_workers, sb3_learn_resumably,
+from common import (plot_curves, read_results, result_key, run_workers, sb3_learn_resumably, versus,
                     toolkit_learn_resumably)
 
 BUDGET = {"ppo:CartPole-v1": 100_000, "ppo:LunarLander-v3": 1_000_000, "ppo:Hopper-v5": 1_000_000,
@@ -282,17 +282,6 @@ def late_training_return(curve: list, steps: int, fraction: float = 0.1) -> floa
     return statistics.mean(late) if late else float("nan")
 
 
-def welch_p(scores: dict[str, list[float]]) -> str:
-    """Welch's t-test of toolkit's scores against SB3's, for telling a gap from seed noise; blank
-    where it is undefined: below two seeds a side, or no variance in either (CartPole's 500s)."""
-    toolkit, sb3 = scores["toolkit"], scores["sb3"]
-    if min(len(toolkit), len(sb3)) < 2 or statistics.pstdev(toolkit) + statistics.pstdev(sb3) == 0:
-        return ""
-    from scipy import stats
-
-    return f"Welch p = {stats.ttest_ind(toolkit, sb3, equal_var=False).pvalue:.2f}"
-
-
 def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: int, plot_dir: Path | None,
            plot_name: str = "{algo}/{algo}_curves.png") -> None:
     """The table (mean ± std over the seeds each library has finished) and, with ``plot_dir``,
@@ -302,27 +291,26 @@ def report(results: dict[tuple, dict], runs: list[str], libs: list[str], steps: 
     print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         algo, env_id = run.split(":")
-        rates, means, spreads, finals_of, lates_of = {}, {}, {}, {}, {}
+        rates, finals_of, lates_of = {}, {}, {}
         for lib in libs:
             done = sorted(job[2] for job in results if job[:2] == (lib, run))
             if not done:
                 continue
-            finals = [results[(lib, run, s)]["final"] for s in done]
-            means[lib], spreads[lib] = statistics.mean(finals), statistics.pstdev(finals)
+            finals = finals_of[lib] = [results[(lib, run, s)]["final"] for s in done]
             rates[lib] = statistics.mean(results[(lib, run, s)]["sps"] for s in done)
-            late = [late_training_return(results[(lib, run, s)]["curve"], steps or BUDGET[run]) for s in done]
-            finals_of[lib], lates_of[lib] = finals, late
+            late = lates_of[lib] = [late_training_return(results[(lib, run, s)]["curve"], steps or BUDGET[run])
+                                    for s in done]
             print(f"| {algo} | {env_id} | {steps or BUDGET[run]:,} | {lib} | {statistics.mean(finals):.1f} ± "
                   f"{statistics.pstdev(finals):.1f} ({', '.join(f'{f:.0f}' for f in finals)}) | "
                   f"{statistics.mean(late):.1f} ({', '.join(f'{x:.0f}' for x in late)}) | "
                   f"{', '.join(map(str, done))} | {rates[lib]:.0f} |")
         if len(rates) == 2:
             # the issue's criterion: toolkit's mean not below SB3's by more than the seeds' spread
-            gap, spread = means["toolkit"] - means["sb3"], max(spreads.values())
+            gap = statistics.mean(finals_of["toolkit"]) - statistics.mean(finals_of["sb3"])
+            spread = max(statistics.pstdev(finals) for finals in finals_of.values())
             verdict = "not below" if gap >= 0 else "within the spread" if -gap <= spread else "below by more than the spread"
-            late_gap = statistics.mean(lates_of["toolkit"]) - statistics.mean(lates_of["sb3"])
-            print(f"| {algo} | {env_id} | | toolkit - SB3 | {gap:+.1f} (spread {spread:.1f}: {verdict}; "
-                  f"{welch_p(finals_of) or 'no p'}) | {late_gap:+.1f} ({welch_p(lates_of) or 'no p'}) | | "
+            print(f"| {algo} | {env_id} | | toolkit - SB3 | {versus(finals_of['toolkit'], finals_of['sb3'])}, "
+                  f"spread {spread:.1f}: {verdict} | {versus(lates_of['toolkit'], lates_of['sb3'])} | | "
                   f"speed ratio {rates['toolkit'] / rates['sb3']:.2f} |")
     if plot_dir:
         for algo in sorted({run.split(":")[0] for run in runs}):
